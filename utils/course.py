@@ -43,3 +43,37 @@ CIFAR10_COURSE_ACCURACY: dict[str, tuple[float, float]] = {
 
 # The history key the course's plotting code used; current Keras names it "accuracy".
 CIFAR10_COURSE_HISTORY_KEY = "acc"
+
+# --- The MNIST notebook (course notebook 3) ---------------------------------
+MNIST_TRAINING_SAMPLES = 20_000
+MNIST_BATCH_SIZE = 128
+MNIST_EPOCHS = 12
+MNIST_TEST_ACCURACY = 0.9859
+MNIST_TEST_LOSS_ABOUT = 0.04
+MNIST_CONV1_PARAMETERS = 320
+MNIST_CONV2_PARAMETERS = 18_496
+MNIST_DENSE_PARAMETERS = 1_179_776
+MNIST_OUTPUT_PARAMETERS = 1_290
+MNIST_PARAMETERS = 1_199_882
+MNIST_FLATTEN_SIZE = 9_216
+# Adadelta's default learning rate: 1.0 in the original Keras, 0.001 since TF 2.
+ADADELTA_ORIGINAL_LEARNING_RATE = 1.0
+ADADELTA_TF2_DEFAULT_LEARNING_RATE = 0.001
+
+# --- Global max pooling vs Flatten (textbook chapter, CIFAR-sized input) ----
+CIFAR_STYLE_FLATTEN_PARAMETERS = 703_594
+CIFAR_STYLE_GLOBAL_MAX_POOLING_PARAMETERS = 179_306
+
+# --- LeNet-style parameter table for a 32x32x3 input (lecture notes) --------
+LENET_TABLE_PARAMETERS = {"CONV1": 608, "CONV2": 3_216, "FC3": 48_120, "FC4": 10_164, "Softmax": 850}
+
+# --- VGG16 dissection (course notebook 5) ------------------------------------
+VGG16_FIRST_CONV_PARAMETERS = 1_792
+VGG16_PARAMETERS = 138_357_544
+VGG16_FIRST_FC_WEIGHTS = 102_760_448
+VGG16_FC_PARAMETERS_MILLIONS_ABOUT = 124
+VGG_FAMILY_PARAMETERS_MILLIONS = {11: 133, 13: 133, 16: 138, 19: 144}
+
+# --- Study-notes exercise: 3x3 kernels, stride 2, SAME, 100/200/400 maps ----
+STUDY_NOTES_EXERCISE_LAYER_PARAMETERS = (2_800, 180_200, 720_400)
+STUDY_NOTES_EXERCISE_PARAMETERS = 903_400
