@@ -77,3 +77,43 @@ VGG_FAMILY_PARAMETERS_MILLIONS = {11: 133, 13: 133, 16: 138, 19: 144}
 # --- Study-notes exercise: 3x3 kernels, stride 2, SAME, 100/200/400 maps ----
 STUDY_NOTES_EXERCISE_LAYER_PARAMETERS = (2_800, 180_200, 720_400)
 STUDY_NOTES_EXERCISE_PARAMETERS = 903_400
+
+# --- Convolution and pooling worked examples (notebook 01) ------------------
+# Inputs and results exactly as the course gives them; rows are tuples.
+CONVOLUTION_X = ((1, 2, 3), (2, 0, 0), (7, 9, 1))
+CONVOLUTION_Y = ((3, 2, 0), (3, 0, 1), (0, 5, 2))
+CONVOLUTION_XY_RESULT = 60
+VERTICAL_EDGE_FILTER = ((1, 0, -1), (1, 0, -1), (1, 0, -1))
+VERTICAL_EDGE_IMAGE_ROW = (10, 10, 10, 0, 0, 0)  # every row of the 6x6 image
+VERTICAL_EDGE_OUTPUT_ROW = (0, 30, 30, 0)  # every row of the 4x4 output
+SIX_BY_SIX_IMAGE = (
+    (3, 0, 1, 2, 7, 4), (1, 5, 8, 9, 3, 1), (2, 7, 2, 5, 1, 3),
+    (0, 1, 3, 1, 7, 8), (4, 2, 1, 6, 2, 8), (2, 4, 5, 2, 3, 9),
+)
+SIX_BY_SIX_VERTICAL_EDGE_RESULT = ((-5, -4, 0, 8), (-10, -2, 2, 3), (0, -2, -4, -7), (-3, -2, -3, -16))
+BINARY_IMAGE = (
+    (1, 0, 0, 0, 0, 1), (0, 1, 0, 0, 1, 0), (0, 0, 1, 1, 0, 0),
+    (1, 0, 0, 0, 1, 0), (0, 1, 0, 0, 1, 0), (0, 0, 1, 0, 1, 0),
+)
+BINARY_DIAGONAL_FILTER = ((1, -1, -1), (-1, 1, -1), (-1, -1, 1))
+BINARY_IMAGE_RESULT = ((3, -1, -3, -1), (-3, 1, 0, -3), (-3, -3, 0, 1), (3, -2, -2, -1))
+MAX_POOL_INPUT = ((3, 3, 2, 1, 0), (0, 0, 1, 3, 1), (3, 1, 2, 2, 3), (2, 0, 0, 2, 2), (2, 0, 0, 0, 1))
+MAX_POOL_SIZE, MAX_POOL_STRIDE = 3, 1
+MAX_POOL_RESULT = ((3, 3, 3), (3, 3, 3), (3, 2, 3))
+SHRINKING_SHAPES = ((6, 6), (4, 4), (2, 2))  # a 3x3 filter, stride 1, no padding, twice
+# Combinations the course calls invalid (pixels left uncovered): (image, filter, stride).
+UNTILED_COMBINATIONS = ((4, 3, 2), (5, 2, 2))
+
+# --- 1x1 bottleneck, depthwise separable, stacked 3x3 (lecture notes) -------
+BOTTLENECK_PLAIN_MULTIPLIES_MILLIONS_ABOUT = 120  # 5x5 same, 32 filters, on 28x28x192
+BOTTLENECK_REDUCE_MULTIPLIES_MILLIONS_ABOUT = 2.4  # 1x1 down to 16 channels
+BOTTLENECK_CONV_MULTIPLIES_MILLIONS_ABOUT = 10  # then the 5x5 on 16 channels
+BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT = 12.4
+DEPTHWISE_PLAIN_MULTIPLIES = 2_160  # 6x6x3 -> 4x4x5 with 3x3 filters
+DEPTHWISE_DEPTHWISE_MULTIPLIES = 432
+DEPTHWISE_POINTWISE_MULTIPLIES = 240
+DEPTHWISE_SEPARABLE_MULTIPLIES = 672
+DEPTHWISE_RATIO_ABOUT = 0.31  # = 1/5 + 1/9
+TWO_3X3_RECEPTIVE_FIELD, THREE_3X3_RECEPTIVE_FIELD = 5, 7
+TWO_3X3_WEIGHTS, ONE_5X5_WEIGHTS = 18, 25  # one channel in and out
+THREE_3X3_WEIGHTS_PER_C2, ONE_7X7_WEIGHTS_PER_C2 = 27, 49  # C channels in and out: times C^2
