@@ -1,0 +1,109 @@
+"""Tests for utils.images: channel order, grayscale, resizing, normalisation and the figure helpers."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from utils import images
+
+RANDOM = np.random.default_rng(3)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return images.load_sample_photo()
+
+
+def test_sample_photo_is_a_uint8_rgb_cat(photo):
+    assert photo.shape == (300, 451, 3)
+    assert photo.dtype == np.uint8
+    # A tabby cat on a warm background: on average more red than blue.
+    assert photo[..., 0].mean() > photo[..., 2].mean()
+
+
+def test_reverse_channel_order_swaps_red_and_blue_and_undoes_itself(photo):
+    bgr = images.reverse_channel_order(photo)
+    np.testing.assert_array_equal(bgr[..., 0], photo[..., 2])
+    np.testing.assert_array_equal(bgr[..., 1], photo[..., 1])
+    np.testing.assert_array_equal(images.reverse_channel_order(bgr), photo)
+    with pytest.raises(ValueError, match="H x W x 3"):
+        images.reverse_channel_order(photo[..., 0])
+
+
+def test_reading_like_opencv_gives_bgr(tmp_path, photo):
+    path = images.write_image(tmp_path / "cat.png", photo)
+    np.testing.assert_array_equal(images.read_image_rgb(path), photo)
+    np.testing.assert_array_equal(images.read_image_like_opencv(path), photo[..., ::-1])
+
+
+def test_grayscale_uses_luma_weights(photo):
+    pixel = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]], dtype=np.uint8)
+    np.testing.assert_array_equal(images.to_grayscale(pixel), [[76, 150, 29, 255]])
+    gray = images.to_grayscale(photo)
+    assert gray.shape == photo.shape[:2] and gray.dtype == np.uint8
+    from skimage.color import rgb2gray
+
+    skimage_weights = (0.2125, 0.7154, 0.0721)
+    np.testing.assert_allclose(images.to_grayscale(photo / 255.0, skimage_weights), rgb2gray(photo), atol=1e-6)
+    with pytest.raises(ValueError, match="add up to 1"):
+        images.to_grayscale(photo, (1, 1, 1))
+
+
+def test_resize_keeps_dtype_and_range():
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[6:22, 12:16] = 255  # a vertical stroke
+    small = images.resize_image(digit, (18, 18))
+    assert small.shape == (18, 18) and small.dtype == np.uint8
+    assert small.max() > 200 and small[0].max() == 0  # stroke survives, empty border stays empty
+    colour = RANDOM.integers(0, 256, size=(10, 12, 3), dtype=np.uint8)
+    assert images.resize_image(colour, (5, 6)).shape == (5, 6, 3)
+    floats = RANDOM.random((8, 8)).astype(np.float32)
+    assert images.resize_image(floats, (4, 4)).dtype == np.float32
+    with pytest.raises(ValueError, match="height, width"):
+        images.resize_image(digit, (0, 5))
+
+
+def test_normalise_to_unit_range():
+    pixels = np.array([0, 51, 255], dtype=np.uint8)
+    scaled = images.normalise_to_unit_range(pixels)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled, [0, 0.2, 1])
+    np.testing.assert_allclose(images.normalise_to_unit_range(np.array([0, 65535], np.uint16)), [0, 1])
+    np.testing.assert_allclose(images.normalise_to_unit_range(np.array([0.5])), [0.5])
+    with pytest.raises(ValueError, match="without dividing"):
+        images.normalise_to_unit_range(pixels.astype(np.float32))
+    with pytest.raises(ValueError, match="negative"):
+        images.normalise_to_unit_range(np.array([-1, 3]))
+
+
+def test_describe_and_matrix_text():
+    array = np.array([[0, 255], [7, 18]], dtype=np.uint8)
+    assert images.describe_array(array) == {"shape": (2, 2), "dtype": "uint8", "min": 0, "max": 255, "channels": 1}
+    assert images.matrix_text(array) == "  0 255\n  7  18"
+    assert images.describe_array(np.zeros((4, 4, 3)))["channels"] == 3
+    with pytest.raises(ValueError, match="2D"):
+        images.matrix_text(np.zeros((2, 2, 3)))
+
+
+def test_single_channel_views(photo):
+    red, green, blue = images.single_channel_views(photo)
+    np.testing.assert_array_equal(red[..., 0], photo[..., 0])
+    assert red[..., 1:].max() == 0 and green[..., [0, 2]].max() == 0 and blue[..., :2].max() == 0
+
+
+def test_figures_have_one_panel_per_image(photo):
+    import matplotlib.pyplot as plt
+
+    figure = images.show_side_by_side([photo, photo[..., 0], np.linspace(-1, 1, 16).reshape(4, 4)],
+                                      ["rgb", "red", "signed"], signed=[False, False, True], colorbar=True)
+    titled = [axis for axis in figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in titled] == ["rgb", "red", "signed"]
+    plt.close(figure)
+    figure = images.show_matrices([np.eye(3), -np.eye(2)], ["a", "b"])
+    assert len(figure.axes) == 2 and len(figure.axes[0].texts) == 9
+    plt.close(figure)

@@ -1,0 +1,256 @@
+"""Image helpers for the first notebooks: sample photo, channel order, grayscale, resize, plots.
+
+A digital image is an ``H x W`` (grayscale) or ``H x W x 3`` (colour) array of
+8-bit intensities.  These helpers keep the array view explicit: they return
+NumPy arrays with the same dtype conventions as their input (uint8 stays
+uint8) and never hide a scaling step, because the usual bugs with images are a
+wrong channel order, a wrong value range or a silent dtype change.
+
+The figure helpers at the bottom are display code (secondary to the lessons):
+they put several images or small annotated matrices side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+# Luma weights of ITU-R BT.601, the ones OpenCV and PIL use for RGB -> gray.
+BT601_WEIGHTS = (0.299, 0.587, 0.114)
+CHANNEL_NAMES = ("R", "G", "B")
+
+
+def load_sample_photo() -> np.ndarray:
+    """Chelsea the cat, a 300 x 451 RGB photo (uint8) that ships inside scikit-image.
+
+    It needs no download, so notebooks and tests can use a real photograph offline.
+    """
+    from skimage import data as skimage_data
+
+    return skimage_data.chelsea()
+
+
+def _require_colour(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"Expected a colour image of shape H x W x 3, got {image.shape}. "
+            "A grayscale image has no channel order to change or to convert."
+        )
+    return image
+
+
+def reverse_channel_order(image: np.ndarray) -> np.ndarray:
+    """Swap the first and last channel: RGB becomes BGR and BGR becomes RGB.
+
+    OpenCV (``cv2.imread``) returns BGR; Matplotlib, PIL, scikit-image and Keras
+    expect RGB.  The same reversal converts in either direction.
+    """
+    return _require_colour(image)[..., ::-1].copy()
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Save a uint8 RGB or grayscale array as an image file (format from the extension)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(path)
+    return path
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 ``H x W x 3`` in RGB order (what PIL and Keras do)."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        return np.asarray(opened.convert("RGB"))
+
+
+def read_image_like_opencv(path: str | Path) -> np.ndarray:
+    """Read an image file the way ``cv2.imread`` does: uint8 ``H x W x 3`` in **BGR** order.
+
+    OpenCV is not needed: this reads with PIL and reverses the channels, which is
+    exactly the array OpenCV would hand back.  Shown directly with Matplotlib it
+    gives the classic blue-faced result.
+    """
+    return reverse_channel_order(read_image_rgb(path))
+
+
+def to_grayscale(image: np.ndarray, weights: Sequence[float] = BT601_WEIGHTS) -> np.ndarray:
+    """Weighted sum of R, G and B: one channel of brightness.
+
+    Green counts most because our eyes are most sensitive to it.  A uint8 image
+    gives uint8 (rounded); a float image gives float.
+    """
+    image = _require_colour(image)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (3,) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(f"weights must be three numbers that add up to 1, got {tuple(weights)}.")
+    gray = image.astype(np.float64) @ weights
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return gray
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``(height, width)`` with smoothing, keeping the value range and dtype.
+
+    Shrinking averages neighbouring pixels (anti-aliasing) instead of skipping
+    them, so thin strokes of a digit survive the 28 -> 18 reduction.
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be (height, width) with positive values, got {size!r}.")
+    resized = resize(image.astype(np.float64), (*size, *image.shape[2:]), anti_aliasing=True,
+                     preserve_range=True, order=1)
+    if np.issubdtype(image.dtype, np.integer):
+        limits = np.iinfo(image.dtype)
+        return np.clip(np.rint(resized), limits.min, limits.max).astype(image.dtype)
+    return resized.astype(image.dtype)
+
+
+def normalise_to_unit_range(image: np.ndarray) -> np.ndarray:
+    """Scale integer intensities to float32 in [0, 1] (uint8: divide by 255).
+
+    Networks train best on small inputs of similar scale: 0-255 inputs make the
+    first layer's outputs, and its gradients, hundreds of times larger.  A float
+    array already in [0, 1] is returned as float32; a float array with values
+    above 1 raises, because it was most likely cast to float without being divided.
+    """
+    image = np.asarray(image)
+    if np.issubdtype(image.dtype, np.integer):
+        if image.min(initial=0) < 0:
+            raise ValueError("Intensities cannot be negative; this is not an image of 0-255 values.")
+        return (image / np.iinfo(image.dtype).max).astype(np.float32)
+    if image.size and (image.min() < 0 or image.max() > 1):
+        raise ValueError(
+            f"This float image ranges from {image.min():g} to {image.max():g}, not 0-1. It was "
+            "probably cast with .astype(float) without dividing; pass the uint8 array instead."
+        )
+    return image.astype(np.float32)
+
+
+def describe_array(image: np.ndarray) -> dict[str, Any]:
+    """Shape, dtype, value range and channel count of an image array, for printing."""
+    image = np.asarray(image)
+    return {
+        "shape": image.shape,
+        "dtype": str(image.dtype),
+        "min": image.min().item(),
+        "max": image.max().item(),
+        "channels": 1 if image.ndim == 2 else image.shape[2],
+    }
+
+
+def matrix_text(matrix: np.ndarray) -> str:
+    """A 2D array as aligned text, every number in the same width, one row per line.
+
+    Used to print a digit as its grid of intensities: the shape of the digit is
+    visible in the numbers themselves.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"matrix_text prints 2D arrays, got shape {matrix.shape}; pick one channel.")
+    cells = [[f"{value:g}" for value in row] for row in matrix.tolist()]
+    width = max(len(cell) for row in cells for cell in row)
+    return "\n".join(" ".join(cell.rjust(width) for cell in row) for row in cells)
+
+
+def single_channel_views(image: np.ndarray) -> list[np.ndarray]:
+    """Three copies of a colour image, each keeping only one channel (the others set to 0).
+
+    Displayed, they show where the photo is red, green and blue, in those colours.
+    """
+    image = _require_colour(image)
+    views = []
+    for channel in range(3):
+        view = np.zeros_like(image)
+        view[..., channel] = image[..., channel]
+        views.append(view)
+    return views
+
+
+# ----------------------------------------------------------------------------
+# Figures (display code)
+# ----------------------------------------------------------------------------
+
+
+def show_side_by_side(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    cmaps: Sequence[str | None] | str | None = "gray",
+    signed: Sequence[bool] | bool = False,
+    columns: int | None = None,
+    panel_size: float = 3.2,
+    colorbar: bool = False,
+) -> Any:
+    """Show images in a grid of panels and return the figure.
+
+    Colour images ignore ``cmaps``.  ``signed=True`` centres a diverging colour
+    scale on zero (blue negative, red positive), the honest way to show filter
+    responses, which are as often negative as positive.
+    """
+    import matplotlib.pyplot as plt
+
+    count = len(images)
+    columns = columns or count
+    rows = int(np.ceil(count / columns))
+    cmaps = [cmaps] * count if cmaps is None or isinstance(cmaps, str) else list(cmaps)
+    signed = [signed] * count if isinstance(signed, bool) else list(signed)
+    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, panel_size * rows),
+                                squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= count:
+            continue
+        image = np.asarray(images[index])
+        if signed[index]:
+            limit = float(np.max(np.abs(image))) or 1.0
+            shown = axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        elif image.ndim == 3:
+            shown = axis.imshow(image)
+        else:
+            shown = axis.imshow(image, cmap=cmaps[index])
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=10)
+        if colorbar and image.ndim == 2:
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    return figure
+
+
+def show_matrices(
+    matrices: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    panel_size: float = 2.8,
+    value_format: str = "{:g}",
+) -> Any:
+    """Small matrices drawn as shaded grids with every number written in its cell.
+
+    For hand-sized examples (a 6x6 image, a 3x3 filter, its 4x4 output) where
+    the reader wants to check the arithmetic and see the pattern at once.
+    """
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(matrices), figsize=(panel_size * len(matrices), panel_size),
+                                squeeze=False)
+    for index, (axis, matrix) in enumerate(zip(axes.flat, matrices)):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        limit = float(np.max(np.abs(matrix))) or 1.0
+        cmap, low = ("RdBu_r", -limit) if matrix.min() < 0 else ("Greys", 0.0)
+        axis.imshow(matrix, cmap=cmap, vmin=low, vmax=limit)
+        for (row, column), value in np.ndenumerate(matrix):
+            strong = abs(value) > 0.6 * limit
+            axis.text(column, row, value_format.format(value), ha="center", va="center",
+                      fontsize=9, color="white" if strong else "black")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=10)
+    figure.tight_layout()
+    return figure
