@@ -1,0 +1,32 @@
+# Two commands run the suite: `make run` (every notebook, headless) and `make test`.
+# Both create the virtual environment in .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+PROFILE ?=
+ONLY ?=
+
+.PHONY: run test setup strip bench clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
+	$(VENV_PYTHON) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed  ## Create .venv and install requirements.txt.
+
+run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05"].
+	$(VENV_PYTHON) -m utils.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY))
+
+test: setup  ## Run the whole test suite (unit tests and every notebook in the quick profile).
+	$(VENV_PYTHON) -m pytest
+
+bench: setup  ## Print the CIFAR-10 input-pipeline benchmark.
+	$(VENV_PYTHON) -m utils.bench cifar10
+
+strip: setup  ## Remove outputs and execution counts from the committed notebooks.
+	$(VENV_PYTHON) -m nbstripout notebooks/*.ipynb
+
+clean:  ## Delete run outputs (keeps datasets and caches in data/).
+	rm -rf runs .pytest_cache
