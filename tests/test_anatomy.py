@@ -1,0 +1,168 @@
+"""Tests for utils.anatomy: the layer calculators work from a specification alone (no Keras here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from utils import anatomy, course
+from utils.anatomy import (
+    Conv2DSpec,
+    DenseSpec,
+    DropoutSpec,
+    FlattenSpec,
+    GlobalPool2DSpec,
+    ModelSpec,
+    Pool2DSpec,
+)
+from utils.models import cifar_style_spec, lenet5_spec, mnist_cnn_spec, vgg_spec
+
+
+def study_notes_spec() -> ModelSpec:
+    """The study notes' exercise: three 3x3 stride-2 SAME convs with 100, 200, 400 maps on 200x300 RGB."""
+    return ModelSpec("exercise", (200, 300, 3), tuple(
+        Conv2DSpec(filters, 3, strides=2, padding="same", name=f"conv{index}")
+        for index, filters in enumerate((100, 200, 400), start=1)))
+
+
+def evaluate_formula(formula: str) -> int:
+    """Turn '(3×3×3 + 1) × 64' into 1792 by plain arithmetic."""
+    expression = formula.split(" (")[0] if not formula.startswith("(") else formula
+    return eval(expression.replace("×", "*").replace(",", ""), {"__builtins__": {}})  # noqa: S307
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "expected"),
+    [(6, 3, 1, "valid", 4), (4, 3, 1, "valid", 2), (6, 3, 1, 1, 6), (224, 3, 1, "same", 224),
+     (224, 2, 2, "valid", 112), (200, 3, 2, "same", 100), (75, 3, 2, "same", 38), (7, 3, 2, 0, 3)],
+)
+def test_conv_output_size_follows_the_course_formula(size, kernel, stride, padding, expected):
+    assert anatomy.conv_output_size(size, kernel, stride, padding) == expected
+
+
+def test_conv_output_size_rejects_a_window_larger_than_the_image():
+    with pytest.raises(ValueError, match="does not fit"):
+        anatomy.conv_output_size(2, 3)
+    with pytest.raises(ValueError, match="padding"):
+        anatomy.conv_output_size(6, 3, 1, "full")
+
+
+def test_uncovered_pixels_flags_the_course_invalid_combinations():
+    assert anatomy.uncovered_pixels(4, 3, 2) == 1
+    assert anatomy.uncovered_pixels(5, 2, 2) == 1
+    assert anatomy.uncovered_pixels(6, 3, 1) == 0
+    assert anatomy.uncovered_pixels(5, 3, 2) == 0
+
+
+def test_mnist_table_matches_the_course_summary():
+    table = anatomy.layer_table(mnist_cnn_spec())
+    parameters = dict(zip(table["layer"], table["parameters"]))
+    assert parameters["conv1"] == course.MNIST_CONV1_PARAMETERS
+    assert parameters["conv2"] == course.MNIST_CONV2_PARAMETERS
+    assert parameters["dense"] == course.MNIST_DENSE_PARAMETERS
+    assert parameters["predictions"] == course.MNIST_OUTPUT_PARAMETERS
+    assert table["parameters"].sum() == course.MNIST_PARAMETERS
+    shapes = dict(zip(table["layer"], table["output_shape"]))
+    assert shapes["conv1"] == "26×26×32" and shapes["conv2"] == "24×24×64"
+    assert shapes["pool"] == "12×12×64" and shapes["flatten"] == str(course.MNIST_FLATTEN_SIZE)
+
+
+def test_every_formula_evaluates_to_its_parameter_count():
+    for spec in (mnist_cnn_spec(), vgg_spec(16), lenet5_spec()):
+        for row in anatomy.analyse(spec)[1:]:
+            if row.kind in ("conv", "dense"):
+                assert evaluate_formula(row.formula) == row.parameters, (spec.name, row.name)
+    assert anatomy.layer_table(vgg_spec(16))["formula"][1] == "(3×3×3 + 1) × 64"
+
+
+def test_vgg16_totals_macs_and_receptive_fields():
+    rows = {row.name: row for row in anatomy.analyse(vgg_spec(16))}
+    assert rows["block1_conv1"].parameters == course.VGG16_FIRST_CONV_PARAMETERS
+    assert anatomy.total_parameters(vgg_spec(16)) == course.VGG16_PARAMETERS
+    assert rows["block1_conv1"].macs == 224 * 224 * 64 * 3 * 3 * 3
+    assert rows["fc1"].macs == course.VGG16_FIRST_FC_WEIGHTS
+    assert anatomy.total_macs(vgg_spec(16)) == 15_470_264_320
+    assert rows["block1_conv2"].receptive_field == (5, 5)
+    assert rows["block5_conv3"].receptive_field == (196, 196)
+    assert rows["block5_pool"].receptive_field == (212, 212)
+    assert rows["fc1"].receptive_field == (224, 224)
+    assert rows["block1_conv1"].activation_bytes == 224 * 224 * 64 * 4
+
+
+def test_stacked_3x3_convs_see_like_one_larger_kernel_with_fewer_weights():
+    three = ModelSpec("three", (32, 32, 8), tuple(Conv2DSpec(8, 3, use_bias=False) for _ in range(3)))
+    one = ModelSpec("one", (32, 32, 8), (Conv2DSpec(8, 7, use_bias=False),))
+    assert [row.receptive_field[0] for row in anatomy.analyse(three)[1:]] == [3, 5, 7]
+    assert anatomy.analyse(one)[1].receptive_field == (7, 7)
+    assert anatomy.total_parameters(three) == 27 * 8 * 8
+    assert anatomy.total_parameters(one) == 49 * 8 * 8
+
+
+def test_global_pooling_versus_flatten_figures():
+    assert anatomy.total_parameters(cifar_style_spec("flatten")) == course.CIFAR_STYLE_FLATTEN_PARAMETERS
+    assert (anatomy.total_parameters(cifar_style_spec("global_max_pooling"))
+            == course.CIFAR_STYLE_GLOBAL_MAX_POOLING_PARAMETERS)
+
+
+def test_study_notes_exercise_parameters_and_memory():
+    rows = anatomy.analyse(study_notes_spec())[1:]
+    assert tuple(row.parameters for row in rows) == course.STUDY_NOTES_EXERCISE_LAYER_PARAMETERS
+    assert sum(row.parameters for row in rows) == course.STUDY_NOTES_EXERCISE_PARAMETERS
+    assert [row.output_shape for row in rows] == [(100, 150, 100), (50, 75, 200), (25, 38, 400)]
+    assert [row.activation_bytes for row in rows] == [6_000_000, 3_000_000, 1_520_000]
+
+
+def test_training_memory_adds_up_by_hand():
+    spec = ModelSpec("tiny", (4, 4, 1), (Conv2DSpec(2, 3), FlattenSpec(), DenseSpec(3)))
+    # conv: (9 + 1) * 2 = 20 parameters, output 2x2x2 = 8 values; dense: (8 + 1) * 3 = 27, 3 values.
+    memory = anatomy.training_memory(spec, batch_size=10, precision="float32", optimizer_slots=2)
+    assert memory.parameter_bytes == 47 * 4
+    assert memory.gradient_bytes == 47 * 4
+    assert memory.optimizer_state_bytes == 2 * 47 * 4
+    assert memory.input_bytes == 16 * 4 * 10
+    assert memory.activation_bytes == (8 + 3) * 4 * 10  # the Flatten view is not counted twice
+    assert memory.total_bytes == 47 * 4 * 4 + 16 * 40 + 11 * 40
+    half = anatomy.training_memory(spec, batch_size=10, precision="float16", optimizer_slots=2)
+    assert half.total_bytes * 2 == memory.total_bytes
+    mixed = anatomy.training_memory(spec, batch_size=10, precision="mixed_float16")
+    assert mixed.parameter_bytes == 47 * 4 and mixed.activation_bytes == 11 * 2 * 10
+
+
+def test_training_memory_table_grows_with_batch_size():
+    table = anatomy.training_memory_table(vgg_spec(16))
+    assert list(table["batch_size"]) == [32, 32, 256, 256]
+    assert list(table["precision"]) == ["float32", "float16", "float32", "float16"]
+    float32 = table[table["precision"] == "float32"].set_index("batch_size")
+    assert float32.loc[256, "activations_mib"] == pytest.approx(8 * float32.loc[32, "activations_mib"])
+    assert float32.loc[32, "parameters_mib"] == pytest.approx(course.VGG16_PARAMETERS * 4 / 1024**2)
+    with pytest.raises(ValueError, match="precision"):
+        anatomy.training_memory(vgg_spec(16), 32, precision="int8")
+
+
+def test_bad_layer_orders_give_clear_errors():
+    with pytest.raises(ValueError, match="FlattenSpec"):
+        anatomy.analyse(ModelSpec("bad", (8, 8, 1), (DenseSpec(4),)))
+    with pytest.raises(ValueError, match="before the Flatten"):
+        anatomy.analyse(ModelSpec("bad", (8, 8, 1), (FlattenSpec(), Conv2DSpec(4))))
+    with pytest.raises(ValueError, match="does not fit"):
+        anatomy.analyse(ModelSpec("bad", (4, 4, 1), (Conv2DSpec(4, 5),)))
+    with pytest.raises(ValueError, match="padding"):
+        Conv2DSpec(4, 3, padding="full")
+    with pytest.raises(ValueError, match="mode"):
+        Pool2DSpec(2, mode="min")
+    with pytest.raises(ValueError, match="rate"):
+        DropoutSpec(1.5)
+
+
+def test_global_pool_and_dropout_shapes():
+    spec = ModelSpec("gp", (10, 10, 3), (Conv2DSpec(5, 3), GlobalPool2DSpec("average"), DropoutSpec(0.1)))
+    table = anatomy.layer_table(spec)
+    assert list(table["output_shape"]) == ["10×10×3", "8×8×5", "5", "5"]
+    assert table["receptive_field"].iloc[2] == "10×10 (whole image)"
+    assert anatomy.totals(spec)["macs"] == 8 * 8 * 5 * 27
+
+
+def test_format_helpers():
+    assert anatomy.format_count(138_357_544) == "138,357,544"
+    assert anatomy.format_shape((224, 224, 64)) == "224×224×64"
+    assert anatomy.format_bytes(1536) == "1.5 KiB"
+    assert anatomy.format_bytes(3 * 1024**3) == "3.0 GiB"

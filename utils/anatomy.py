@@ -1,0 +1,687 @@
+"""Layer-by-layer anatomy of a CNN, computed from its specification alone.
+
+A network is described as a :class:`ModelSpec`: an input shape and a list of
+layer specifications (:class:`Conv2DSpec`, :class:`Pool2DSpec`,
+:class:`DenseSpec`, ...).  From that description alone, without Keras, this
+module works out for every layer
+
+* the output shape (``floor((n + 2p - k) / s) + 1`` for convolutions and pools),
+* the parameter count, together with the formula that gives it as a string,
+* the multiply-accumulates (MACs) of one forward pass for one image,
+* the activation memory of one image in float32,
+* the receptive field (how many input pixels one output value can see).
+
+The same table can be built from a built Keras model (:func:`keras_layer_table`)
+so that the two can be compared (:func:`compare_with_keras`): the hand
+calculation teaches, and Keras's own count confirms it.  :func:`training_memory`
+turns the table into an estimate of the memory that training needs.
+
+Conventions: images are channels-last ``(height, width, channels)``; a MAC is
+one multiplication followed by one addition (about two FLOPs); pooling,
+activations, dropout and batch normalisation are counted as zero MACs because
+their cost is negligible beside the convolutions and dense layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence, Union
+
+import pandas as pd
+
+BYTES_PER_VALUE: dict[str, int] = {"float32": 4, "float16": 2}
+MEBIBYTE = 1024**2
+
+Shape = tuple[int, ...]
+
+
+# --------------------------------------------------------------------------- #
+# Pure formulas (also used on their own by the notebooks)
+# --------------------------------------------------------------------------- #
+
+
+def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
+    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything else clearly."""
+    if isinstance(value, int):
+        pair = (value, value)
+    else:
+        pair = tuple(int(item) for item in value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(
+            f"{what} must be a positive integer or a pair of positive integers, got {value!r}. "
+            f"Write for example {what}=3 or {what}=(3, 3)."
+        )
+    return pair  # type: ignore[return-value]
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str | int = "valid") -> int:
+    """Output length along one axis of a convolution or pooling window.
+
+    ``padding`` is ``"valid"`` (no padding), ``"same"`` (Keras's padding that
+    keeps ``ceil(size / stride)`` outputs) or an explicit number of zero pixels
+    added on each side, in which case the course's formula
+    ``floor((size + 2 * padding - kernel) / stride) + 1`` applies.
+    """
+    if stride < 1 or kernel < 1 or size < 1:
+        raise ValueError(f"size, kernel and stride must be positive, got {size}, {kernel}, {stride}.")
+    if padding == "same":
+        return math.ceil(size / stride)
+    amount = 0 if padding == "valid" else padding
+    if not isinstance(amount, int) or amount < 0:
+        raise ValueError(
+            f"padding must be 'valid', 'same' or a non-negative number of pixels, got {padding!r}."
+        )
+    output = (size + 2 * amount - kernel) // stride + 1
+    if output < 1:
+        raise ValueError(
+            f"A {kernel}-wide window does not fit in {size} pixels (padding {padding!r}): "
+            f"the output would be empty. Use a smaller kernel, padding='same', or a larger input."
+        )
+    return output
+
+
+def uncovered_pixels(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Pixels at the far edge that no window reaches: ``(size + 2p - k) mod s``.
+
+    Zero means the windows tile the padded input exactly; anything else is one
+    of the course's "invalid combinations" (a 4x4 image with a 3x3 filter at
+    stride 2 leaves 1 pixel row and column unused), which Keras silently drops.
+    """
+    if size + 2 * padding < kernel:
+        raise ValueError(f"A {kernel}-wide window does not fit in {size} pixels with padding {padding}.")
+    return (size + 2 * padding - kernel) % stride
+
+
+def conv_parameters(kernel_height: int, kernel_width: int, in_channels: int, filters: int,
+                    use_bias: bool = True) -> int:
+    """Weights of a 2D convolution: one ``kh x kw x C_in`` filter (plus a bias) per output channel."""
+    return (kernel_height * kernel_width * in_channels + int(use_bias)) * filters
+
+
+def dense_parameters(inputs: int, units: int, use_bias: bool = True) -> int:
+    """Weights of a fully connected layer: every input to every unit, plus one bias per unit."""
+    return (inputs + int(use_bias)) * units
+
+
+def conv_macs(output_height: int, output_width: int, filters: int, kernel_height: int,
+              kernel_width: int, in_channels: int) -> int:
+    """Multiply-accumulates of one convolution: every output value needs ``kh x kw x C_in`` of them."""
+    return output_height * output_width * filters * kernel_height * kernel_width * in_channels
+
+
+def format_count(number: int) -> str:
+    """``1792`` -> ``"1,792"``: thousands separators, as the course writes its figures."""
+    return f"{number:,}"
+
+
+def format_shape(shape: Shape) -> str:
+    """``(224, 224, 64)`` -> ``"224×224×64"``."""
+    return "×".join(str(dimension) for dimension in shape)
+
+
+def format_bytes(number_of_bytes: float) -> str:
+    """Bytes in a human unit (binary prefixes: 1 MiB = 1,048,576 bytes)."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", MEBIBYTE), ("KiB", 1024)):
+        if number_of_bytes >= scale:
+            return f"{number_of_bytes / scale:,.1f} {unit}"
+    return f"{number_of_bytes:,.0f} B"
+
+
+# --------------------------------------------------------------------------- #
+# Layer specifications
+# --------------------------------------------------------------------------- #
+
+
+def _require_image(input_shape: Shape, layer: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{layer} needs an image-shaped input (height, width, channels), but receives "
+            f"{input_shape}. Put it before the Flatten/GlobalPool layer, not after."
+        )
+    return input_shape  # type: ignore[return-value]
+
+
+def _require_vector(input_shape: Shape, layer: str) -> int:
+    if len(input_shape) != 1:
+        raise ValueError(
+            f"{layer} needs a flat vector input, but receives {input_shape}. "
+            f"Add a FlattenSpec() or GlobalPool2DSpec() before it."
+        )
+    return input_shape[0]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Base of every layer specification; ``name`` is optional and filled in by :class:`ModelSpec`."""
+
+    name: str | None = field(default=None, kw_only=True)
+
+    kind = "layer"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """Shape of one example's output (batch dimension left out)."""
+        return input_shape
+
+    def parameters(self, input_shape: Shape) -> int:
+        """Number of weights the layer owns."""
+        return 0
+
+    def formula(self, input_shape: Shape) -> str:
+        """How :meth:`parameters` is computed, written out with this layer's numbers."""
+        return "0"
+
+    def macs(self, input_shape: Shape) -> int:
+        """Multiply-accumulates for one example's forward pass."""
+        return 0
+
+    def receptive_field(self, field_size: tuple[int, int], jump: tuple[int, int],
+                        image_size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """New (receptive field, jump) after this layer; most layers leave both unchanged.
+
+        ``jump`` is the distance, in input pixels, between neighbouring outputs
+        (the product of the strides so far): a window of ``k`` outputs of the
+        previous layer widens the field by ``(k - 1) * jump`` pixels.
+        """
+        return field_size, jump
+
+
+@dataclass(frozen=True)
+class Conv2DSpec(LayerSpec):
+    """A 2D convolution: ``filters`` kernels of ``kernel_size`` slid with ``strides``."""
+
+    filters: int
+    kernel_size: int | tuple[int, int] = 3
+    strides: int | tuple[int, int] = 1
+    padding: str = "valid"
+    activation: str | None = "relu"
+    use_bias: bool = True
+
+    kind = "conv"
+
+    def __post_init__(self) -> None:
+        _pair(self.kernel_size, "kernel_size")
+        _pair(self.strides, "strides")
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"Conv2DSpec padding must be 'valid' or 'same', got {self.padding!r}.")
+        if self.filters < 1:
+            raise ValueError(f"Conv2DSpec needs at least one filter, got filters={self.filters}.")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        height, width, _ = _require_image(input_shape, "Conv2DSpec")
+        (kernel_h, kernel_w), (stride_h, stride_w) = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
+        return (conv_output_size(height, kernel_h, stride_h, self.padding),
+                conv_output_size(width, kernel_w, stride_w, self.padding), self.filters)
+
+    def parameters(self, input_shape: Shape) -> int:
+        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        in_channels = _require_image(input_shape, "Conv2DSpec")[2]
+        return conv_parameters(kernel_h, kernel_w, in_channels, self.filters, self.use_bias)
+
+    def formula(self, input_shape: Shape) -> str:
+        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        in_channels = _require_image(input_shape, "Conv2DSpec")[2]
+        weights = f"{kernel_h}×{kernel_w}×{format_count(in_channels)}"
+        if self.use_bias:
+            return f"({weights} + 1) × {format_count(self.filters)}"
+        return f"{weights} × {format_count(self.filters)}"
+
+    def macs(self, input_shape: Shape) -> int:
+        out_h, out_w, _ = self.output_shape(input_shape)
+        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        return conv_macs(out_h, out_w, self.filters, kernel_h, kernel_w, input_shape[2])
+
+    def receptive_field(self, field_size, jump, image_size):
+        kernel, stride = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
+        return _widen(field_size, jump, kernel, stride)
+
+
+def _widen(field_size: tuple[int, int], jump: tuple[int, int], window: tuple[int, int],
+           stride: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Receptive-field rule for a sliding window: field grows by (k - 1) * jump, jump by the stride."""
+    new_field = tuple(f + (k - 1) * j for f, k, j in zip(field_size, window, jump))
+    new_jump = tuple(j * s for j, s in zip(jump, stride))
+    return new_field, new_jump  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Pool2DSpec(LayerSpec):
+    """Max or average pooling over ``pool_size`` windows; ``strides`` defaults to ``pool_size``."""
+
+    pool_size: int | tuple[int, int] = 2
+    strides: int | tuple[int, int] | None = None
+    padding: str = "valid"
+    mode: str = "max"
+
+    kind = "pool"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "average"):
+            raise ValueError(f"Pool2DSpec mode must be 'max' or 'average', got {self.mode!r}.")
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"Pool2DSpec padding must be 'valid' or 'same', got {self.padding!r}.")
+
+    @property
+    def stride_pair(self) -> tuple[int, int]:
+        """The strides, defaulting to the window size as Keras does."""
+        return _pair(self.pool_size if self.strides is None else self.strides, "strides")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        height, width, channels = _require_image(input_shape, "Pool2DSpec")
+        (pool_h, pool_w), (stride_h, stride_w) = _pair(self.pool_size, "pool_size"), self.stride_pair
+        return (conv_output_size(height, pool_h, stride_h, self.padding),
+                conv_output_size(width, pool_w, stride_w, self.padding), channels)
+
+    def formula(self, input_shape: Shape) -> str:
+        return f"0 (no weights: takes the {'maximum' if self.mode == 'max' else 'mean'})"
+
+    def receptive_field(self, field_size, jump, image_size):
+        return _widen(field_size, jump, _pair(self.pool_size, "pool_size"), self.stride_pair)
+
+
+@dataclass(frozen=True)
+class GlobalPool2DSpec(LayerSpec):
+    """Global max or average pooling: one number per channel, whatever the image size."""
+
+    mode: str = "max"
+
+    kind = "global_pool"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "average"):
+            raise ValueError(f"GlobalPool2DSpec mode must be 'max' or 'average', got {self.mode!r}.")
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (_require_image(input_shape, "GlobalPool2DSpec")[2],)
+
+    def formula(self, input_shape: Shape) -> str:
+        return "0 (no weights)"
+
+    def receptive_field(self, field_size, jump, image_size):
+        return _whole_image(field_size, image_size), jump
+
+
+def _whole_image(field_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
+    """A layer that mixes every position sees at least the whole image."""
+    return tuple(max(f, s) for f, s in zip(field_size, image_size))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class FlattenSpec(LayerSpec):
+    """Flatten an image-shaped tensor into one vector (a reshape, no weights)."""
+
+    kind = "flatten"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+    def formula(self, input_shape: Shape) -> str:
+        return "0 (a reshape)"
+
+
+@dataclass(frozen=True)
+class DenseSpec(LayerSpec):
+    """A fully connected layer of ``units`` neurons."""
+
+    units: int
+    activation: str | None = "relu"
+    use_bias: bool = True
+
+    kind = "dense"
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _require_vector(input_shape, "DenseSpec")
+        return (self.units,)
+
+    def parameters(self, input_shape: Shape) -> int:
+        return dense_parameters(_require_vector(input_shape, "DenseSpec"), self.units, self.use_bias)
+
+    def formula(self, input_shape: Shape) -> str:
+        inputs = format_count(_require_vector(input_shape, "DenseSpec"))
+        if self.use_bias:
+            return f"({inputs} + 1) × {format_count(self.units)}"
+        return f"{inputs} × {format_count(self.units)}"
+
+    def macs(self, input_shape: Shape) -> int:
+        return _require_vector(input_shape, "DenseSpec") * self.units
+
+    def receptive_field(self, field_size, jump, image_size):
+        return _whole_image(field_size, image_size), jump
+
+
+@dataclass(frozen=True)
+class DropoutSpec(LayerSpec):
+    """Dropout: zero a fraction ``rate`` of the values during training (no weights)."""
+
+    rate: float = 0.5
+
+    kind = "dropout"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"DropoutSpec rate must be in [0, 1), got {self.rate}.")
+
+    def formula(self, input_shape: Shape) -> str:
+        return "0 (no weights)"
+
+
+@dataclass(frozen=True)
+class BatchNormSpec(LayerSpec):
+    """Batch normalisation over the last axis: scale, shift, moving mean and moving variance per channel."""
+
+    kind = "batch_norm"
+
+    def parameters(self, input_shape: Shape) -> int:
+        return 4 * input_shape[-1]
+
+    def formula(self, input_shape: Shape) -> str:
+        return f"4 × {format_count(input_shape[-1])} (γ, β trained; mean, variance tracked)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A whole network: its name, one example's input shape, and its layers in order."""
+
+    name: str
+    input_shape: Shape
+    layers: tuple[LayerSpec, ...]
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError(f"ModelSpec {self.name!r} has no layers; give it at least one LayerSpec.")
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    def layer_names(self) -> list[str]:
+        """Each layer's name, or ``<kind>_<position>`` where none was given."""
+        return [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(self.layers, start=1)]
+
+
+LayerSpecType = Union[Conv2DSpec, Pool2DSpec, GlobalPool2DSpec, FlattenSpec, DenseSpec, DropoutSpec, BatchNormSpec]
+
+
+# --------------------------------------------------------------------------- #
+# The layer table
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class LayerAnatomy:
+    """Everything the table says about one layer."""
+
+    name: str
+    kind: str
+    output_shape: Shape
+    parameters: int
+    formula: str
+    macs: int
+    activation_values: int
+    receptive_field: tuple[int, int]
+
+    @property
+    def activation_bytes(self) -> int:
+        """Memory of this layer's output for one image in float32."""
+        return self.activation_values * BYTES_PER_VALUE["float32"]
+
+
+def analyse(spec: ModelSpec) -> list[LayerAnatomy]:
+    """Walk through the layers once, carrying the shape and receptive field forward.
+
+    The first row describes the input itself (no weights, a 1×1 receptive field),
+    so that the activation memory of the whole forward pass can be summed from
+    the table.
+    """
+    shape = spec.input_shape
+    image_size = (shape[0], shape[1]) if len(shape) == 3 else (1, 1)
+    field_size, jump = (1, 1), (1, 1)
+    rows = [LayerAnatomy("input", "input", shape, 0, "0", 0, math.prod(shape), field_size)]
+    for name, layer in zip(spec.layer_names(), spec.layers):
+        try:
+            output = layer.output_shape(shape)
+            parameters, formula, macs = layer.parameters(shape), layer.formula(shape), layer.macs(shape)
+        except ValueError as error:
+            raise ValueError(f"Layer {name!r} of {spec.name!r} (input {shape}): {error}") from error
+        field_size, jump = layer.receptive_field(field_size, jump, image_size)
+        rows.append(LayerAnatomy(name, layer.kind, output, parameters, formula, macs,
+                                 math.prod(output), field_size))
+        shape = output
+    return rows
+
+
+def _format_field(field_size: tuple[int, int], image_size: tuple[int, int]) -> str:
+    text = format_shape(field_size)
+    if all(f >= s for f, s in zip(field_size, image_size)) and image_size != (1, 1):
+        return f"{text} (whole image)"
+    return text
+
+
+def layer_table(spec: ModelSpec) -> pd.DataFrame:
+    """The anatomy as a pandas table, one row per layer plus the input row.
+
+    Columns: ``layer``, ``kind``, ``output_shape`` (text), ``parameters``,
+    ``formula``, ``macs``, ``activation_values``, ``activation_bytes`` (float32,
+    one image) and ``receptive_field`` (text, in input pixels).
+    """
+    image_size = tuple(spec.input_shape[:2]) if len(spec.input_shape) == 3 else (1, 1)
+    records = [
+        {
+            "layer": row.name,
+            "kind": row.kind,
+            "output_shape": format_shape(row.output_shape),
+            "parameters": row.parameters,
+            "formula": row.formula if row.kind != "input" else "",
+            "macs": row.macs,
+            "activation_values": row.activation_values,
+            "activation_bytes": row.activation_bytes,
+            "receptive_field": _format_field(row.receptive_field, image_size),
+        }
+        for row in analyse(spec)
+    ]
+    return pd.DataFrame.from_records(records)
+
+
+def total_parameters(spec: ModelSpec) -> int:
+    """Sum of every layer's parameters."""
+    return sum(row.parameters for row in analyse(spec))
+
+
+def total_macs(spec: ModelSpec) -> int:
+    """Multiply-accumulates of one forward pass for one image."""
+    return sum(row.macs for row in analyse(spec))
+
+
+def totals(spec: ModelSpec) -> dict[str, int]:
+    """Parameters, MACs and float32 activation bytes for one image, summed over the table."""
+    rows = analyse(spec)
+    return {
+        "parameters": sum(row.parameters for row in rows),
+        "macs": sum(row.macs for row in rows),
+        "activation_bytes": sum(row.activation_bytes for row in rows),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Memory needed to train
+# --------------------------------------------------------------------------- #
+
+PRECISIONS: dict[str, tuple[int, int]] = {
+    # name: (bytes per parameter, bytes per activation value)
+    "float32": (4, 4),
+    "float16": (2, 2),
+    "mixed_float16": (4, 2),
+}
+
+
+@dataclass(frozen=True)
+class TrainingMemory:
+    """An estimate of what one training step keeps in memory, split by what it is for."""
+
+    batch_size: int
+    precision: str
+    parameter_bytes: int
+    gradient_bytes: int
+    optimizer_state_bytes: int
+    input_bytes: int
+    activation_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        """Everything added up."""
+        return (self.parameter_bytes + self.gradient_bytes + self.optimizer_state_bytes
+                + self.input_bytes + self.activation_bytes)
+
+
+def training_memory(spec: ModelSpec, batch_size: int, precision: str = "float32",
+                    optimizer_slots: int = 0) -> TrainingMemory:
+    """Estimate the memory of one training step on a mini-batch.
+
+    Counted: the parameters, one gradient per parameter, ``optimizer_slots``
+    extra copies of the parameters (0 for plain SGD, 1 for momentum, 2 for Adam),
+    the input batch, and every layer's output for every image, because
+    backpropagation needs them.  Flatten outputs are left out (a reshape shares
+    its input's memory).  It is a lower bound: frameworks also keep workspace
+    buffers and some intermediate values.  ``precision`` is ``"float32"``,
+    ``"float16"`` (everything in half precision) or ``"mixed_float16"``
+    (float32 weights, float16 activations, as Keras's mixed precision does).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}.")
+    if batch_size < 1 or optimizer_slots < 0:
+        raise ValueError(f"batch_size must be >= 1 and optimizer_slots >= 0, got {batch_size}, {optimizer_slots}.")
+    parameter_width, activation_width = PRECISIONS[precision]
+    rows = analyse(spec)
+    parameters = sum(row.parameters for row in rows)
+    kept = sum(row.activation_values for row in rows[1:] if row.kind != "flatten")
+    return TrainingMemory(
+        batch_size=batch_size,
+        precision=precision,
+        parameter_bytes=parameters * parameter_width,
+        gradient_bytes=parameters * parameter_width,
+        optimizer_state_bytes=parameters * parameter_width * optimizer_slots,
+        input_bytes=rows[0].activation_values * activation_width * batch_size,
+        activation_bytes=kept * activation_width * batch_size,
+    )
+
+
+def training_memory_table(spec: ModelSpec, batch_sizes: Iterable[int] = (32, 256),
+                          precisions: Iterable[str] = ("float32", "float16"),
+                          optimizer_slots: int = 0) -> pd.DataFrame:
+    """:func:`training_memory` for every batch size and precision, in MiB, one row each."""
+    records = []
+    for batch_size in batch_sizes:
+        for precision in precisions:
+            memory = training_memory(spec, batch_size, precision, optimizer_slots)
+            records.append({
+                "batch_size": batch_size,
+                "precision": precision,
+                "parameters_mib": memory.parameter_bytes / MEBIBYTE,
+                "gradients_mib": memory.gradient_bytes / MEBIBYTE,
+                "optimizer_state_mib": memory.optimizer_state_bytes / MEBIBYTE,
+                "input_mib": memory.input_bytes / MEBIBYTE,
+                "activations_mib": memory.activation_bytes / MEBIBYTE,
+                "total_mib": memory.total_bytes / MEBIBYTE,
+            })
+    return pd.DataFrame.from_records(records)
+
+
+# --------------------------------------------------------------------------- #
+# The same table from a built Keras model
+# --------------------------------------------------------------------------- #
+
+
+def _keras_shape(tensor: Any) -> Shape:
+    return tuple(int(dimension) for dimension in tuple(tensor.shape)[1:])
+
+
+def keras_layer_table(model: Any) -> pd.DataFrame:
+    """What Keras itself reports for each layer: name, class, output shape, parameter count.
+
+    Works for Sequential and single-input functional models.  An input row is
+    always first, whether or not Keras lists an ``InputLayer``, so that the
+    rows line up with :func:`layer_table`.
+    """
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"keras_layer_table expects a model with one input, {model.name!r} has "
+            f"{len(model.inputs)}. Compare multi-input models layer by layer instead."
+        )
+    records = [{"layer": "input", "keras_class": "InputLayer",
+                "output_shape": format_shape(_keras_shape(model.inputs[0])), "parameters": 0}]
+    for layer in model.layers:
+        if layer.__class__.__name__ == "InputLayer":
+            continue
+        records.append({
+            "layer": layer.name,
+            "keras_class": layer.__class__.__name__,
+            "output_shape": format_shape(_keras_shape(layer.output)),
+            "parameters": int(layer.count_params()),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def compare_with_keras(spec: ModelSpec, model: Any) -> pd.DataFrame:
+    """Our table beside Keras's, row by row, with an ``agrees`` column.
+
+    Raises ``ValueError`` when the two have different numbers of layers, since
+    then the rows cannot be paired and the specification does not describe
+    the model.
+    """
+    ours, theirs = layer_table(spec), keras_layer_table(model)
+    if len(ours) != len(theirs):
+        raise ValueError(
+            f"The specification {spec.name!r} has {len(ours) - 1} layers but the Keras model "
+            f"{model.name!r} has {len(theirs) - 1}; they do not describe the same network. "
+            f"Check that every Keras layer (including Dropout and Flatten) has a LayerSpec."
+        )
+    table = pd.DataFrame({
+        "layer": ours["layer"],
+        "keras_layer": theirs["layer"],
+        "output_shape": ours["output_shape"],
+        "keras_output_shape": theirs["output_shape"],
+        "parameters": ours["parameters"],
+        "keras_parameters": theirs["parameters"],
+    })
+    table["agrees"] = (table["output_shape"] == table["keras_output_shape"]) & (
+        table["parameters"] == table["keras_parameters"])
+    return table
+
+
+_KERAS_POOLING = {"MaxPooling2D": "max", "AveragePooling2D": "average"}
+_KERAS_GLOBAL_POOLING = {"GlobalMaxPooling2D": "max", "GlobalAveragePooling2D": "average"}
+
+
+def _spec_from_keras_layer(layer: Any) -> LayerSpec:
+    """One Keras layer's configuration as a LayerSpec (channels-last layers only)."""
+    kind, config = layer.__class__.__name__, layer.get_config()
+    if kind == "Conv2D":
+        return Conv2DSpec(config["filters"], tuple(config["kernel_size"]), tuple(config["strides"]),
+                          config["padding"], config["activation"], config["use_bias"], name=layer.name)
+    if kind in _KERAS_POOLING:
+        return Pool2DSpec(tuple(config["pool_size"]), tuple(config["strides"]), config["padding"],
+                          _KERAS_POOLING[kind], name=layer.name)
+    if kind in _KERAS_GLOBAL_POOLING:
+        return GlobalPool2DSpec(_KERAS_GLOBAL_POOLING[kind], name=layer.name)
+    if kind == "Flatten":
+        return FlattenSpec(name=layer.name)
+    if kind == "Dense":
+        return DenseSpec(config["units"], config["activation"], config["use_bias"], name=layer.name)
+    if kind == "Dropout":
+        return DropoutSpec(config["rate"], name=layer.name)
+    if kind == "BatchNormalization":
+        return BatchNormSpec(name=layer.name)
+    raise ValueError(
+        f"Layer {layer.name!r} is a {kind}, which utils.anatomy does not describe yet "
+        f"(it knows Conv2D, pooling, Flatten, Dense, Dropout and BatchNormalization). "
+        f"Add a LayerSpec for it in utils/anatomy.py, or analyse a model without it."
+    )
+
+
+def spec_from_keras(model: Any) -> ModelSpec:
+    """Read a built, single-input, layer-after-layer Keras model back into a :class:`ModelSpec`.
+
+    Lets later notebooks get MACs, activation memory and receptive fields for
+    any plain stack of layers they have built with Keras.
+    """
+    layers = [_spec_from_keras_layer(layer) for layer in model.layers
+              if layer.__class__.__name__ != "InputLayer"]
+    return ModelSpec(model.name, _keras_shape(model.inputs[0]), tuple(layers))
