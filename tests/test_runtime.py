@@ -23,7 +23,7 @@ def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_profile_defaults_to_quick_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CNN_PROFILE", raising=False)
-    monkeypatch.setattr(runtime, "gpu_names", lambda: [])
+    monkeypatch.setattr(runtime, "gpu_names", list)
     profile = runtime.resolve_profile(None)
     assert profile.name == "quick" and "no GPU" in profile.reason
     assert profile.pick(quick=1, full=12) == 1

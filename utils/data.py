@@ -26,10 +26,11 @@ import os
 import pickle
 import struct
 import tarfile
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -632,7 +633,7 @@ def synthetic_flowers(per_class: int = 40, size: int = 64) -> FileDataset:
 
 
 def stratified_split(
-    images: np.ndarray, labels: np.ndarray, second_size: int | float, seed: int = runtime.DEFAULT_SEED
+    images: np.ndarray, labels: np.ndarray, second_size: float, seed: int = runtime.DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split into two parts with the same class proportions; the second part has ``second_size`` items.
 
@@ -699,7 +700,7 @@ VALIDATION_PROTOCOLS = {
 def make_splits(
     dataset: ImageDataset,
     protocol: str = "holdout",
-    validation_size: int | float = 5_000,
+    validation_size: float = 5_000,
     seed: int = runtime.DEFAULT_SEED,
     train_limit: int | None = None,
     test_limit: int | None = None,
