@@ -46,13 +46,6 @@ def test_conv_output_size_rejects_a_window_larger_than_the_image():
         anatomy.conv_output_size(6, 3, 1, "full")
 
 
-def test_uncovered_pixels_flags_the_course_invalid_combinations():
-    assert anatomy.uncovered_pixels(4, 3, 2) == 1
-    assert anatomy.uncovered_pixels(5, 2, 2) == 1
-    assert anatomy.uncovered_pixels(6, 3, 1) == 0
-    assert anatomy.uncovered_pixels(5, 3, 2) == 0
-
-
 def test_mnist_table_matches_the_course_summary():
     table = anatomy.layer_table(mnist_cnn_spec())
     parameters = dict(zip(table["layer"], table["parameters"]))

@@ -16,6 +16,10 @@ so that the two can be compared (:func:`compare_with_keras`): the hand
 calculation teaches, and Keras's own count confirms it.  :func:`training_memory`
 turns the table into an estimate of the memory that training needs.
 
+The single-layer formulas (output size, parameter and multiply counts) are
+those of :mod:`utils.conv`, which notebook 01 builds by hand; this module
+chains them through a whole network.
+
 Conventions: images are channels-last ``(height, width, channels)``; a MAC is
 one multiplication followed by one addition (about two FLOPs); pooling,
 activations, dropout and batch normalisation are counted as zero MACs because
@@ -29,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence, Union
 
 import pandas as pd
+
+from utils import conv
 
 BYTES_PER_VALUE: dict[str, int] = {"float32": 4, "float16": 2}
 MEBIBYTE = 1024**2
@@ -59,55 +65,22 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str | int
     """Output length along one axis of a convolution or pooling window.
 
     ``padding`` is ``"valid"`` (no padding), ``"same"`` (Keras's padding that
-    keeps ``ceil(size / stride)`` outputs) or an explicit number of zero pixels
-    added on each side, in which case the course's formula
-    ``floor((size + 2 * padding - kernel) / stride) + 1`` applies.
+    keeps ``ceil(size / stride)`` outputs) or a number of zero pixels added on
+    each side, in which case the course's formula
+    ``floor((size + 2 * padding - kernel) / stride) + 1`` applies
+    (:func:`utils.conv.output_size`, which also explains what goes wrong).
     """
-    if stride < 1 or kernel < 1 or size < 1:
-        raise ValueError(f"size, kernel and stride must be positive, got {size}, {kernel}, {stride}.")
     if padding == "same":
+        if min(size, kernel, stride) < 1:
+            raise ValueError(f"size, kernel and stride must be positive, got {size}, {kernel}, {stride}.")
         return math.ceil(size / stride)
-    amount = 0 if padding == "valid" else padding
-    if not isinstance(amount, int) or amount < 0:
+    if padding == "valid":
+        padding = 0
+    if not isinstance(padding, int):
         raise ValueError(
             f"padding must be 'valid', 'same' or a non-negative number of pixels, got {padding!r}."
         )
-    output = (size + 2 * amount - kernel) // stride + 1
-    if output < 1:
-        raise ValueError(
-            f"A {kernel}-wide window does not fit in {size} pixels (padding {padding!r}): "
-            f"the output would be empty. Use a smaller kernel, padding='same', or a larger input."
-        )
-    return output
-
-
-def uncovered_pixels(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Pixels at the far edge that no window reaches: ``(size + 2p - k) mod s``.
-
-    Zero means the windows tile the padded input exactly; anything else is one
-    of the course's "invalid combinations" (a 4x4 image with a 3x3 filter at
-    stride 2 leaves 1 pixel row and column unused), which Keras silently drops.
-    """
-    if size + 2 * padding < kernel:
-        raise ValueError(f"A {kernel}-wide window does not fit in {size} pixels with padding {padding}.")
-    return (size + 2 * padding - kernel) % stride
-
-
-def conv_parameters(kernel_height: int, kernel_width: int, in_channels: int, filters: int,
-                    use_bias: bool = True) -> int:
-    """Weights of a 2D convolution: one ``kh x kw x C_in`` filter (plus a bias) per output channel."""
-    return (kernel_height * kernel_width * in_channels + int(use_bias)) * filters
-
-
-def dense_parameters(inputs: int, units: int, use_bias: bool = True) -> int:
-    """Weights of a fully connected layer: every input to every unit, plus one bias per unit."""
-    return (inputs + int(use_bias)) * units
-
-
-def conv_macs(output_height: int, output_width: int, filters: int, kernel_height: int,
-              kernel_width: int, in_channels: int) -> int:
-    """Multiply-accumulates of one convolution: every output value needs ``kh x kw x C_in`` of them."""
-    return output_height * output_width * filters * kernel_height * kernel_width * in_channels
+    return conv.output_size(size, kernel, stride, padding)
 
 
 def format_count(number: int) -> str:
@@ -216,7 +189,7 @@ class Conv2DSpec(LayerSpec):
     def parameters(self, input_shape: Shape) -> int:
         kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
         in_channels = _require_image(input_shape, "Conv2DSpec")[2]
-        return conv_parameters(kernel_h, kernel_w, in_channels, self.filters, self.use_bias)
+        return conv.conv2d_parameter_count((kernel_h, kernel_w), in_channels, self.filters, self.use_bias)
 
     def formula(self, input_shape: Shape) -> str:
         kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
@@ -229,7 +202,7 @@ class Conv2DSpec(LayerSpec):
     def macs(self, input_shape: Shape) -> int:
         out_h, out_w, _ = self.output_shape(input_shape)
         kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
-        return conv_macs(out_h, out_w, self.filters, kernel_h, kernel_w, input_shape[2])
+        return conv.conv_multiplies(out_h, out_w, (kernel_h, kernel_w), input_shape[2], self.filters)
 
     def receptive_field(self, field_size, jump, image_size):
         kernel, stride = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
@@ -334,7 +307,7 @@ class DenseSpec(LayerSpec):
         return (self.units,)
 
     def parameters(self, input_shape: Shape) -> int:
-        return dense_parameters(_require_vector(input_shape, "DenseSpec"), self.units, self.use_bias)
+        return conv.dense_parameter_count(_require_vector(input_shape, "DenseSpec"), self.units, self.use_bias)
 
     def formula(self, input_shape: Shape) -> str:
         inputs = format_count(_require_vector(input_shape, "DenseSpec"))
