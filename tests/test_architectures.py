@@ -1,0 +1,170 @@
+"""Tests for utils.architectures: MAC counting against hand formulas, depth, timing, memory."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from utils import architectures, course
+
+
+def tiny_mixed_model():
+    """16x16x3 input through every layer type the counter knows, with hand-checkable sizes."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(16, 16, 3))
+    x = layers.Conv2D(4, 3, padding="valid", name="conv")(inputs)  # 14x14x4
+    x = layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)  # 14x14x4
+    x = layers.SeparableConv2D(8, 3, padding="same", name="separable")(x)  # 14x14x8
+    x = layers.Conv2D(6, 3, strides=2, padding="same", name="strided")(x)  # 7x7x6
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(5, name="dense")(x)
+    return keras.Model(inputs, outputs)
+
+
+def hand_counted_macs() -> dict[str, int]:
+    """The same model's MACs per image, written out from the definitions."""
+    return {
+        "conv": 14 * 14 * 4 * (3 * 3 * 3),
+        "depthwise": 14 * 14 * 4 * (3 * 3),
+        "separable": 14 * 14 * 4 * (3 * 3) + 14 * 14 * 4 * 8,
+        "strided": 7 * 7 * 6 * (3 * 3 * 8),
+        "dense": 6 * 5,
+    }
+
+
+def test_count_macs_matches_hand_formulas_layer_by_layer():
+    model = tiny_mixed_model()
+    table = architectures.mac_table(model)
+    assert dict(zip(table["layer"], table["macs"])) == hand_counted_macs()
+    assert architectures.count_macs(model) == sum(hand_counted_macs().values())
+    assert architectures.layer_macs(model.get_layer("bn")) == 0
+
+
+def test_profiler_agrees_with_layer_walk():
+    model = tiny_mixed_model()
+    assert architectures.profiler_macs(model) == architectures.count_macs(model)
+
+
+def test_sequential_models_are_counted_too():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3), layers.Flatten(),
+                              layers.Dense(3)])
+    assert architectures.count_macs(model) == 6 * 6 * 2 * 9 + 72 * 3
+
+
+def test_nested_backbone_is_walked():
+    import keras
+    from keras import layers
+
+    backbone = keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3)], name="backbone")
+    inputs = keras.Input(shape=(8, 8, 1))
+    outputs = layers.Dense(3)(layers.Flatten()(backbone(inputs)))
+    model = keras.Model(inputs, outputs)
+    assert architectures.count_macs(model) == 6 * 6 * 2 * 9 + 72 * 3
+
+
+def test_depth_definitions_on_a_residual_block():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(8, 8, 3))
+    main = layers.Conv2D(4, 3, padding="same")(inputs)
+    main = layers.BatchNormalization()(main)
+    main = layers.Conv2D(4, 3, padding="same")(main)
+    shortcut = layers.Conv2D(4, 1)(inputs)
+    x = layers.Add()([main, shortcut])
+    outputs = layers.Dense(2)(layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    # Four convolution/Dense layers and one batch norm hold weights ...
+    assert architectures.weighted_layer_count(model) == 5
+    # ... but the longest path crosses two convolutions and the Dense layer only.
+    assert architectures.longest_path_depth(model) == 3
+
+
+def test_course_depthwise_separable_example_by_formula_and_by_layers():
+    shape, out_channels = (6, 6, 3), 5
+    plain = architectures.build_block("plain", shape, out_channels, 3, padding="valid")
+    separable = architectures.build_block("depthwise_separable", shape, out_channels, 3, padding="valid")
+    depthwise, pointwise = architectures.depthwise_separable_macs(4, 4, 3, 3, 5)
+    assert architectures.standard_convolution_macs(4, 4, 3, 3, 5) == course.DEPTHWISE_PLAIN_MULTIPLIES
+    assert (depthwise, pointwise) == (course.DEPTHWISE_DEPTHWISE_MULTIPLIES, course.DEPTHWISE_POINTWISE_MULTIPLIES)
+    assert architectures.count_macs(plain) == course.DEPTHWISE_PLAIN_MULTIPLIES
+    assert architectures.count_macs(separable) == course.DEPTHWISE_SEPARABLE_MULTIPLIES
+    assert architectures.block_formula_macs("depthwise_separable", shape, out_channels, 3, padding="valid") == 672
+    ratio = course.DEPTHWISE_SEPARABLE_MULTIPLIES / course.DEPTHWISE_PLAIN_MULTIPLIES
+    assert ratio == pytest.approx(1 / 5 + 1 / 9)
+    assert round(ratio, 2) == course.DEPTHWISE_RATIO_ABOUT
+
+
+def test_course_inception_bottleneck_numbers():
+    plain = architectures.standard_convolution_macs(28, 28, 5, 192, 32)
+    reduction, convolution = architectures.bottleneck_macs(28, 28, 5, 192, 16, 32)
+    assert round(plain / 1e6) == course.BOTTLENECK_PLAIN_MULTIPLIES_MILLIONS_ABOUT
+    assert round(reduction / 1e6, 1) == course.BOTTLENECK_REDUCE_MULTIPLIES_MILLIONS_ABOUT
+    assert round(convolution / 1e6) == course.BOTTLENECK_CONV_MULTIPLIES_MILLIONS_ABOUT
+    assert round((reduction + convolution) / 1e6, 1) == course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT
+    block = architectures.build_block("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16)
+    assert architectures.count_macs(block) == reduction + convolution
+
+
+def test_compare_building_blocks_table():
+    table = architectures.compare_building_blocks((8, 8, 16), 32, 3, bottleneck_channels=4,
+                                                  batch_size=2, repeats=1, warmup=1)
+    assert list(table["block"]) == list(architectures.BLOCK_KINDS)
+    assert (table["macs_formula"] == table["macs_counted"]).all()
+    assert (table["macs_counted"] == table["macs_profiler"]).all()
+    by_block = table.set_index("block")
+    assert by_block.loc["plain", "parameters"] == 3 * 3 * 16 * 32
+    assert by_block.loc["depthwise_separable", "parameters"] == 3 * 3 * 16 + 16 * 32
+    assert by_block.loc["bottleneck", "parameters"] == 16 * 4 + 3 * 3 * 4 * 32
+    assert by_block.loc["depthwise_separable", "macs_vs_plain"] == pytest.approx(1 / 32 + 1 / 9)
+    assert np.isfinite(table["ms_per_image"]).all() and (table["ms_per_image"] > 0).all()
+
+
+def test_time_inference_reports_each_batch_size():
+    model = tiny_mixed_model()
+    timings = architectures.time_inference(model, [1, 4], repeats=3, warmup=1)
+    assert [timing.batch_size for timing in timings] == [1, 4]
+    for timing in timings:
+        assert 0 < timing.fastest_batch_seconds <= timing.median_batch_seconds <= timing.slowest_batch_seconds
+        assert math.isfinite(timing.milliseconds_per_image)
+    table = architectures.timing_table("tiny", timings)
+    assert list(table["batch_size"]) == [1, 4]
+    with pytest.raises(ValueError, match="repeats"):
+        architectures.time_inference(model, [1], repeats=0)
+
+
+def test_profile_model_summary_row():
+    summary, timings = architectures.profile_model("tiny", tiny_mixed_model(), [1, 2], repeats=1, warmup=1)
+    assert summary["macs_per_image"] == summary["profiler_macs_per_image"] == sum(hand_counted_macs().values())
+    assert summary["parameters"] == tiny_mixed_model().count_params()
+    assert summary["weights_mb"] > 0 and summary["activations_mb_per_image"] > 0
+    assert {"ms_per_image_batch1", "ms_per_image_batch2"} <= set(summary)
+    assert len(timings) == 2
+
+
+def test_memory_probe_in_a_fresh_process():
+    peak, method = architectures.measure_application_memory("MobileNetV2", 1, input_size=32)
+    if peak is None:
+        assert "not measurable" in method or "cannot" in method, method
+    else:
+        # MobileNetV2's weights alone are 13.5 MiB; the probe must see at least those.
+        assert peak > 13, (peak, method)
+        assert "fresh process" in method
+
+
+def test_published_table_and_unknown_application():
+    table = architectures.published_accuracy_table()
+    for name in ("VGG16", "ResNet50", "InceptionV3", "MobileNetV2", "DenseNet121", "EfficientNetB0"):
+        assert name in set(table["model"])
+    assert (table["top1"] < table["top5"]).all()
+    assert table["source"].str.contains("Keras Applications").all()
+    with pytest.raises(ValueError, match="Unknown application"):
+        architectures.build_application("AlexNet")

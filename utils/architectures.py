@@ -1,0 +1,687 @@
+"""Measuring CNN architectures: parameters, depth, operations, speed and memory.
+
+Notebook 06 compares ``keras.applications`` models in the spirit of Canziani,
+Paszke and Culurciello (2017), "An Analysis of Deep Neural Network Models for
+Practical Applications": accuracy against operations, inference time against
+batch size, and memory.  Everything here works on models built with
+``weights=None`` because only the architecture matters for these figures.
+
+How operations are counted (the method the notebook states):
+  * :func:`count_macs` walks the model's layers and, for every convolution
+    (Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D) and Dense layer, multiplies
+    the number of output values by the number of multiplications each output
+    needs.  One multiply-accumulate (MAC) is one multiplication plus one
+    addition.  Biases, batch normalisation, activations, pooling and element-wise
+    additions are left out: they are a few percent of the total in these models.
+  * :func:`profiler_macs` is an independent check: TensorFlow's graph profiler
+    counts the floating-point operations of the Conv2D, DepthwiseConv2dNative
+    and MatMul ops in the traced inference graph; half of that is the MAC count.
+
+The building-block comparison (plain 3x3 convolution vs depthwise-separable vs
+1x1-bottlenecked) has closed-form formulas here as well, so the notebook can
+show formula, layer count and profiler agreeing before timing the three.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------------------
+# Published reference figures
+# --------------------------------------------------------------------------------------
+
+PUBLISHED_ACCURACY_SOURCE = (
+    "Keras Applications documentation, 'Available models' table (keras.io/api/applications/): "
+    "ImageNet 2012 validation set, single centre crop, Keras' own pretrained weights"
+)
+
+#: Top-1/top-5 ImageNet accuracies (fractions), parameter counts (millions) and the
+#: "depth" column (number of layers that hold weights, batch normalisation included)
+#: exactly as printed in the Keras Applications table named in PUBLISHED_ACCURACY_SOURCE.
+PUBLISHED_IMAGENET: dict[str, dict[str, float]] = {
+    "VGG16": {"top1": 0.713, "top5": 0.901, "parameters_millions": 138.4, "depth": 16},
+    "VGG19": {"top1": 0.713, "top5": 0.900, "parameters_millions": 143.7, "depth": 19},
+    "ResNet50": {"top1": 0.749, "top5": 0.921, "parameters_millions": 25.6, "depth": 107},
+    "ResNet101": {"top1": 0.764, "top5": 0.928, "parameters_millions": 44.7, "depth": 209},
+    "InceptionV3": {"top1": 0.779, "top5": 0.937, "parameters_millions": 23.9, "depth": 189},
+    "Xception": {"top1": 0.790, "top5": 0.945, "parameters_millions": 22.9, "depth": 81},
+    "MobileNet": {"top1": 0.704, "top5": 0.895, "parameters_millions": 4.3, "depth": 55},
+    "MobileNetV2": {"top1": 0.713, "top5": 0.901, "parameters_millions": 3.5, "depth": 105},
+    "DenseNet121": {"top1": 0.750, "top5": 0.923, "parameters_millions": 8.1, "depth": 242},
+    "EfficientNetB0": {"top1": 0.771, "top5": 0.933, "parameters_millions": 5.3, "depth": 132},
+}
+
+
+def published_accuracy_table() -> pd.DataFrame:
+    """The reference table as a DataFrame (one row per model), with a ``source`` column."""
+    table = pd.DataFrame.from_dict(PUBLISHED_IMAGENET, orient="index")
+    table.index.name = "model"
+    table = table.reset_index()
+    table["source"] = PUBLISHED_ACCURACY_SOURCE
+    return table
+
+
+#: Native input sizes of the applications compared in notebook 06.
+APPLICATION_INPUT_SIZES: dict[str, int] = {
+    "VGG16": 224,
+    "VGG19": 224,
+    "ResNet50": 224,
+    "ResNet101": 224,
+    "InceptionV3": 299,
+    "Xception": 299,
+    "MobileNet": 224,
+    "MobileNetV2": 224,
+    "DenseNet121": 224,
+    "EfficientNetB0": 224,
+}
+
+
+def build_application(name: str, input_size: int | None = None):
+    """Build ``keras.applications.<name>`` with random weights (``weights=None``) and its top.
+
+    The native input size is used unless ``input_size`` is given.  No pretrained
+    weights are needed (or downloaded): parameters, operations and speed depend
+    only on the architecture.
+    """
+    import keras
+
+    if name not in APPLICATION_INPUT_SIZES:
+        raise ValueError(
+            f"Unknown application {name!r}. Choose one of {sorted(APPLICATION_INPUT_SIZES)} "
+            "or add its native input size to APPLICATION_INPUT_SIZES in utils/architectures.py."
+        )
+    size = input_size or APPLICATION_INPUT_SIZES[name]
+    constructor = getattr(keras.applications, name)
+    return constructor(weights=None, include_top=True, input_shape=(size, size, 3))
+
+
+# --------------------------------------------------------------------------------------
+# Counting multiply-accumulates by walking the layers
+# --------------------------------------------------------------------------------------
+
+
+def _shape_of(tensor_or_tensors) -> tuple:
+    """Shape of a layer's (single) input or output, as a tuple with the batch axis first."""
+    import keras
+
+    tensors = keras.tree.flatten(tensor_or_tensors)
+    if len(tensors) != 1:
+        raise ValueError(f"Expected one tensor, got {len(tensors)}.")
+    return tuple(tensors[0].shape)
+
+
+def _layer_io_shapes(layer) -> tuple[tuple, tuple]:
+    """(input shape, output shape) of a layer inside a built model, with a clear error otherwise."""
+    try:
+        return _shape_of(layer.input), _shape_of(layer.output)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read the input/output shape of layer {layer.name!r} ({error}). Build the "
+            "model on a known input shape first (start it with keras.Input(shape=...)), and do "
+            "not reuse one layer object at several places in the graph."
+        ) from error
+
+
+def layer_macs(layer) -> int:
+    """Multiply-accumulates one image costs in ``layer`` (0 for layers without multiplications).
+
+    Convolution: every output value needs ``kernel_height * kernel_width * input_channels /
+    groups`` multiplications.  Depthwise: ``kernel_height * kernel_width`` per output value.
+    Separable: its depthwise part plus a 1x1 pointwise convolution.  Dense: ``input_units``
+    per output unit (for every position when the input has extra axes).
+    """
+    from keras import layers
+
+    if not isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.DepthwiseConv2D,
+                              layers.SeparableConv2D, layers.Dense)):
+        return 0
+    input_shape, output_shape = _layer_io_shapes(layer)
+    if isinstance(layer, layers.Dense):
+        positions = math.prod(output_shape[1:-1])
+        return int(positions * input_shape[-1] * output_shape[-1])
+    channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
+    input_channels = input_shape[-1] if channels_last else input_shape[1]
+    output_spatial = output_shape[1:-1] if channels_last else output_shape[2:]
+    output_positions = math.prod(output_spatial)
+    kernel_area = math.prod(layer.kernel_size)
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return int(output_positions * input_channels * layer.depth_multiplier * kernel_area)
+    if isinstance(layer, layers.SeparableConv2D):
+        depthwise_channels = input_channels * layer.depth_multiplier
+        depthwise = output_positions * depthwise_channels * kernel_area
+        pointwise = output_positions * depthwise_channels * layer.filters
+        return int(depthwise + pointwise)
+    groups = getattr(layer, "groups", 1)
+    return int(output_positions * layer.filters * kernel_area * input_channels // groups)
+
+
+def _leaf_layers(model) -> list:
+    """All layers of ``model``, looking inside nested models (a backbone inside a classifier)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_leaf_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def mac_table(model) -> pd.DataFrame:
+    """One row per layer that multiplies: name, type, output shape, parameters and MACs per image."""
+    rows = []
+    for layer in _leaf_layers(model):
+        macs = layer_macs(layer)
+        if macs:
+            rows.append({
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": _shape_of(layer.output)[1:],
+                "parameters": layer.count_params(),
+                "macs": macs,
+            })
+    return pd.DataFrame(rows, columns=["layer", "type", "output_shape", "parameters", "macs"])
+
+
+def count_macs(model) -> int:
+    """Total multiply-accumulates per image of the convolution and Dense layers (see module doc)."""
+    return int(sum(layer_macs(layer) for layer in _leaf_layers(model)))
+
+
+def profiler_macs(model, input_shape: tuple[int, ...] | None = None) -> int:
+    """MACs per image measured by TensorFlow's graph profiler (independent of :func:`count_macs`).
+
+    The model is traced for one image, the profiler sums the floating-point
+    operations of every Conv2D, DepthwiseConv2dNative and MatMul op in the graph
+    (TensorFlow counts 2 per multiply-accumulate), and half of that is returned.
+    """
+    import tensorflow as tf
+
+    shape = tuple(input_shape or model.input_shape[1:])
+    traced = tf.function(lambda images: model(images, training=False))
+    graph = traced.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    options["account_type_regexes"] = ["Conv2D", "DepthwiseConv2dNative", "MatMul"]
+    report = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    return int(report.total_float_ops // 2)
+
+
+# --------------------------------------------------------------------------------------
+# Parameters, depth, memory
+# --------------------------------------------------------------------------------------
+
+
+def weighted_layer_count(model) -> int:
+    """Number of layers that hold weights (convolutions, Dense, batch normalisation...).
+
+    This is what the Keras Applications table calls "depth" (VGG16 -> 16,
+    ResNet50 -> 107 because its 53 batch-normalisation layers count too).
+    """
+    return sum(1 for layer in _leaf_layers(model) if layer.weights)
+
+
+def longest_path_depth(model) -> int:
+    """Convolution and Dense layers on the longest input-to-output path (the "paper" depth).
+
+    ResNet50 gives 50 here because its four projection shortcuts run in parallel
+    with the main path; VGG16 gives 16.  Walks the functional graph using the
+    Keras history stored on each layer's input tensors.
+    """
+    import keras
+    from keras import layers as keras_layers
+
+    counted = (keras_layers.Conv1D, keras_layers.Conv2D, keras_layers.Conv3D,
+               keras_layers.DepthwiseConv2D, keras_layers.SeparableConv2D, keras_layers.Dense)
+    depth_after: dict[int, int] = {}
+    for layer in _leaf_layers(model):
+        if isinstance(layer, keras_layers.InputLayer):
+            depth_after[id(layer)] = 0
+            continue
+        parents = [tensor._keras_history.operation for tensor in keras.tree.flatten(layer.input)
+                   if hasattr(tensor, "_keras_history")]
+        start = max((depth_after.get(id(parent), 0) for parent in parents), default=0)
+        depth_after[id(layer)] = start + (1 if isinstance(layer, counted) else 0)
+    return max(depth_after.values(), default=0)
+
+
+def weights_megabytes(model) -> float:
+    """Memory the model's weights occupy (MiB), from their sizes and dtypes."""
+    return float(sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize for weight in model.weights)) / 2**20
+
+
+def activations_megabytes(model, bytes_per_value: int = 4) -> float:
+    """Sum of every layer's output size for one image (MiB): what training would have to keep.
+
+    At inference a framework frees most activations as soon as the next layer has
+    used them, so the measured peak (see :func:`measure_application_memory`) is lower
+    per image, while TensorFlow's scratch space and the weights add to it.
+    """
+    total_values = 0
+    for layer in _leaf_layers(model):
+        try:
+            total_values += math.prod(_shape_of(layer.output)[1:])
+        except (AttributeError, ValueError):
+            continue
+    return total_values * bytes_per_value / 2**20
+
+
+def _proc_status_kib(field: str) -> int | None:
+    """A ``VmRSS``/``VmHWM`` figure from ``/proc/self/status`` in KiB (None where unavailable)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset the process's resident-set high-water mark (Linux only); True when it worked."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _memory_probe(name: str, batch_size: int, input_size: int | None = None) -> dict[str, Any]:
+    """Runs inside a fresh process: memory to build ``name`` and run one batch through it.
+
+    On a GPU the allocator's peak is read; on a Linux CPU the growth of the
+    resident set from just after importing TensorFlow to its peak during the
+    forward pass (weights, activations and scratch space together).
+    """
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        model = build_application(name, input_size)
+        np.asarray(model(tf.zeros((batch_size, *model.input_shape[1:])), training=False))
+        peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
+        return {"peak_mb": peak / 2**20, "method": "GPU allocator peak in a fresh process"}
+    np.asarray(tf.reduce_sum(tf.zeros((2, 2))))  # start TensorFlow's runtime before the baseline
+    baseline = _proc_status_kib("VmRSS")
+    if baseline is None or not _reset_high_water_mark():
+        return {"peak_mb": None, "method": "not measurable on this platform"}
+    model = build_application(name, input_size)
+    np.asarray(model(tf.zeros((batch_size, *model.input_shape[1:])), training=False))
+    high_water = _proc_status_kib("VmHWM")
+    return {"peak_mb": (high_water - baseline) / 1024,
+            "method": "CPU resident-set peak growth in a fresh process"}
+
+
+def measure_application_memory(name: str, batch_size: int, input_size: int | None = None,
+                               timeout_seconds: int = 600) -> tuple[float | None, str]:
+    """Peak memory (MiB) of building ``name`` and running one batch, measured in a fresh process.
+
+    A fresh process is needed because TensorFlow's allocator keeps freed memory
+    for reuse: inside a notebook that has already run other models, the second
+    model would look almost free.  Returns ``(None, reason)`` where the platform
+    offers no way to measure.
+    """
+    import json
+    import subprocess
+
+    if name not in APPLICATION_INPUT_SIZES:
+        raise ValueError(f"Unknown application {name!r}; choose one of {sorted(APPLICATION_INPUT_SIZES)}.")
+    from utils import runtime
+
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(runtime.project_root()),
+                                                              environment.get("PYTHONPATH")]))
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    completed = subprocess.run(
+        [sys.executable, "-m", "utils.architectures", "memory-probe", name, str(batch_size),
+         str(input_size or APPLICATION_INPUT_SIZES[name])],
+        capture_output=True, text=True, timeout=timeout_seconds, env=environment,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not lines:
+        last_error = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"memory probe failed: {last_error}"
+    answer = json.loads(lines[-1])
+    return answer["peak_mb"], answer["method"]
+
+
+# --------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimingResult:
+    """Inference time for one batch size (all times in seconds unless the name says ms)."""
+
+    batch_size: int
+    median_batch_seconds: float
+    fastest_batch_seconds: float
+    slowest_batch_seconds: float
+    repeats: int
+
+    @property
+    def milliseconds_per_image(self) -> float:
+        """Median time of a batch divided by its size, in milliseconds."""
+        return 1000 * self.median_batch_seconds / self.batch_size
+
+
+def time_inference(model, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
+                   seed: int = 0) -> list[TimingResult]:
+    """Median inference time per batch size on the current device (random input images).
+
+    The forward pass is compiled once per batch size with ``tf.function``; the
+    ``warmup`` calls (tracing, memory allocation, caches) are not timed; the
+    median of ``repeats`` timed calls is reported because on a shared machine the
+    occasional slow call says more about the neighbours than about the model.
+    """
+    import tensorflow as tf
+
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"Need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}.")
+    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    generator = np.random.default_rng(seed)
+    results = []
+    for batch_size in batch_sizes:
+        images = tf.constant(generator.uniform(0, 1, (batch_size, *model.input_shape[1:])).astype("float32"))
+        for _ in range(max(1, warmup)):
+            np.asarray(forward(images))
+        durations = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            np.asarray(forward(images))  # copying the result back also waits for a GPU to finish
+            durations.append(time.perf_counter() - started)
+        results.append(TimingResult(batch_size, statistics.median(durations), min(durations),
+                                    max(durations), repeats))
+    return results
+
+
+def timing_table(model_name: str, timings: list[TimingResult]) -> pd.DataFrame:
+    """Timings as a DataFrame, one row per batch size, ready to plot or save."""
+    return pd.DataFrame([{
+        "model": model_name,
+        "batch_size": timing.batch_size,
+        "ms_per_image": timing.milliseconds_per_image,
+        "median_batch_ms": 1000 * timing.median_batch_seconds,
+        "fastest_batch_ms": 1000 * timing.fastest_batch_seconds,
+        "slowest_batch_ms": 1000 * timing.slowest_batch_seconds,
+        "repeats": timing.repeats,
+    } for timing in timings])
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the core count, printed beside timings on shared machines."""
+    cores = os.cpu_count() or 1
+    if hasattr(os, "getloadavg"):
+        return f"load average {os.getloadavg()[0]:.2f} on {cores} cores"
+    return f"{cores} cores (load average unavailable)"
+
+
+# --------------------------------------------------------------------------------------
+# One application, measured
+# --------------------------------------------------------------------------------------
+
+
+def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
+                  with_profiler: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Every static and timing figure notebook 06 reports for one built model.
+
+    Returns a summary row (parameters, both depths, MACs per image counted from
+    the layers and, when ``with_profiler``, by the TensorFlow profiler, weights
+    and activation memory, time per image at each batch size) and the timing table.
+    """
+    timings = time_inference(model, batch_sizes, repeats=repeats, warmup=warmup)
+    summary: dict[str, Any] = {
+        "model": name,
+        "input_size": model.input_shape[1],
+        "parameters": int(model.count_params()),
+        "weighted_layers": weighted_layer_count(model),
+        "conv_dense_depth": longest_path_depth(model),
+        "macs_per_image": count_macs(model),
+        "weights_mb": round(weights_megabytes(model), 3),
+        "activations_mb_per_image": round(activations_megabytes(model), 3),
+    }
+    if with_profiler:
+        summary["profiler_macs_per_image"] = profiler_macs(model)
+    for timing in timings:
+        summary[f"ms_per_image_batch{timing.batch_size}"] = round(timing.milliseconds_per_image, 2)
+    return summary, timing_table(name, timings)
+
+
+def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
+                        with_profiler: bool = True, measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Build one ``keras.applications`` model, measure it with :func:`profile_model`, free it.
+
+    Models are built one at a time and ``keras.backend.clear_session()`` is
+    called afterwards, so a 2-core laptop never holds VGG16 and DenseNet at once.
+    With ``measure_memory`` the peak memory of one batch of the largest size is
+    measured in a fresh process (see :func:`measure_application_memory`).
+    """
+    import keras
+
+    keras.backend.clear_session()
+    started = time.perf_counter()
+    model = build_application(name)
+    build_seconds = time.perf_counter() - started
+    try:
+        summary, timings = profile_model(name, model, batch_sizes, repeats, warmup, with_profiler)
+    finally:
+        del model
+        keras.backend.clear_session()
+    summary["build_seconds"] = round(build_seconds, 2)
+    if measure_memory:
+        largest = max(batch_sizes)
+        peak, method = measure_application_memory(name, largest)
+        summary["memory_batch_size"] = largest
+        summary["peak_memory_mb"] = None if peak is None else round(peak, 1)
+        summary["memory_method"] = method
+    return summary, timings
+
+
+# --------------------------------------------------------------------------------------
+# Building blocks: plain vs depthwise-separable vs 1x1-bottlenecked convolution
+# --------------------------------------------------------------------------------------
+
+
+def convolution_output_size(size: int, kernel_size: int, stride: int = 1, padding: str = "same") -> int:
+    """Output length along one axis: ``ceil(n / s)`` for "same", ``floor((n - k) / s) + 1`` for "valid"."""
+    if padding == "same":
+        return math.ceil(size / stride)
+    if padding == "valid":
+        return (size - kernel_size) // stride + 1
+    raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
+
+
+def standard_convolution_macs(output_height: int, output_width: int, kernel_size: int,
+                              input_channels: int, output_channels: int) -> int:
+    """Plain convolution: every output value looks at ``k * k * input_channels`` inputs."""
+    return output_height * output_width * output_channels * kernel_size * kernel_size * input_channels
+
+
+def depthwise_separable_macs(output_height: int, output_width: int, kernel_size: int,
+                             input_channels: int, output_channels: int) -> tuple[int, int]:
+    """(depthwise, pointwise) MACs: one ``k x k`` filter per input channel, then a 1x1 mix.
+
+    Divided by the plain convolution's cost this is ``1 / output_channels + 1 / k**2``.
+    """
+    positions = output_height * output_width
+    depthwise = positions * input_channels * kernel_size * kernel_size
+    pointwise = positions * input_channels * output_channels
+    return depthwise, pointwise
+
+
+def bottleneck_macs(output_height: int, output_width: int, kernel_size: int, input_channels: int,
+                    bottleneck_channels: int, output_channels: int) -> tuple[int, int]:
+    """(1x1 reduction, k x k convolution) MACs of the Inception/ResNet bottleneck.
+
+    The 1x1 layer shrinks ``input_channels`` to ``bottleneck_channels`` at the same
+    resolution (stride 1, "same" padding), then the ``k x k`` layer works on the
+    thinner tensor.
+    """
+    positions = output_height * output_width
+    reduction = positions * input_channels * bottleneck_channels
+    convolution = positions * output_channels * kernel_size * kernel_size * bottleneck_channels
+    return reduction, convolution
+
+
+BLOCK_KINDS = ("plain", "depthwise_separable", "bottleneck")
+
+
+def build_block(kind: str, input_shape: tuple[int, int, int], output_channels: int,
+                kernel_size: int = 3, bottleneck_channels: int | None = None,
+                padding: str = "same"):
+    """A one-block model of the given kind, without bias or activation (pure multiplications).
+
+    ``plain``: one ``Conv2D``.  ``depthwise_separable``: ``DepthwiseConv2D`` then a
+    1x1 ``Conv2D`` (the MobileNet pair).  ``bottleneck``: a 1x1 ``Conv2D`` down to
+    ``bottleneck_channels`` then the ``k x k`` ``Conv2D`` (the Inception reduction).
+    """
+    import keras
+    from keras import layers
+
+    if kind not in BLOCK_KINDS:
+        raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
+    inputs = keras.Input(shape=input_shape)
+    if kind == "plain":
+        outputs = layers.Conv2D(output_channels, kernel_size, padding=padding, use_bias=False,
+                                name="conv")(inputs)
+    elif kind == "depthwise_separable":
+        hidden = layers.DepthwiseConv2D(kernel_size, padding=padding, use_bias=False, name="depthwise")(inputs)
+        outputs = layers.Conv2D(output_channels, 1, use_bias=False, name="pointwise")(hidden)
+    else:
+        if not bottleneck_channels:
+            raise ValueError("A bottleneck block needs bottleneck_channels (the width of the 1x1 reduction).")
+        hidden = layers.Conv2D(bottleneck_channels, 1, use_bias=False, name="reduce_1x1")(inputs)
+        outputs = layers.Conv2D(output_channels, kernel_size, padding=padding, use_bias=False,
+                                name="conv")(hidden)
+    return keras.Model(inputs, outputs, name=kind)
+
+
+def block_formula_macs(kind: str, input_shape: tuple[int, int, int], output_channels: int,
+                       kernel_size: int = 3, bottleneck_channels: int | None = None,
+                       padding: str = "same") -> int:
+    """The closed-form MAC count of :func:`build_block`'s block (stride 1)."""
+    height, width, input_channels = input_shape
+    out_height = convolution_output_size(height, kernel_size, 1, padding)
+    out_width = convolution_output_size(width, kernel_size, 1, padding)
+    if kind == "plain":
+        return standard_convolution_macs(out_height, out_width, kernel_size, input_channels, output_channels)
+    if kind == "depthwise_separable":
+        return sum(depthwise_separable_macs(out_height, out_width, kernel_size, input_channels, output_channels))
+    if kind == "bottleneck":
+        if not bottleneck_channels:
+            raise ValueError("A bottleneck block needs bottleneck_channels.")
+        # The 1x1 reduction runs on the full input grid, the k x k convolution on the output grid.
+        reduction = height * width * input_channels * bottleneck_channels
+        convolution = standard_convolution_macs(out_height, out_width, kernel_size, bottleneck_channels,
+                                                output_channels)
+        return reduction + convolution
+    raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
+
+
+def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: int,
+                            kernel_size: int = 3, bottleneck_channels: int | None = None,
+                            batch_size: int = 8, repeats: int = 5, warmup: int = 2) -> pd.DataFrame:
+    """Plain vs depthwise-separable vs bottlenecked block on the same input tensor.
+
+    For each block: parameters, MACs per image by formula, by walking the layers
+    and by the TensorFlow profiler, the ratio to the plain block, and the median
+    time per image at ``batch_size``.
+    """
+    import keras
+
+    bottleneck_channels = bottleneck_channels or max(1, input_shape[-1] // 4)
+    rows = []
+    for kind in BLOCK_KINDS:
+        keras.backend.clear_session()
+        block = build_block(kind, input_shape, output_channels, kernel_size, bottleneck_channels)
+        timing = time_inference(block, [batch_size], repeats=repeats, warmup=warmup)[0]
+        rows.append({
+            "block": kind,
+            "parameters": int(block.count_params()),
+            "macs_formula": block_formula_macs(kind, input_shape, output_channels, kernel_size,
+                                               bottleneck_channels),
+            "macs_counted": count_macs(block),
+            "macs_profiler": profiler_macs(block),
+            "ms_per_image": timing.milliseconds_per_image,
+        })
+    table = pd.DataFrame(rows)
+    plain = table.loc[table["block"] == "plain"].iloc[0]
+    table["macs_vs_plain"] = table["macs_counted"] / plain["macs_counted"]
+    table["time_vs_plain"] = table["ms_per_image"] / plain["ms_per_image"]
+    return table
+
+
+# --------------------------------------------------------------------------------------
+# Plots in the spirit of Canziani et al. (2017)
+# --------------------------------------------------------------------------------------
+
+
+def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: str = "top1",
+                                operations_column: str = "macs_per_image",
+                                parameters_column: str = "parameters"):
+    """Published top-1 accuracy against measured G-MACs, bubble area proportional to parameters."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 5))
+    data = table.dropna(subset=[accuracy_column, operations_column, parameters_column])
+    giga_macs = data[operations_column] / 1e9
+    millions = data[parameters_column] / 1e6
+    ax.scatter(giga_macs, 100 * data[accuracy_column], s=20 + 8 * millions, alpha=0.5,
+               c=range(len(data)), cmap="tab10", edgecolors="black")
+    for x, y, label, size in zip(giga_macs, 100 * data[accuracy_column], data["model"], millions):
+        ax.annotate(f"{label}\n{size:.1f} M params", (x, y), textcoords="offset points",
+                    xytext=(6, 6), fontsize=8)
+    ax.set_xlabel("operations: G multiply-accumulates per image (counted)")
+    ax.set_ylabel("ImageNet top-1 accuracy, % (published)")
+    ax.set_title("Accuracy vs operations (bubble area ~ parameters)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
+    """Milliseconds per image against batch size, one line per model, log-scaled batch axis."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 5))
+    for model_name, rows in timings.groupby("model", sort=False):
+        rows = rows.sort_values("batch_size")
+        ax.plot(rows["batch_size"], rows["ms_per_image"], marker="o", label=model_name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("inference time per image (ms, median)")
+    ax.set_title("Time per image vs batch size on this device")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _main(arguments: list[str]) -> int:
+    """``python -m utils.architectures memory-probe NAME BATCH [SIZE]``: print the probe's JSON line."""
+    import json
+
+    if len(arguments) not in (3, 4) or arguments[0] != "memory-probe":
+        print("usage: python -m utils.architectures memory-probe MODEL_NAME BATCH_SIZE [INPUT_SIZE]",
+              file=sys.stderr)
+        return 2
+    input_size = int(arguments[3]) if len(arguments) == 4 else None
+    print(json.dumps(_memory_probe(arguments[1], int(arguments[2]), input_size)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
