@@ -1,0 +1,301 @@
+"""Tests for utils.experiments: the seven CIFAR-10 models, the run recorder and the comparison.
+
+Models are trained only on a few dozen tiny random images, so the file runs in
+well under a minute on a 2-core CPU; the point is the bookkeeping (rows, resume,
+interruption, checkpoints), not accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils import data, experiments, results, runtime
+
+
+# --- parameter counts by formula, independent of the builder -------------------------
+
+
+def conv_parameters(channels_in: int, filters: int, kernel: int = 3) -> int:
+    """Weights of a kernel x kernel conv plus one bias per filter."""
+    return kernel * kernel * channels_in * filters + filters
+
+
+def dense_parameters(inputs: int, outputs: int) -> int:
+    """Weights plus biases of a fully connected layer."""
+    return inputs * outputs + outputs
+
+
+def expected_parameters(unit_filters: tuple[int, ...], batch_norm: bool, side: int = 32, channels: int = 3) -> int:
+    """The course's CNN counted by hand: 'same' conv keeps the side, 'valid' takes 2 off, pooling halves it."""
+    total = 0
+    for filters in unit_filters:
+        total += conv_parameters(channels, filters) + conv_parameters(filters, filters)
+        if batch_norm:
+            total += 2 * 4 * filters  # gamma, beta, moving mean, moving variance per BN layer
+        side = (side - 2) // 2
+        channels = filters
+    return total + dense_parameters(side * side * channels, 512) + dense_parameters(512, 10)
+
+
+def test_experiment_i_matches_a_hand_count():
+    # Worked out once by hand: 896 + 9,248 + 18,496 + 36,928 convs, 6x6x64 = 2,304 flattened.
+    assert expected_parameters((32, 64), batch_norm=False) == 896 + 9_248 + 18_496 + 36_928 + 1_180_160 + 5_130
+
+
+@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
+def test_every_experiment_has_the_expected_parameter_count(name):
+    experiment = experiments.EXPERIMENTS[name]
+    model = experiments.build_experiment_model(experiment)
+    assert model.count_params() == expected_parameters(experiment.unit_filters, experiment.batch_norm)
+    keras.backend.clear_session()
+
+
+def test_switches_add_the_right_layers():
+    model = experiments.build_experiment_model("VI")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 6
+    assert kinds.count("BatchNormalization") == 6
+    assert kinds.count("Dropout") == 4  # three conv units plus the head
+    assert model.get_layer("dense").kernel_regularizer is not None
+    plain = experiments.build_experiment_model("I")
+    assert plain.get_layer("dense").kernel_regularizer is None
+    assert [layer.padding for layer in plain.layers if type(layer).__name__ == "Conv2D"] == [
+        "same", "valid", "same", "valid"]
+    keras.backend.clear_session()
+
+
+def test_table_carries_the_course_figures():
+    table = experiments.experiments_table()
+    assert list(table.index) == ["I", "II", "III", "IV", "V", "VI", "VII"]
+    assert table.loc["II", "course train acc"] == 0.98
+    assert table.loc["VII", "course epochs"] == 5
+    assert table["batch norm"].sum() == 6
+
+
+def test_unknown_experiment_names_the_valid_ones():
+    with pytest.raises(ValueError, match="I, II, III"):
+        experiments.get_experiment("VIII")
+    assert experiments.get_experiment(" iii ").name == "III"
+
+
+def test_bad_unit_filters_are_refused():
+    with pytest.raises(ValueError, match="unit_filters"):
+        experiments.build_cifar_model(unit_filters=())
+
+
+# --- mixed precision and distribution strategy paths ---------------------------------
+
+
+def test_mixed_precision_model_keeps_float32_outputs_and_trains():
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        model = experiments.build_cifar_model((8,), batch_norm=True)
+        assert model.get_layer("unit1_conv1").compute_dtype == "float16"
+        assert model.outputs[0].dtype == "float32"
+        experiments.compile_like_course(model)
+        images = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+        labels = keras.utils.to_categorical(np.arange(8) % 10, 10)
+        loss, accuracy = model.train_on_batch(images, labels)
+        assert np.isfinite(loss)
+        # Clearing the session between runs must not drop the policy.
+        assert experiments.clear_session_keeping_precision() == "mixed_float16"
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
+
+
+def test_model_builds_and_trains_inside_a_distribution_strategy_scope():
+    strategy = runtime.distribution_strategy(0)
+    with strategy.scope():
+        model = experiments.compile_like_course(experiments.build_cifar_model((8,)))
+    images = np.zeros((4, 32, 32, 3), dtype=np.float32)
+    labels = keras.utils.to_categorical(np.arange(4), 10)
+    history = model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    keras.backend.clear_session()
+
+
+def test_steps_per_execution_is_one_on_cpu():
+    assert experiments.default_steps_per_execution(0) == 1
+    assert experiments.default_steps_per_execution(1) > 1
+
+
+# --- the recorder ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each recorder test gets an empty results table and runs folder."""
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def tiny_splits(protocol: str = "holdout", train: int = 64) -> data.Splits:
+    """Random 32x32 colour images with 10 classes: enough to exercise the recorder."""
+    generator = np.random.default_rng(0)
+
+    def part(count: int) -> tuple[np.ndarray, np.ndarray]:
+        return (generator.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+                np.arange(count) % 10)
+
+    x_train, y_train = part(train)
+    x_validation, y_validation = part(32)
+    x_test, y_test = part(32)
+    names = [f"class {index}" for index in range(10)]
+    return data.Splits(x_train, y_train, x_validation, y_validation, x_test, y_test, protocol,
+                       data.VALIDATION_PROTOCOLS[protocol], names, "synthetic (test fixture)")
+
+
+def test_run_records_a_row_with_every_column_and_saves_the_model(own_outputs):
+    outcome = experiments.run_experiment("I", tiny_splits(), seed=1, profile="quick", epochs=2, verbose=0)
+    table = results.read_results(experiments.RESULTS_TABLE)
+    assert len(table) == 1 and not outcome.reused
+    for column in ["experiment", "seed", "profile", "epochs", "validation_protocol", "train_accuracy",
+                   "val_accuracy", "test_accuracy", "params", "seconds", "images_per_second",
+                   "data_source", "tensorflow", "keras", "timestamp"]:
+        assert column in table.columns, column
+    row = table.iloc[0]
+    assert row["experiment"] == "I" and row["epochs"] == 2 and row["epochs_recorded"] == 2
+    assert row["params"] == expected_parameters((32, 64), batch_norm=False)
+    assert 0.0 <= row["test_accuracy"] <= 1.0 and row["images_per_second"] > 0
+    assert "synthetic" in row["data_source"]
+    assert len(outcome.history["val_accuracy"]) == 2
+    assert outcome.model_path == runtime.runs_dir() / "models" / "cifar10_I.keras"
+    reloaded = keras.saving.load_model(outcome.model_path)
+    assert reloaded.count_params() == row["params"]
+    keras.backend.clear_session()
+
+
+def test_recorded_runs_are_reused_unless_forced(own_outputs):
+    splits = tiny_splits()
+    first = experiments.run_experiment("I", splits, seed=3, profile="quick", epochs=1, verbose=0)
+    again = experiments.run_experiment("I", splits, seed=3, profile="quick", epochs=1, verbose=0)
+    assert again.reused and again.row["test_accuracy"] == pytest.approx(first.row["test_accuracy"])
+    assert again.history["accuracy"] == first.history["accuracy"]  # curves survive for the plot
+    assert len(results.read_results(experiments.RESULTS_TABLE)) == 1
+    # A different epoch count or protocol is a different run.
+    experiments.run_experiment("I", tiny_splits("course"), seed=3, profile="quick", epochs=1, verbose=0)
+    assert len(results.read_results(experiments.RESULTS_TABLE)) == 2
+    forced = experiments.run_experiment("I", splits, seed=3, profile="quick", epochs=1, verbose=0, force=True)
+    assert not forced.reused
+    assert len(results.read_results(experiments.RESULTS_TABLE)) == 3
+
+
+class InterruptMidEpoch(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C would) after the first batch of the given epoch."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+        self.current = -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 0:
+            raise KeyboardInterrupt("simulated Ctrl-C")
+
+
+class EpochsSeen(keras.callbacks.Callback):
+    """Remembers which epochs fit actually ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_an_interrupted_run_leaves_the_table_intact_and_resumes_from_its_checkpoint(own_outputs):
+    splits = tiny_splits()
+    experiments.run_experiment("I", splits, seed=1, profile="quick", epochs=1, verbose=0)
+    table_before = (runtime.results_dir() / "cifar10_experiments.csv").read_bytes()
+
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment("I", splits, seed=2, profile="quick", epochs=3, verbose=0,
+                                   callbacks=[InterruptMidEpoch(epoch=2)])
+    assert (runtime.results_dir() / "cifar10_experiments.csv").read_bytes() == table_before
+    folder = experiments.run_folder(experiments.run_key("I", 2, "quick", 3, "holdout", splits.source, 64))
+    assert (folder / "backup" / "latest.weights.h5").exists()
+    assert sorted(experiments.read_epoch_log(folder)) == [0, 1]
+
+    seen = EpochsSeen()
+    resumed = experiments.run_experiment("I", splits, seed=2, profile="quick", epochs=3, verbose=0,
+                                         callbacks=[seen])
+    assert seen.epochs == [2]  # epochs 0 and 1 came from the checkpoint
+    assert len(resumed.history["accuracy"]) == 3 and resumed.row["epochs_recorded"] == 3
+    assert not (folder / "backup").exists()  # the backup is removed once the run completes
+    table = results.read_results(experiments.RESULTS_TABLE)
+    assert list(table["seed"]) == [1, 2]
+
+
+def test_a_fresh_start_discards_a_stale_epoch_log(own_outputs):
+    splits = tiny_splits()
+    key = experiments.run_key("I", 5, "quick", 1, "holdout", splits.source, 64)
+    folder = experiments.run_folder(key)
+    folder.mkdir(parents=True)
+    (folder / "epochs.json").write_text('{"0": {"accuracy": 0.5}, "7": {"accuracy": 0.9}}')
+    outcome = experiments.run_experiment("I", splits, seed=5, profile="quick", epochs=1, verbose=0)
+    assert len(outcome.history["accuracy"]) == 1
+
+
+# --- comparison ------------------------------------------------------------------------
+
+
+def made_up_rows() -> pd.DataFrame:
+    """Hand-written result rows: I and III with two seeds each, VI with one."""
+    rows = [
+        ("I", 1, 0.80, 0.70, 0.69), ("I", 2, 0.82, 0.74, 0.73),
+        ("III", 1, 0.90, 0.80, 0.79), ("III", 2, 0.92, 0.82, 0.81),
+        ("VI", 1, 0.95, 0.85, 0.84),
+    ]
+    return pd.DataFrame([
+        {"experiment": name, "seed": seed, "epochs": 50, "train_accuracy": train, "val_accuracy": val,
+         "test_accuracy": test, "val_images": 5_000, "seconds": 10.0, "images_per_second": 100.0}
+        for name, seed, train, val, test in rows
+    ])
+
+
+def test_comparison_table_puts_ours_beside_the_course():
+    table = experiments.comparison_table(made_up_rows())
+    assert list(table.index) == ["I", "III", "VI"]
+    assert table.loc["I", "seeds"] == 2
+    assert table.loc["I", "ours train"] == pytest.approx(0.81)
+    assert table.loc["I", "ours val"] == pytest.approx(0.72)
+    assert table.loc["I", "ours gap"] == pytest.approx(0.09)
+    assert table.loc["I", "course gap"] == pytest.approx(0.84 - 0.79)
+    assert table.loc["III", "val vs course"] == pytest.approx(0.81 - 0.82)
+    assert table.loc["I", "ours val std"] == pytest.approx(np.std([0.70, 0.74], ddof=1))
+    assert np.isnan(table.loc["VI", "ours val std"])
+    assert table.loc["VI", "course epochs"] == 50
+
+
+def test_contrasts_measure_each_switch_against_noise():
+    contrasts = experiments.contrast_table(made_up_rows()).set_index("switch turned on")
+    assert list(contrasts.index) == ["batch norm (with dropout)"]  # the only pair present
+    batch_norm = contrasts.loc["batch norm (with dropout)"]
+    assert batch_norm["val change"] == pytest.approx(0.81 - 0.72)
+    standard_errors = np.array([np.std([0.70, 0.74], ddof=1), np.std([0.80, 0.82], ddof=1)]) / np.sqrt(2)
+    assert batch_norm["noise (2 SE)"] == pytest.approx(2 * np.sqrt((standard_errors ** 2).sum()))
+    assert not batch_norm["within noise"]
+    assert batch_norm["course val change"] == pytest.approx(0.82 - 0.79)
+
+
+def test_single_seed_noise_falls_back_to_sampling_error():
+    summary = experiments.summarise_seeds(made_up_rows())
+    noise = experiments.validation_noise(summary)
+    assert noise["VI"] == pytest.approx(np.sqrt(0.85 * 0.15 / 5_000))
+
+
+def test_summaries_refuse_an_empty_table():
+    with pytest.raises(ValueError, match="run at least one"):
+        experiments.summarise_seeds(pd.DataFrame())

@@ -1,0 +1,665 @@
+"""The course's CIFAR-10 experiments I-VII: one model builder, one recipe, one results table.
+
+The course trains seven variations of the same small CNN to show what dropout,
+batch normalisation, L2 regularisation, an extra convolutional unit and wider
+units each do.  Here the seven are rows of a declarative table
+(:data:`EXPERIMENTS`), every model comes out of one builder
+(:func:`build_cifar_model`), and every run goes through one helper
+(:func:`run_experiment`) that trains with the course's recipe, evaluates, saves
+the model and appends one row to ``results/cifar10_experiments.csv``.
+
+Runs are resumable at two levels.  A finished run whose row is already in the
+table is reused rather than retrained (unless ``force=True``), and an
+interrupted run (a crash, Ctrl-C, a Colab disconnect) continues from its last
+completed epoch, because each run backs itself up under ``runs/`` at the end of
+every epoch with ``keras.callbacks.BackupAndRestore``.  The CSV file is only
+ever written whole (see :mod:`utils.results`), so an interruption never leaves
+a half-written table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from utils import course, results, runtime
+
+RESULTS_TABLE = "cifar10_experiments"
+PROTOCOLS = ("holdout", "course")
+HOLDOUT_IMAGES = 5_000
+
+# Columns that identify a run: a row with the same values is the same run and is reused.
+# ``data_source`` and ``train_images`` are added to the issue's five so that a quick run on a
+# subset, or a run on synthetic data, is never mistaken for a full run on the real dataset.
+RUN_KEY_COLUMNS = (
+    "experiment", "seed", "profile", "epochs", "validation_protocol", "data_source", "train_images",
+)
+
+
+# --- The seven experiments ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the course's CIFAR-10 experiments: its architecture switches and reported results.
+
+    ``unit_filters`` lists the filters of each conv unit (one entry per unit);
+    ``batch_norm`` puts BatchNormalization after every conv's ReLU; ``conv_dropout``
+    adds Dropout(0.25) after each unit's pooling; ``dense_l2`` puts an L2(0.01)
+    penalty on the Dense(512) kernel.  The course's figures are final-epoch
+    accuracies, its "validation" one measured on the test set.
+    """
+
+    name: str
+    description: str
+    unit_filters: tuple[int, ...]
+    batch_norm: bool
+    conv_dropout: bool
+    dense_l2: bool
+    course_train_accuracy: float
+    course_val_accuracy: float
+    course_epochs: int
+
+    def builder_arguments(self) -> dict[str, Any]:
+        """The keyword arguments :func:`build_cifar_model` needs for this experiment."""
+        return {
+            "unit_filters": self.unit_filters,
+            "batch_norm": self.batch_norm,
+            "conv_dropout": self.conv_dropout,
+            "dense_l2": self.dense_l2,
+        }
+
+
+def _experiment(name: str, description: str, unit_filters: tuple[int, ...], batch_norm: bool,
+                conv_dropout: bool, dense_l2: bool) -> Experiment:
+    train_accuracy, val_accuracy = course.CIFAR10_COURSE_ACCURACY[name]
+    return Experiment(name, description, unit_filters, batch_norm, conv_dropout, dense_l2,
+                      train_accuracy, val_accuracy, course.CIFAR10_EPOCHS_TRAINED_BY_COURSE[name])
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment
+    for experiment in (
+        _experiment("I", "dropout after each conv unit", (32, 64), False, True, False),
+        _experiment("II", "batch normalisation, no conv dropout", (32, 64), True, False, False),
+        _experiment("III", "batch normalisation and conv dropout", (32, 64), True, True, False),
+        _experiment("IV", "batch normalisation and L2 on Dense(512)", (32, 64), True, False, True),
+        _experiment("V", "batch normalisation, conv dropout and L2", (32, 64), True, True, True),
+        _experiment("VI", "as V plus a third unit of 128 filters", (32, 64, 128), True, True, True),
+        _experiment("VII", "as V with wider units (64, 128)", (64, 128), True, True, True),
+    )
+}
+
+
+def experiments_table() -> pd.DataFrame:
+    """The seven experiments as a table (one row each), for display in the notebook."""
+    rows = [
+        {
+            "experiment": experiment.name,
+            "description": experiment.description,
+            "unit filters": ", ".join(str(filters) for filters in experiment.unit_filters),
+            "batch norm": experiment.batch_norm,
+            "conv dropout": experiment.conv_dropout,
+            "L2 on Dense(512)": experiment.dense_l2,
+            "course epochs": experiment.course_epochs,
+            "course train acc": experiment.course_train_accuracy,
+            "course val acc": experiment.course_val_accuracy,
+        }
+        for experiment in EXPERIMENTS.values()
+    ]
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def get_experiment(name: str) -> Experiment:
+    """Look an experiment up by its Roman numeral, with an error listing the valid names."""
+    key = str(name).strip().upper()
+    if key not in EXPERIMENTS:
+        raise ValueError(
+            f"Unknown CIFAR-10 experiment {name!r}. The course's experiments are "
+            f"{', '.join(EXPERIMENTS)}; pass one of those names (for example EXPERIMENTS = ['I', 'III'])."
+        )
+    return EXPERIMENTS[key]
+
+
+# --- The model builder ------------------------------------------------------------
+
+
+def build_cifar_model(
+    unit_filters: Sequence[int] = (32, 64),
+    batch_norm: bool = False,
+    conv_dropout: bool = True,
+    dense_l2: bool = False,
+    input_shape: tuple[int, int, int] = course.CIFAR10_INPUT_SHAPE,
+    num_classes: int = course.CIFAR10_NUM_CLASSES,
+    name: str = "cifar_cnn",
+):
+    """Build the course's CIFAR-10 CNN with the given switches (uncompiled Sequential model).
+
+    Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN]
+    -> MaxPool(2) -> [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU
+    -> Dropout(0.5) -> Dense(num_classes) softmax.  The softmax layer is always float32,
+    so the model stays numerically safe when built under a ``mixed_float16`` policy.
+    """
+    import keras
+    from keras import layers
+
+    if not unit_filters or any(int(filters) <= 0 for filters in unit_filters):
+        raise ValueError(
+            f"unit_filters must be a non-empty list of positive filter counts, got {unit_filters!r}; "
+            "the course uses (32, 64), (32, 64, 128) or (64, 128)."
+        )
+    model = keras.Sequential(name=name)
+    model.add(keras.Input(shape=input_shape))
+    for unit_index, filters in enumerate(unit_filters, start=1):
+        for conv_index, padding in enumerate(("same", "valid"), start=1):
+            model.add(layers.Conv2D(int(filters), 3, padding=padding, activation="relu",
+                                    name=f"unit{unit_index}_conv{conv_index}"))
+            if batch_norm:
+                model.add(layers.BatchNormalization(name=f"unit{unit_index}_bn{conv_index}"))
+        model.add(layers.MaxPooling2D(2, name=f"unit{unit_index}_pool"))
+        if conv_dropout:
+            model.add(layers.Dropout(course.CIFAR10_CONV_DROPOUT, name=f"unit{unit_index}_dropout"))
+    model.add(layers.Flatten(name="flatten"))
+    regularizer = keras.regularizers.L2(course.CIFAR10_L2_FACTOR) if dense_l2 else None
+    model.add(layers.Dense(course.CIFAR10_DENSE_UNITS, activation="relu",
+                           kernel_regularizer=regularizer, name="dense"))
+    model.add(layers.Dropout(course.CIFAR10_DENSE_DROPOUT, name="dense_dropout"))
+    model.add(layers.Dense(num_classes, activation="softmax", dtype="float32", name="softmax"))
+    return model
+
+
+def build_experiment_model(experiment: Experiment | str, **overrides: Any):
+    """The model of one experiment (by object or name); ``overrides`` go to the builder."""
+    experiment = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    arguments = {**experiment.builder_arguments(), "name": f"cifar10_{experiment.name}", **overrides}
+    return build_cifar_model(**arguments)
+
+
+def parameter_counts() -> pd.DataFrame:
+    """Total, trainable and non-trainable parameters of all seven models (built, never trained)."""
+    import keras
+
+    rows = []
+    for experiment in EXPERIMENTS.values():
+        model = build_experiment_model(experiment)
+        trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+        frozen = sum(int(np.prod(weight.shape)) for weight in model.non_trainable_weights)
+        rows.append({"experiment": experiment.name, "params": model.count_params(),
+                     "trainable": trainable, "non-trainable": frozen})
+        keras.backend.clear_session()
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def compile_like_course(model, steps_per_execution: int = 1):
+    """Compile with the course's recipe: plain SGD at 0.01, categorical cross-entropy, accuracy.
+
+    ``steps_per_execution`` > 1 runs several batches per call into TensorFlow, which
+    helps GPUs; it does not change the maths.  XLA (``jit_compile``) is left off
+    because it made this model several times slower on a CPU.
+    """
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=course.CIFAR10_LEARNING_RATE),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+        jit_compile=False,
+    )
+    return model
+
+
+def default_steps_per_execution(gpu_count: int | None = None) -> int:
+    """Batches per TensorFlow call: 16 on a GPU (fewer host round trips), 1 on a CPU."""
+    if gpu_count is None:
+        gpu_count = len(runtime.gpu_names())
+    return 16 if gpu_count > 0 else 1
+
+
+def clear_session_keeping_precision() -> str:
+    """``keras.backend.clear_session()`` between runs, keeping the mixed-precision policy.
+
+    Clearing the session frees the previous model's graph and memory, but it also
+    resets Keras's global state, including the dtype policy: without restoring it
+    a GPU run would silently fall back to float32 after the first experiment.
+    Returns the policy name in force afterwards.
+    """
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+# --- Recording runs ----------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What one run produced: its CSV row, its per-epoch history, and whether it was reused."""
+
+    experiment: str
+    row: dict[str, Any]
+    history: dict[str, list[float]]
+    reused: bool
+    model_path: Path | None = None
+
+
+def run_key(experiment: str, seed: int, profile: str, epochs: int, protocol: str,
+            data_source: str, train_images: int) -> dict[str, Any]:
+    """The values that identify a run in the results table (see :data:`RUN_KEY_COLUMNS`)."""
+    return {"experiment": experiment, "seed": int(seed), "profile": profile, "epochs": int(epochs),
+            "validation_protocol": protocol, "data_source": data_source, "train_images": int(train_images)}
+
+
+def run_folder(key: dict[str, Any]) -> Path:
+    """The folder under ``runs/`` holding one run's backup checkpoint and epoch history."""
+    source_digest = hashlib.sha1(str(key["data_source"]).encode()).hexdigest()[:8]
+    slug = (f"{key['experiment']}_seed{key['seed']}_{key['profile']}_{key['epochs']}ep_"
+            f"{key['validation_protocol']}_{key['train_images']}img_{source_digest}")
+    return runtime.runs_dir() / "cifar10_experiments" / slug
+
+
+def model_path(experiment: str) -> Path:
+    """Where the trained model of an experiment is saved (the latest run wins); notebook 07 reads it."""
+    return runtime.runs_dir() / "models" / f"cifar10_{experiment}.keras"
+
+
+def find_recorded_row(key: dict[str, Any]) -> dict[str, Any] | None:
+    """The most recent row of the results table matching ``key``, or None."""
+    table = results.read_results(RESULTS_TABLE)
+    if table.empty or any(column not in table.columns for column in key):
+        return None
+    matches = np.ones(len(table), dtype=bool)
+    for column, value in key.items():
+        matches &= table[column].astype(str).to_numpy() == str(value)
+    if not matches.any():
+        return None
+    return table[matches].iloc[-1].to_dict()
+
+
+def _write_json_atomically(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_epoch_log(folder: Path) -> dict[int, dict[str, float]]:
+    """The per-epoch metrics and timings saved so far for a run (empty if none)."""
+    path = folder / "epochs.json"
+    if not path.exists():
+        return {}
+    return {int(epoch): logs for epoch, logs in json.loads(path.read_text()).items()}
+
+
+def history_from_epoch_log(epoch_log: dict[int, dict[str, float]]) -> dict[str, list[float]]:
+    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch)."""
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(epoch_log):
+        for metric, value in epoch_log[epoch].items():
+            history.setdefault(metric, []).append(float(value))
+    return history
+
+
+def _epoch_logger(folder: Path):
+    """A callback that saves each finished epoch's metrics and timings to ``epochs.json``.
+
+    Saved before the backup callback runs, so an epoch whose backup was not
+    written is simply retrained and its entry overwritten: the log never claims an
+    epoch the checkpoint lacks for long.  ``train_seconds`` excludes validation.
+    """
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+            self.training_done = None
+
+        def on_test_begin(self, logs=None):
+            if self.training_done is None:
+                self.training_done = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            finished = time.perf_counter()
+            entry = {metric: float(value) for metric, value in (logs or {}).items()}
+            entry["seconds"] = finished - self.started
+            entry["train_seconds"] = (self.training_done or finished) - self.started
+            epoch_log = read_epoch_log(folder)
+            epoch_log[epoch] = entry
+            _write_json_atomically({str(key): value for key, value in sorted(epoch_log.items())},
+                                   folder / "epochs.json")
+
+    return EpochLogger()
+
+
+def _prepare_run_folder(folder: Path, force: bool) -> bool:
+    """Make the run folder ready; True when a backup exists and training will resume from it.
+
+    Without a backup, training starts from scratch, so a stale epoch log from an
+    earlier attempt is removed rather than mixed with the new epochs.
+    """
+    if force and folder.exists():
+        shutil.rmtree(folder)
+    backup = folder / "backup"
+    resuming = (backup / "latest.weights.h5").exists() or (backup / "latest.weights.h5.bkp").exists()
+    if not resuming:
+        (folder / "epochs.json").unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return resuming
+
+
+def run_experiment(
+    experiment: Experiment | str,
+    splits: Any,
+    *,
+    seed: int,
+    profile: str,
+    epochs: int,
+    batch_size: int = course.CIFAR10_BATCH_SIZE,
+    force: bool = False,
+    strategy: Any = None,
+    steps_per_execution: int | None = None,
+    verbose: int | str = "auto",
+    callbacks: Sequence[Any] = (),
+    save_model: bool = True,
+) -> RunResult:
+    """Train, evaluate and record one experiment with the course's recipe; resume when possible.
+
+    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels).  If the
+    results table already holds a row for the same run (see :data:`RUN_KEY_COLUMNS`)
+    it is returned without training, unless ``force=True``.  Otherwise the model is
+    built and compiled inside ``strategy.scope()``, trained with a tf.data pipeline
+    (continuing from the run's backup if an earlier attempt was interrupted),
+    evaluated on the test split, saved to :func:`model_path`, and one row is appended
+    to ``results/cifar10_experiments.csv``.  ``callbacks`` are extra Keras callbacks
+    (tests use one to simulate an interruption).
+    """
+    import keras
+
+    from utils import data
+
+    experiment = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
+    if splits.protocol not in PROTOCOLS:
+        raise ValueError(f"Unknown validation protocol {splits.protocol!r}; make the splits with "
+                         f"utils.data.make_splits(..., protocol='holdout' or 'course').")
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
+    key = run_key(experiment.name, seed, profile, epochs, splits.protocol, splits.source, len(splits.y_train))
+    recorded = None if force else find_recorded_row(key)
+    folder = run_folder(key)
+    if recorded is not None:
+        history = history_from_epoch_log(read_epoch_log(folder))
+        return RunResult(experiment.name, recorded, history, reused=True, model_path=None)
+
+    resuming = _prepare_run_folder(folder, force)
+    policy = clear_session_keeping_precision()
+    runtime.set_seed(seed)
+    strategy = strategy or runtime.distribution_strategy()
+    steps_per_execution = steps_per_execution or default_steps_per_execution()
+    num_classes = len(splits.class_names)
+    with strategy.scope():
+        model = build_experiment_model(experiment, num_classes=num_classes,
+                                       input_shape=tuple(splits.x_train.shape[1:]))
+        compile_like_course(model, steps_per_execution=steps_per_execution)
+    train = data.make_pipeline(splits.x_train, splits.y_train, batch_size, num_classes=num_classes,
+                               training=True, seed=seed)
+    validation = data.make_pipeline(splits.x_validation, splits.y_validation, batch_size,
+                                    num_classes=num_classes)
+    test = data.make_pipeline(splits.x_test, splits.y_test, batch_size, num_classes=num_classes)
+    print(f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
+          f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
+          + (" - resuming from its backup" if resuming else ""))
+    run_callbacks = [_epoch_logger(folder),
+                     keras.callbacks.BackupAndRestore(str(folder / "backup"), double_checkpoint=True),
+                     *callbacks]
+    model.fit(train, validation_data=validation, epochs=int(epochs), callbacks=run_callbacks, verbose=verbose,
+              shuffle=False)  # the pipeline reshuffles every epoch itself
+    epoch_log = read_epoch_log(folder)
+    history = history_from_epoch_log(epoch_log)
+    evaluation_started = time.perf_counter()
+    test_loss, test_accuracy = model.evaluate(test, verbose=0)
+    evaluation_seconds = time.perf_counter() - evaluation_started
+    saved_to = None
+    if save_model:
+        saved_to = model_path(experiment.name)
+        saved_to.parent.mkdir(parents=True, exist_ok=True)
+        model.save(saved_to)
+    train_seconds = sum(entry["train_seconds"] for entry in epoch_log.values())
+    row = {
+        **key,
+        "train_accuracy": history["accuracy"][-1],
+        "val_accuracy": history["val_accuracy"][-1],
+        "test_accuracy": float(test_accuracy),
+        "train_loss": history["loss"][-1],
+        "val_loss": history["val_loss"][-1],
+        "test_loss": float(test_loss),
+        "params": model.count_params(),
+        "seconds": round(sum(entry["seconds"] for entry in epoch_log.values()) + evaluation_seconds, 2),
+        "images_per_second": round(len(splits.y_train) * len(epoch_log) / train_seconds, 1),
+        "epochs_recorded": len(epoch_log),
+        "val_images": len(splits.y_validation),
+        "test_images": len(splits.y_test),
+        "batch_size": batch_size,
+        "precision": policy,
+        "replicas": strategy.num_replicas_in_sync,
+        **results.library_versions(),
+    }
+    results.append_result(RESULTS_TABLE, row)
+    del model
+    clear_session_keeping_precision()
+    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
+
+
+def run_experiments(
+    names: Iterable[str],
+    seeds: Iterable[int],
+    splits: Any,
+    *,
+    profile: str,
+    epochs: int,
+    **options: Any,
+) -> list[RunResult]:
+    """Run (or reuse) every experiment in ``names`` for every seed, one after the other.
+
+    ``options`` go to :func:`run_experiment` (``force``, ``strategy``, ``verbose``...).
+    Each run clears the Keras session first, so memory does not grow with the count.
+    """
+    outcomes = []
+    seeds = list(seeds)
+    for name in names:
+        for seed in seeds:
+            outcome = run_experiment(name, splits, seed=seed, profile=profile, epochs=epochs, **options)
+            if outcome.reused:
+                print(f"Experiment {name}, seed {seed}: reusing the recorded row "
+                      f"(set FORCE = True to retrain).")
+            outcomes.append(outcome)
+    return outcomes
+
+
+# --- Comparing runs -----------------------------------------------------------------
+
+# The questions the course's experiments answer, as (question, baseline, variant) pairs:
+# each variant differs from its baseline in exactly one switch.
+CONTRASTS: tuple[tuple[str, str, str], ...] = (
+    ("conv dropout (with BN)", "II", "III"),
+    ("batch norm (with dropout)", "I", "III"),
+    ("L2 on Dense(512) (BN, no dropout)", "II", "IV"),
+    ("L2 on Dense(512) (BN and dropout)", "III", "V"),
+    ("a third conv unit (depth)", "V", "VI"),
+    ("wider units (width)", "V", "VII"),
+)
+
+
+def _order_by_experiment(table: pd.DataFrame) -> pd.DataFrame:
+    order = [name for name in EXPERIMENTS if name in table.index]
+    return table.loc[order]
+
+
+def summarise_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of each experiment's accuracies (one row each).
+
+    ``rows`` holds result rows (from :func:`run_experiments` or the CSV).  The standard
+    deviation needs two seeds or more; with one seed it is NaN.
+    """
+    if rows.empty:
+        raise ValueError("No runs to summarise: run at least one experiment first.")
+    grouped = rows.groupby("experiment")
+    summary = pd.DataFrame({
+        "seeds": grouped["seed"].nunique(),
+        "epochs": grouped["epochs"].max(),
+        "train_mean": grouped["train_accuracy"].mean(),
+        "train_std": grouped["train_accuracy"].std(),
+        "val_mean": grouped["val_accuracy"].mean(),
+        "val_std": grouped["val_accuracy"].std(),
+        "test_mean": grouped["test_accuracy"].mean(),
+        "test_std": grouped["test_accuracy"].std(),
+        "val_images": grouped["val_images"].min(),
+        "seconds_mean": grouped["seconds"].mean(),
+        "images_per_second_mean": grouped["images_per_second"].mean(),
+    })
+    return _order_by_experiment(summary)
+
+
+def validation_noise(summary: pd.DataFrame) -> pd.Series:
+    """Standard error of each experiment's mean validation accuracy.
+
+    With several seeds: the spread over seeds divided by sqrt(seeds).  With one seed
+    there is no spread to measure, so the sampling error of an accuracy measured on
+    ``val_images`` images, sqrt(p (1 - p) / n), stands in (a lower bound on the real noise).
+    """
+    sampling = np.sqrt(summary["val_mean"] * (1 - summary["val_mean"]) / summary["val_images"])
+    over_seeds = summary["val_std"] / np.sqrt(summary["seeds"])
+    return over_seeds.where(summary["seeds"] >= 2, sampling).rename("val_standard_error")
+
+
+def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Ours vs the course, one row per experiment: train and validation accuracy, gaps, differences.
+
+    ``gap`` is train minus validation accuracy (how much the model overfits);
+    ``val vs course`` is our validation accuracy minus the course's.  Ours are means
+    over seeds (``seeds`` says how many) with their standard deviations.
+    """
+    summary = summarise_seeds(rows)
+    table = pd.DataFrame({
+        "seeds": summary["seeds"],
+        "epochs": summary["epochs"],
+        "ours train": summary["train_mean"],
+        "ours val": summary["val_mean"],
+        "ours gap": summary["train_mean"] - summary["val_mean"],
+        "course train": [EXPERIMENTS[name].course_train_accuracy for name in summary.index],
+        "course val": [EXPERIMENTS[name].course_val_accuracy for name in summary.index],
+    }, index=summary.index)
+    table["course gap"] = table["course train"] - table["course val"]
+    table["train vs course"] = table["ours train"] - table["course train"]
+    table["val vs course"] = table["ours val"] - table["course val"]
+    table["ours val std"] = summary["val_std"]
+    table["ours test"] = summary["test_mean"]
+    table["course epochs"] = [EXPERIMENTS[name].course_epochs for name in summary.index]
+    return table
+
+
+def contrast_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs.
+
+    For each pair present in ``rows``: the change in validation accuracy and in the
+    train-validation gap when the switch is turned on, the noise of that difference
+    (two standard errors, from :func:`validation_noise`), and whether the change is
+    within it.  The course's own change is shown beside ours.
+    """
+    summary = summarise_seeds(rows)
+    noise = validation_noise(summary)
+    gap = summary["train_mean"] - summary["val_mean"]
+    entries = []
+    for question, baseline, variant in CONTRASTS:
+        if baseline not in summary.index or variant not in summary.index:
+            continue
+        difference = summary.loc[variant, "val_mean"] - summary.loc[baseline, "val_mean"]
+        two_errors = 2 * float(np.hypot(noise[baseline], noise[variant]))
+        entries.append({
+            "switch turned on": question,
+            "from": baseline,
+            "to": variant,
+            "val change": difference,
+            "gap change": gap[variant] - gap[baseline],
+            "noise (2 SE)": two_errors,
+            "within noise": bool(abs(difference) <= two_errors),
+            "course val change": EXPERIMENTS[variant].course_val_accuracy
+            - EXPERIMENTS[baseline].course_val_accuracy,
+        })
+    return pd.DataFrame(entries)
+
+
+def read_recorded_runs(profile: str | None = None, protocol: str | None = None) -> pd.DataFrame:
+    """Rows of ``results/cifar10_experiments.csv``, optionally only one profile and protocol."""
+    table = results.read_results(RESULTS_TABLE)
+    if table.empty:
+        return table
+    if profile is not None:
+        table = table[table["profile"] == profile]
+    if protocol is not None:
+        table = table[table["validation_protocol"] == protocol]
+    return table.reset_index(drop=True)
+
+
+def rows_of(outcomes: Sequence[RunResult]) -> pd.DataFrame:
+    """The result rows of a list of runs as a DataFrame (what the comparison functions take)."""
+    return pd.DataFrame([outcome.row for outcome in outcomes])
+
+
+def histories_of(outcomes: Sequence[RunResult]) -> dict[str, dict[str, list[float]]]:
+    """One learning-curve history per experiment (the first seed's), for the overlay plot."""
+    histories: dict[str, dict[str, list[float]]] = {}
+    for outcome in outcomes:
+        if outcome.history and outcome.experiment not in histories:
+            histories[outcome.experiment] = outcome.history
+    return histories
+
+
+def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
+    """Grouped bars per experiment: our train and validation accuracy beside the course's.
+
+    Ours are solid, the course's hatched; the error bar on our validation bar is the
+    standard deviation over seeds when there are several.
+    """
+    import matplotlib.pyplot as plt
+
+    bars = [
+        ("ours train", "ours train", "tab:blue", None),
+        (f"ours {validation_label}", "ours val", "tab:orange", "ours val std"),
+        ("course train", "course train", "tab:blue", None),
+        ("course val (test set)", "course val", "tab:orange", None),
+    ]
+    positions = np.arange(len(table))
+    width = 0.2
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(table) + 2), 4))
+    for index, (label, column, colour, error_column) in enumerate(bars):
+        errors = table[error_column].fillna(0).to_numpy() if error_column else None
+        axis.bar(positions + (index - 1.5) * width, table[column], width, label=label, color=colour,
+                 alpha=1.0 if label.startswith("ours") else 0.45,
+                 hatch=None if label.startswith("ours") else "//", yerr=errors, capsize=2)
+    axis.set_xticks(positions, table.index)
+    axis.set_xlabel("experiment")
+    axis.set_ylabel("accuracy")
+    axis.set_ylim(0, 1)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8, ncol=2)
+    axis.set_title("CIFAR-10 experiments: ours vs the course")
+    figure.tight_layout()
+    return figure
