@@ -1,0 +1,246 @@
+"""Tests of utils.transfer: freezing logic, BN in inference mode, head shapes, weights fallback.
+
+No pretrained weights exist offline, so every backbone here is built with random
+weights (``weights=None``) at 32x32, the smallest input ResNet50 accepts, to
+keep the file fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from utils import transfer  # noqa: E402
+
+IMAGE_SIZE = 32
+RESNET50_LAYERS = 175
+FEATURES = 2048
+# Head of HeadConfig(): Dense(2048 -> 256) + Dense(256 -> 5).
+HEAD_PARAMS = FEATURES * 256 + 256 + 256 * 5 + 5
+# Gradient-trainable parameters of ResNet50 layers 140..174: conv kernels and biases only
+# (BN layers stay frozen), and with the 11 BN layers' scale and offset as well.
+BACKBONE_PARAMS_AFTER_LAYER_140 = 14_953_472
+BACKBONE_PARAMS_AFTER_LAYER_140_WITH_BN = 14_978_048
+BATCH_NORM_LAYERS_AFTER_140 = 11
+
+
+@pytest.fixture(autouse=True)
+def fresh_session(monkeypatch):
+    """Each test starts with a clean Keras session, a fixed seed and no weights variable set."""
+    monkeypatch.delenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, raising=False)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def random_backbone():
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights=None)
+    assert choice.label == transfer.RANDOM_INIT_LABEL
+    return backbone
+
+
+def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
+    assert len(random_backbone.layers) == RESNET50_LAYERS
+    transfer.freeze_backbone(random_backbone)
+    transfer.unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
+    layers = random_backbone.layers
+    assert not any(layer.trainable for layer in layers[:140])
+    batch_norm_after = [layer for layer in layers[140:] if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(batch_norm_after) == BATCH_NORM_LAYERS_AFTER_140
+    assert all(layer.trainable for layer in layers[140:] if layer not in batch_norm_after)
+    assert not any(layer.trainable for layer in batch_norm_after)
+    report = transfer.trainability(random_backbone)
+    assert report["layers_trainable"] == RESNET50_LAYERS - 140 - BATCH_NORM_LAYERS_AFTER_140
+    assert report["params_trainable"] == BACKBONE_PARAMS_AFTER_LAYER_140
+    boundary = transfer.frozen_boundary(random_backbone)
+    assert boundary.loc[141, "trainable"] and not boundary.loc[139, "trainable"]
+
+
+def test_fine_tuning_can_train_batch_norm_scale_when_asked(random_backbone):
+    transfer.unfreeze_after(random_backbone, freeze_batch_norm=False)
+    flags = [layer.trainable for layer in random_backbone.layers]
+    assert flags == [False] * 140 + [True] * (RESNET50_LAYERS - 140)
+    assert transfer.trainability(random_backbone)["params_trainable"] == BACKBONE_PARAMS_AFTER_LAYER_140_WITH_BN
+
+
+def test_unfreeze_after_rejects_a_count_beyond_the_backbone(random_backbone):
+    with pytest.raises(ValueError, match="between 0 and 175"):
+        transfer.unfreeze_after(random_backbone, 500)
+
+
+def test_feature_extraction_trains_only_the_head(random_backbone):
+    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone))
+    table = transfer.trainability_table(model, random_backbone)
+    assert table.loc["backbone (ResNet50)", "params_trainable"] == 0
+    assert table.loc["backbone (ResNet50)", "layers_frozen"] == RESNET50_LAYERS
+    assert table.loc["new head", "params_trainable"] == HEAD_PARAMS
+    assert table.loc["whole model", "params_trainable"] == HEAD_PARAMS
+    assert transfer.parameter_count(model.trainable_weights) == HEAD_PARAMS
+    assert table.loc["whole model", "params_frozen"] == random_backbone.count_params()
+
+
+def test_fine_tuning_trainable_count_is_head_plus_layers_after_140(random_backbone):
+    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone))
+    transfer.unfreeze_after(random_backbone)
+    assert transfer.parameter_count(model.trainable_weights) == HEAD_PARAMS + BACKBONE_PARAMS_AFTER_LAYER_140
+    table = transfer.trainability_table(model, random_backbone)
+    assert table.loc["whole model", "layers_frozen"] == 140 + BATCH_NORM_LAYERS_AFTER_140
+    assert table.loc["whole model", "params_trainable"] == HEAD_PARAMS + BACKBONE_PARAMS_AFTER_LAYER_140
+
+
+@pytest.mark.parametrize("pooling, extra_dense_units", [("avg", 0), ("max", 128)])
+def test_head_shapes_and_variations(random_backbone, pooling, extra_dense_units):
+    head = transfer.HeadConfig(pooling=pooling, extra_dense_units=extra_dense_units)
+    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone), head)
+    assert model.input_shape == (None, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert model.output_shape == (None, transfer.FLOWER_CLASS_COUNT)
+    pooled = model.get_layer(f"global_{pooling}_pool")
+    assert pooled.output.shape[1:] == (FEATURES,)
+    assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+    extra = HEAD_PARAMS if not extra_dense_units else (
+        FEATURES * 128 + 128 + 128 * 256 + 256 + 256 * 5 + 5)
+    assert transfer.parameter_count(model.trainable_weights) == extra
+    assert ("extra_dense" in [layer.name for layer in model.layers]) == bool(extra_dense_units)
+    probabilities = model.predict(np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32"), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_softmax_stays_float32_under_mixed_precision(random_backbone):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = transfer.build_transfer_model(random_backbone)
+        assert model.get_layer("head_dense").dtype_policy.compute_dtype == "float16"
+        assert model.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_head_config_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        transfer.HeadConfig(pooling="median")
+
+
+def _one_training_step(model):
+    images = np.random.default_rng(0).uniform(-100, 100, (8, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
+    labels = keras.utils.to_categorical(np.arange(8) % transfer.FLOWER_CLASS_COUNT, transfer.FLOWER_CLASS_COUNT)
+    model.train_on_batch(images, labels)
+
+
+def _fine_tuning_model(backbone, freeze_batch_norm):
+    model = transfer.build_transfer_model(transfer.freeze_backbone(backbone))
+    transfer.unfreeze_after(backbone, freeze_batch_norm=freeze_batch_norm)
+    transfer.compile_transfer_model(model, learning_rate=1e-2)
+    # Same optimizer, loss and fit() code path, but eager: tracing ResNet50's training graph
+    # would cost far more than the one step these tests take.
+    model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], run_eagerly=True)
+    return model
+
+
+def test_batch_norm_statistics_stay_fixed_while_fine_tuning(random_backbone):
+    model = _fine_tuning_model(random_backbone, freeze_batch_norm=True)
+    batch_norm = random_backbone.get_layer("conv5_block3_3_bn")
+    convolution = random_backbone.get_layer("conv5_block3_3_conv")
+    assert convolution.trainable and not batch_norm.trainable
+    before = {name: np.array(getattr(batch_norm, name)) for name in ("moving_mean", "moving_variance", "gamma")}
+    kernel_before = np.array(convolution.kernel)
+    _one_training_step(model)
+    for name, value in before.items():
+        np.testing.assert_array_equal(np.array(getattr(batch_norm, name)), value, err_msg=name)
+    assert not np.array_equal(np.array(convolution.kernel), kernel_before), "the step trained nothing"
+
+
+def test_training_false_alone_does_not_protect_batch_norm_on_keras_3(random_backbone):
+    # The control for the test above and the claim the notebook makes: build_transfer_model
+    # calls the backbone with training=False, yet with trainable BN layers a fit() step
+    # still overwrites the moving mean, because fit's training=True overrides it
+    # (keras-team/keras#20285). If this starts failing, Keras has changed that behaviour
+    # and the explanation in utils/transfer.py and notebook 05 should be updated.
+    model = _fine_tuning_model(random_backbone, freeze_batch_norm=False)
+    batch_norm = random_backbone.get_layer("conv5_block3_3_bn")
+    mean_before = np.array(batch_norm.moving_mean)
+    _one_training_step(model)
+    assert not np.array_equal(np.array(batch_norm.moving_mean), mean_before)
+
+
+def _forbid_download(monkeypatch):
+    calls = []
+
+    def failing_download():
+        calls.append(1)
+        raise ConnectionError("no route to host (simulated)")
+
+    monkeypatch.setattr(transfer, "download_imagenet_weights", failing_download)
+    monkeypatch.setattr(transfer, "find_cached_imagenet_weights", lambda: None)
+    return calls
+
+
+def test_missing_local_file_falls_back_to_random_init(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNN_OFFLINE", "1")
+    calls = _forbid_download(monkeypatch)
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, local_weights_file=tmp_path / "absent.weights.h5")
+    assert backbone.output_shape == (None, 1, 1, FEATURES)
+    assert not choice.is_pretrained and choice.label == transfer.RANDOM_INIT_LABEL
+    assert "does not exist" in choice.attempts[0]
+    assert "CNN_OFFLINE=1" in choice.attempts[1]
+    assert calls == [], "no download may be tried when CNN_OFFLINE=1"
+    assert transfer.RANDOM_INIT_LABEL in choice.banner() and "NOT transfer learning" in choice.banner()
+
+
+def test_failed_download_falls_back_to_random_init(monkeypatch):
+    monkeypatch.delenv("CNN_OFFLINE", raising=False)
+    calls = _forbid_download(monkeypatch)
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights="imagenet")
+    assert calls == [1]
+    assert choice.label == transfer.RANDOM_INIT_LABEL and choice.file is None
+    assert "failed (ConnectionError: no route to host (simulated))" in choice.attempts[-1]
+    assert len(backbone.layers) == RESNET50_LAYERS
+
+
+def test_damaged_local_file_falls_back_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNN_OFFLINE", "1")
+    _forbid_download(monkeypatch)
+    damaged = tmp_path / "resnet50.weights.h5"
+    damaged.write_bytes(b"this is not an HDF5 file")
+    monkeypatch.setenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, str(damaged))
+    _, choice = transfer.load_backbone(IMAGE_SIZE)
+    assert choice.label == transfer.RANDOM_INIT_LABEL
+    assert choice.attempts[0].startswith(f"{transfer.WEIGHTS_ENVIRONMENT_VARIABLE} file")
+    assert "could not be loaded" in choice.attempts[0]
+
+
+def test_local_weights_file_from_the_environment_is_loaded(monkeypatch, tmp_path, random_backbone):
+    _forbid_download(monkeypatch)
+    saved = tmp_path / "resnet50_notop.weights.h5"
+    random_backbone.save_weights(saved)
+    monkeypatch.setenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, str(saved))
+    keras.utils.set_random_seed(1)
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE)
+    assert choice.is_pretrained and choice.file == str(saved)
+    assert choice.label == "pretrained (local file resnet50_notop.weights.h5)"
+    np.testing.assert_array_equal(np.array(backbone.get_layer("conv1_conv").kernel),
+                                  np.array(random_backbone.get_layer("conv1_conv").kernel))
+
+
+def test_weights_argument_rejects_a_path():
+    with pytest.raises(ValueError, match="local_weights_file"):
+        transfer.load_backbone(IMAGE_SIZE, weights="/some/file.h5")
+
+
+def test_result_rows_say_random_init_when_no_weights_were_loaded():
+    choice = transfer.WeightsChoice(None, transfer.RANDOM_INIT_LABEL, None, ("asked for",))
+    run = transfer.ExperimentRun(1, {"loss": [1.0]}, 3.0, 1, 1e-3, HEAD_PARAMS,
+                                 {"train": 0.5, "validation": 0.25, "test": 0.2})
+    second = transfer.ExperimentRun(2, {"loss": [0.9]}, 5.0, 1, 1e-5, HEAD_PARAMS + 10,
+                                    {"train": 0.6, "validation": 0.3, "test": 0.3})
+    rows = [transfer.result_row(r, choice, "quick", 64, transfer.HeadConfig(), "synthetic", 100, 42)
+            for r in (run, second)]
+    assert all(row["weights"] == transfer.RANDOM_INIT_LABEL for row in rows)
+    assert all(row["experiment"].endswith(transfer.RANDOM_INIT_LABEL) for row in rows)
+    summary = transfer.compare_experiments(rows, choice)
+    assert summary.startswith("Experiment 2 wins") and "10.0 percentage points" in summary
+    assert transfer.RANDOM_INIT_LABEL in summary
+    assert transfer.comparison_table(rows)["weights"].eq(transfer.RANDOM_INIT_LABEL).all()

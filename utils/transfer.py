@@ -1,0 +1,530 @@
+"""ResNet50 transfer learning on the flowers: backbone, weights, head, freezing, reports.
+
+The course reuses an ImageNet-trained ResNet50 for five flower classes in two
+experiments: (1) *feature extraction*, where the whole backbone is frozen and
+only a new head (pooling, a dense layer, dropout, a 5-way softmax) trains, and
+(2) *fine-tuning*, where the first 140 backbone layers stay frozen and the rest
+train further with a small learning rate, starting from experiment 1's head.
+
+Pretrained weights are the point of the exercise, and they are not always
+available (offline machines, no cached copy).  :func:`load_backbone` therefore
+always returns a usable model *and* a :class:`WeightsChoice` saying which
+weights were really loaded and why; when it had to fall back to random
+initialisation, the choice's label is ``"random init (no pretrained weights)"``
+and every result row and table carries that label, so random-init numbers are
+never presented as transfer learning.
+
+Batch normalisation is the classic trap of fine-tuning: a BN layer in training
+mode normalises with the statistics of the current small batch and overwrites
+the moving mean and variance learnt on ImageNet, so the layers above it suddenly
+see differently scaled inputs.  The usual advice is to call the backbone with
+``training=False``.  On Keras 3 that is not enough: ``fit()`` passes
+``training=True`` down through a functional model and it overrides the
+``training=False`` recorded when the model was built (keras-team/keras#20285;
+``tests/test_transfer.py`` shows the moving mean moving).  What does hold is
+that a BatchNormalization layer whose ``trainable`` is False always runs in
+inference mode.  So :func:`unfreeze_after` keeps every BN layer of the
+backbone non-trainable while the other layers after the first 140 train, and
+:func:`build_transfer_model` still passes ``training=False`` for readers and
+for tf.keras 2, where it does work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from utils import runtime
+
+RESULTS_TABLE = "transfer_learning"
+FLOWER_CLASS_COUNT = 5
+# The course freezes "the first 140 layers" of ResNet50 in experiment 2.
+COURSE_FROZEN_LAYER_COUNT = 140
+# Learning rates, written out: Adam's usual rate for a new head, and a rate 100 times
+# smaller for fine-tuning so the pretrained weights move only a little.
+FEATURE_EXTRACTION_LEARNING_RATE = 1e-3
+FINE_TUNING_LEARNING_RATE = 1e-5
+
+WEIGHTS_ENVIRONMENT_VARIABLE = "CNN_RESNET50_WEIGHTS"
+RANDOM_INIT_LABEL = "random init (no pretrained weights)"
+IMAGENET_LABEL = "imagenet"
+IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_WEIGHTS_FILE
+)
+IMAGENET_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
+WEIGHTS_FILE_SUFFIXES = (".weights.h5", ".h5")
+POOLING_CHOICES = ("avg", "max")
+
+EXPERIMENT_NAMES = {
+    1: "1 feature extraction (backbone frozen)",
+    2: f"2 fine-tuning (first {COURSE_FROZEN_LAYER_COUNT} layers frozen)",
+}
+
+
+# --------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Which weights the backbone really holds, and the story of how that came about.
+
+    ``requested`` is what the caller asked for (``"imagenet"`` or ``None``),
+    ``label`` is what goes into result tables (``"imagenet"``, ``"pretrained
+    (local file NAME)"`` or :data:`RANDOM_INIT_LABEL`), ``file`` the weights file loaded
+    (if any) and ``attempts`` one line per source tried, in order.
+    """
+
+    requested: str | None
+    label: str
+    file: str | None = None
+    attempts: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_pretrained(self) -> bool:
+        """True when pretrained weights were loaded (from the cache, a download or a local file)."""
+        return self.label != RANDOM_INIT_LABEL
+
+    def banner(self) -> str:
+        """A boxed message for the top of the notebook: what was loaded, or loudly, what was not."""
+        if self.is_pretrained:
+            lines = [f"Pretrained weights loaded: {self.label}", f"file: {self.file}"]
+        else:
+            lines = [
+                "NO PRETRAINED WEIGHTS: ResNet50 starts from RANDOM initialisation.",
+                f"Every result below is labelled '{RANDOM_INIT_LABEL}'.",
+                "These numbers are NOT transfer learning and say nothing about it.",
+                "Why:",
+                *[f"  - {attempt}" for attempt in self.attempts],
+                "Fix: run online once (Keras caches the file in ~/.keras/models), or set",
+                f"  {WEIGHTS_ENVIRONMENT_VARIABLE}=/path/to/{IMAGENET_WEIGHTS_FILE}",
+                "  (or the notebook parameter RESNET50_WEIGHTS_FILE) and rerun.",
+            ]
+        width = max(len(line) for line in lines) + 4
+        border = "#" * width
+        return "\n".join([border, *[f"# {line:<{width - 4}} #" for line in lines], border])
+
+
+def offline_requested() -> bool:
+    """True when ``CNN_OFFLINE=1`` forbids download attempts (same switch as the data loaders)."""
+    return os.environ.get("CNN_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+
+
+def keras_cache_candidates() -> list[Path]:
+    """Where Keras keeps downloaded application weights: ``$KERAS_HOME/models`` (or ``~/.keras``), then ``/tmp/.keras``."""
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    return [home / "models" / IMAGENET_WEIGHTS_FILE, Path("/tmp/.keras/models") / IMAGENET_WEIGHTS_FILE]
+
+
+def find_cached_imagenet_weights() -> Path | None:
+    """The ImageNet no-top ResNet50 weights already in Keras's cache, or None."""
+    return next((path for path in keras_cache_candidates() if path.is_file()), None)
+
+
+def download_imagenet_weights() -> Path:
+    """Download the ImageNet no-top ResNet50 weights into Keras's cache (checksum-verified)."""
+    import keras
+
+    return Path(
+        keras.utils.get_file(
+            IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, cache_subdir="models", file_hash=IMAGENET_WEIGHTS_MD5
+        )
+    )
+
+
+def build_resnet50_backbone(image_size: int, weights_file: str | Path | None = None) -> Any:
+    """ResNet50 without its ImageNet classifier for ``image_size`` x ``image_size`` RGB input.
+
+    Built with random weights and then, if ``weights_file`` is given, loaded from
+    it (a Keras ``.h5`` or ``.weights.h5`` file of the no-top model).  Keras
+    accepts inputs from 32x32 upwards; ImageNet training used 224x224.
+    """
+    import keras
+
+    if int(image_size) < 32:
+        raise ValueError(
+            f"ResNet50 needs images of at least 32x32 pixels, got image_size={image_size}; "
+            "use 32 or more (224 is the size it was trained at)."
+        )
+    backbone = keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=(int(image_size), int(image_size), 3)
+    )
+    if weights_file is not None:
+        backbone.load_weights(str(weights_file))
+    return backbone
+
+
+def _try_weights_file(image_size: int, path: Path, what: str) -> tuple[Any | None, str]:
+    """Build a backbone and load ``path`` into it; returns (model or None, one line on what happened)."""
+    if not path.is_file():
+        return None, f"{what} {path} does not exist"
+    if not path.name.endswith(WEIGHTS_FILE_SUFFIXES):
+        return None, f"{what} {path} is not a .h5 or .weights.h5 file"
+    try:
+        return build_resnet50_backbone(image_size, path), f"{what} {path} loaded"
+    except Exception as error:  # a wrong or damaged file can fail in many ways; all mean "not loaded"
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return None, f"{what} {path} could not be loaded ({type(error).__name__}: {message[:160]})"
+
+
+def load_backbone(
+    image_size: int,
+    weights: str | None = "imagenet",
+    local_weights_file: str | Path | None = None,
+) -> tuple[Any, WeightsChoice]:
+    """The ResNet50 backbone with the best weights available, and a record of which those are.
+
+    Sources tried in order: ``local_weights_file`` (else the file named by the
+    ``CNN_RESNET50_WEIGHTS`` environment variable), then, when ``weights ==
+    "imagenet"``, Keras's cache and a download (skipped when ``CNN_OFFLINE=1``).
+    If none works the backbone keeps random weights and the returned
+    :class:`WeightsChoice` is labelled :data:`RANDOM_INIT_LABEL`; nothing is
+    raised, so the notebook still runs and says so in its banner.
+    """
+    if weights not in ("imagenet", None):
+        raise ValueError(
+            f"weights must be 'imagenet' or None, got {weights!r}. To use a weights file, pass "
+            f"local_weights_file=... or set {WEIGHTS_ENVIRONMENT_VARIABLE} to its path."
+        )
+    attempts: list[str] = []
+    local = local_weights_file or os.environ.get(WEIGHTS_ENVIRONMENT_VARIABLE) or None
+    if local:
+        what = "local weights file" if local_weights_file else f"{WEIGHTS_ENVIRONMENT_VARIABLE} file"
+        path = Path(local).expanduser()
+        backbone, outcome = _try_weights_file(image_size, path, what)
+        attempts.append(outcome)
+        if backbone is not None:
+            return backbone, WeightsChoice(weights, f"pretrained (local file {path.name})", str(path), tuple(attempts))
+    if weights == "imagenet":
+        cached = find_cached_imagenet_weights()
+        if cached is None and offline_requested():
+            attempts.append(
+                f"no cached copy in {', '.join(str(p.parent) for p in keras_cache_candidates())} "
+                "and downloads are switched off (CNN_OFFLINE=1)"
+            )
+        elif cached is None:
+            try:
+                cached = download_imagenet_weights()
+            except Exception as error:  # network errors come in many types; all mean "not downloaded"
+                attempts.append(f"downloading {IMAGENET_WEIGHTS_URL} failed ({type(error).__name__}: {error})")
+        if cached is not None:
+            backbone, outcome = _try_weights_file(image_size, Path(cached), "cached ImageNet weights")
+            attempts.append(outcome)
+            if backbone is not None:
+                return backbone, WeightsChoice(weights, IMAGENET_LABEL, str(cached), tuple(attempts))
+    else:
+        attempts.append("random initialisation was asked for (weights=None)")
+    return build_resnet50_backbone(image_size), WeightsChoice(weights, RANDOM_INIT_LABEL, None, tuple(attempts))
+
+
+def label_with_weights(text: str, choice: WeightsChoice) -> str:
+    """``text`` with the random-init warning appended when no pretrained weights were loaded."""
+    return text if choice.is_pretrained else f"{text} - {RANDOM_INIT_LABEL}"
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The new classifier on top of the backbone, with the course's suggested variations as switches.
+
+    The course's head is global average pooling, one dense layer and a softmax;
+    its suggested variations are ``pooling="max"``, an extra dense layer
+    (``extra_dense_units`` > 0) and a different learning rate (set at compile time).
+    """
+
+    pooling: str = "avg"
+    dense_units: int = 256
+    extra_dense_units: int = 0
+    dropout_rate: float = 0.5
+    num_classes: int = FLOWER_CLASS_COUNT
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_CHOICES:
+            raise ValueError(f"pooling must be one of {POOLING_CHOICES}, got {self.pooling!r}; "
+                             "'avg' is the course's choice, 'max' its suggested variation.")
+        if self.dense_units <= 0 or self.extra_dense_units < 0 or self.num_classes < 2:
+            raise ValueError(f"Invalid head {self}: dense_units must be positive, extra_dense_units 0 "
+                             "(none) or positive, and num_classes at least 2.")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}.")
+
+
+def build_transfer_model(backbone: Any, head: HeadConfig = HeadConfig()) -> Any:
+    """Image -> backbone (inference mode) -> pooling -> [extra dense] -> dense -> dropout -> softmax.
+
+    The backbone is called with ``training=False``, the classic recipe for keeping
+    its BatchNormalization layers in inference mode; on Keras 3 ``fit()``
+    overrides it, so :func:`unfreeze_after` also keeps the BN layers non-trainable
+    (see the module docstring).  The softmax is float32 so mixed precision stays stable.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=backbone.input_shape[1:], name="image")
+    features = backbone(inputs, training=False)
+    pooling = layers.GlobalAveragePooling2D if head.pooling == "avg" else layers.GlobalMaxPooling2D
+    x = pooling(name=f"global_{head.pooling}_pool")(features)
+    if head.extra_dense_units:
+        x = layers.Dense(head.extra_dense_units, activation="relu", name="extra_dense")(x)
+    x = layers.Dense(head.dense_units, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(head.dropout_rate, name="head_dropout")(x)
+    outputs = layers.Dense(head.num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"resnet50_transfer_{head.pooling}")
+
+
+def freeze_backbone(backbone: Any) -> Any:
+    """Experiment 1: make every backbone layer non-trainable (only the head will learn)."""
+    backbone.trainable = False
+    return backbone
+
+
+def unfreeze_after(
+    backbone: Any, frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT, freeze_batch_norm: bool = True
+) -> Any:
+    """Experiment 2: freeze ``backbone.layers[:frozen_layer_count]``, make the rest trainable.
+
+    The count includes the input layer, as ``model.layers`` does.  With
+    ``freeze_batch_norm`` (the default) the BatchNormalization layers after the
+    boundary stay non-trainable, which on Keras 3 is what keeps them in inference
+    mode during ``fit()``: their ImageNet statistics, scale and offset are kept.
+    """
+    import keras
+
+    layer_count = len(backbone.layers)
+    if not 0 <= frozen_layer_count <= layer_count:
+        raise ValueError(f"frozen_layer_count must be between 0 and {layer_count} (the backbone's layers), "
+                         f"got {frozen_layer_count}; the course uses {COURSE_FROZEN_LAYER_COUNT}.")
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= frozen_layer_count and not (freeze_batch_norm and is_batch_norm)
+    return backbone
+
+
+def compile_transfer_model(model: Any, learning_rate: float) -> Any:
+    """Adam at ``learning_rate``, categorical cross-entropy (one-hot labels), accuracy.
+
+    Compile again after every change of ``trainable``: Keras fixes the list of
+    trained weights at compile time.
+    """
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def parameter_count(weights: Sequence[Any]) -> int:
+    """Number of scalars in a list of weight variables."""
+    return int(sum(int(np.prod(weight.shape)) for weight in weights))
+
+
+def trainability(layer_or_model: Any) -> dict[str, int]:
+    """Layers, weight tensors and parameters that are trainable vs frozen in a model (or the backbone).
+
+    Layers are counted by their ``trainable`` flag (layers without weights, such
+    as activations, count too); "frozen" weights include BatchNormalization's
+    moving statistics, which are never trained by gradient descent.
+    """
+    layers = [layer for layer in getattr(layer_or_model, "layers", [layer_or_model])]
+    trainable_layers = sum(1 for layer in layers if layer.trainable)
+    return {
+        "layers": len(layers),
+        "layers_trainable": trainable_layers,
+        "layers_frozen": len(layers) - trainable_layers,
+        "weights_trainable": len(layer_or_model.trainable_weights),
+        "weights_frozen": len(layer_or_model.non_trainable_weights),
+        "params_trainable": parameter_count(layer_or_model.trainable_weights),
+        "params_frozen": parameter_count(layer_or_model.non_trainable_weights),
+    }
+
+
+def trainability_table(model: Any, backbone: Any) -> pd.DataFrame:
+    """One row each for the backbone, the new head and the whole model (see :func:`trainability`)."""
+    head_layers = [layer for layer in model.layers if layer is not backbone and layer.weights]
+    head = {
+        "layers": len(head_layers),
+        "layers_trainable": sum(1 for layer in head_layers if layer.trainable),
+        "layers_frozen": sum(1 for layer in head_layers if not layer.trainable),
+        "weights_trainable": sum(len(layer.trainable_weights) for layer in head_layers),
+        "weights_frozen": sum(len(layer.non_trainable_weights) for layer in head_layers),
+        "params_trainable": sum(parameter_count(layer.trainable_weights) for layer in head_layers),
+        "params_frozen": sum(parameter_count(layer.non_trainable_weights) for layer in head_layers),
+    }
+    whole = trainability(model)
+    whole["layers"] = len(backbone.layers) + len(head_layers)
+    whole["layers_trainable"] = trainability(backbone)["layers_trainable"] + head["layers_trainable"]
+    whole["layers_frozen"] = whole["layers"] - whole["layers_trainable"]
+    table = pd.DataFrame([trainability(backbone), head, whole], index=["backbone (ResNet50)", "new head", "whole model"])
+    table.index.name = "part"
+    return table
+
+
+def frozen_boundary(backbone: Any) -> pd.DataFrame:
+    """The layers either side of the last frozen one, to show exactly where freezing stops."""
+    flags = [layer.trainable for layer in backbone.layers]
+    first_trainable = next((index for index, flag in enumerate(flags) if flag), len(flags))
+    start, stop = max(first_trainable - 3, 0), min(first_trainable + 3, len(flags))
+    rows = [{"index": index, "layer": layer.name, "type": type(layer).__name__, "trainable": layer.trainable}
+            for index, layer in enumerate(backbone.layers[start:stop], start=start)]
+    return pd.DataFrame(rows).set_index("index")
+
+
+def batch_norm_layers(backbone: Any) -> list[Any]:
+    """The BatchNormalization layers inside the backbone."""
+    import keras
+
+    return [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+# --------------------------------------------------------------------------- training records
+
+
+@dataclass
+class ExperimentRun:
+    """One experiment's training history, timing and accuracies, ready for the results table."""
+
+    number: int
+    history: dict[str, list[float]]
+    seconds: float
+    epochs: int
+    learning_rate: float
+    trainable_params: int
+    accuracies: dict[str, float] = field(default_factory=dict)
+
+
+def fit_experiment(
+    model: Any, number: int, train_pipeline: Any, validation_pipeline: Any, epochs: int,
+    learning_rate: float, initial_epoch: int = 0, verbose: int = 2,
+) -> ExperimentRun:
+    """Train an already frozen/unfrozen and compiled model, timing the fit."""
+    started = time.perf_counter()
+    history = model.fit(train_pipeline, validation_data=validation_pipeline, epochs=initial_epoch + epochs,
+                        initial_epoch=initial_epoch, verbose=verbose)
+    seconds = time.perf_counter() - started
+    return ExperimentRun(number, {key: list(values) for key, values in history.history.items()}, seconds,
+                         epochs, learning_rate, parameter_count(model.trainable_weights))
+
+
+def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, float]:
+    """Accuracy on each named pipeline (use augmentation-free pipelines, e.g. train/val/test)."""
+    return {name: float(model.evaluate(pipeline, verbose=0, return_dict=True)["accuracy"])
+            for name, pipeline in pipelines.items()}
+
+
+def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_size: int, head: HeadConfig,
+               data_source: str, train_images: int, seed: int) -> dict[str, Any]:
+    """The row appended to ``results/transfer_learning.csv`` for one experiment."""
+    return {
+        "experiment": label_with_weights(EXPERIMENT_NAMES[run.number], choice),
+        "weights": choice.label,
+        "profile": profile,
+        "image_size": image_size,
+        "epochs": run.epochs,
+        "learning_rate": run.learning_rate,
+        "pooling": head.pooling,
+        "extra_dense_units": head.extra_dense_units,
+        "trainable_params": run.trainable_params,
+        "train_accuracy": round(run.accuracies["train"], 4),
+        "val_accuracy": round(run.accuracies["validation"], 4),
+        "test_accuracy": round(run.accuracies["test"], 4),
+        "seconds": round(run.seconds, 1),
+        "train_images": train_images,
+        "data_source": data_source,
+        "seed": seed,
+    }
+
+
+def comparison_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The experiments side by side (the columns a reader compares), weights label kept visible."""
+    columns = ["experiment", "weights", "epochs", "learning_rate", "trainable_params",
+               "train_accuracy", "val_accuracy", "test_accuracy", "seconds"]
+    return pd.DataFrame(list(rows))[columns].set_index("experiment")
+
+
+def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice) -> str:
+    """Two sentences: which experiment has the higher test accuracy and by how much (points)."""
+    first, second = rows[0], rows[1]
+    difference = 100 * (second["test_accuracy"] - first["test_accuracy"])
+    if abs(difference) < 0.05:
+        verdict = f"Both experiments reach the same test accuracy ({first['test_accuracy']:.1%})."
+    else:
+        winner, loser = (second, first) if difference > 0 else (first, second)
+        verdict = (f"Experiment {winner['experiment'][0]} wins on test accuracy: {winner['test_accuracy']:.1%} "
+                   f"vs {loser['test_accuracy']:.1%}, {abs(difference):.1f} percentage points.")
+    budget = (f" Fine-tuning trained {second['trainable_params']:,} parameters against "
+              f"{first['trainable_params']:,} and took {second['seconds']:.0f} s against {first['seconds']:.0f} s.")
+    caveat = "" if choice.is_pretrained else (
+        f" Weights: {RANDOM_INIT_LABEL}; this compares two ways of training a randomly initialised "
+        "network, not transfer learning.")
+    return verdict + budget + caveat
+
+
+def joined_history(first: ExperimentRun, second: ExperimentRun) -> tuple[dict[str, list[float]], int]:
+    """Both runs' curves end to end, and the epoch (1-based) at which fine-tuning starts."""
+    keys = [key for key in first.history if key in second.history]
+    return {key: first.history[key] + second.history[key] for key in keys}, len(first.history["loss"]) + 1
+
+
+def plot_learning_curves_with_fine_tuning(history: dict[str, list[float]], fine_tuning_start: int,
+                                          title: str = "") -> Any:
+    """Accuracy and loss per epoch (train and validation) with the start of fine-tuning marked."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for axis, metric in zip(axes, ("accuracy", "loss")):
+        axis.plot(epochs, history[metric], "o-", label=f"train {metric}")
+        if f"val_{metric}" in history:
+            axis.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation {metric}")
+        axis.axvline(fine_tuning_start - 0.5, color="grey", linestyle=":", label="fine-tuning starts")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.set_xticks(epochs)
+        axis.legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def per_class_accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray,
+                       class_names: Sequence[str]) -> pd.DataFrame:
+    """Test images, correct predictions and accuracy for every class."""
+    true_labels, predicted_labels = np.asarray(true_labels), np.asarray(predicted_labels)
+    rows = []
+    for index, name in enumerate(class_names):
+        members = true_labels == index
+        correct = int(np.sum(predicted_labels[members] == index))
+        rows.append({"class": name, "images": int(members.sum()), "correct": correct,
+                     "accuracy": correct / members.sum() if members.any() else float("nan")})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def misclassified(paths: Sequence[str], true_labels: np.ndarray, predicted_labels: np.ndarray,
+                  class_names: Sequence[str], limit: int = 12) -> tuple[list[str], list[str]]:
+    """Paths and "predicted / true" captions of up to ``limit`` misclassified images."""
+    wrong = np.flatnonzero(np.asarray(true_labels) != np.asarray(predicted_labels))[:limit]
+    captions = [f"pred {class_names[predicted_labels[i]]}\ntrue {class_names[true_labels[i]]}" for i in wrong]
+    return [paths[i] for i in wrong], captions
+
+
+def read_images(paths: Sequence[str], size: int = 128) -> np.ndarray:
+    """Photos from disk as a uint8 array, resized to ``size`` x ``size`` for display."""
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(np.asarray(image.convert("RGB").resize((size, size)), dtype=np.uint8))
+    return np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8)
