@@ -1,0 +1,212 @@
+"""Tests for utils.visualize on tiny models: shapes, finite values, layer choice, attacks that work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utils import visualize
+
+
+def tiny_sequential():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input(shape=(16, 16, 3)),
+        layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a"),
+        layers.Conv2D(6, 3, activation="relu", name="conv_b"),
+        layers.MaxPooling2D(2, name="pool"),
+        layers.Dropout(0.25, name="dropout"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(3, activation="softmax", name="softmax"),
+    ], name="tiny_sequential")
+
+
+def tiny_functional():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(32, 32, 3))
+    stem = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+    left = layers.Conv2D(4, 1, activation="relu", name="branch_1x1")(stem)
+    right = layers.SeparableConv2D(4, 3, padding="same", activation="relu", name="branch_sep")(stem)
+    merged = layers.Concatenate(name="concat")([left, right])
+    top = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="top_conv")(merged)
+    pooled = layers.GlobalAveragePooling2D(name="gap")(top)
+    outputs = layers.Dense(5, activation="softmax", name="classifier")(pooled)
+    return keras.Model(inputs, outputs, name="tiny_functional")
+
+
+def random_images(count: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 1, (count, size, size, channels)).astype("float32")
+
+
+def test_last_convolution_layer_is_found_for_sequential_and_functional_models():
+    assert visualize.last_convolution_layer(tiny_sequential()).name == "conv_b"
+    assert visualize.last_convolution_layer(tiny_functional()).name == "top_conv"
+
+
+def test_grad_cam_shapes_and_values_for_both_model_kinds():
+    for model, size, coarse_size in ((tiny_sequential(), 16, 14), (tiny_functional(), 32, 16)):
+        images = random_images(3, size)
+        result = visualize.grad_cam(model, images)
+        assert result.layer_name == visualize.last_convolution_layer(model).name
+        assert result.heatmaps.shape == (3, size, size)
+        assert result.coarse.shape == (3, coarse_size, coarse_size)
+        assert np.isfinite(result.heatmaps).all()
+        assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
+        predicted = model.predict(images, verbose=0).argmax(axis=-1)
+        np.testing.assert_array_equal(result.class_indices, predicted)
+        overlays = visualize.gradcam_overlays(images, result)
+        assert overlays[0].shape == (size, size, 3)
+
+
+def test_grad_cam_points_at_the_evidence_and_ignores_counter_evidence():
+    """A model whose class 0 score is the image's mean brightness: the heat sits on the bright patch."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(16, 16, 1))
+    identity = layers.Conv2D(1, 1, use_bias=False, activation="relu", name="identity")(inputs)
+    pooled = layers.GlobalAveragePooling2D()(identity)
+    outputs = layers.Dense(2, activation="softmax", name="head")(pooled)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("identity").set_weights([np.ones((1, 1, 1, 1), "float32")])
+    model.get_layer("head").set_weights([np.array([[1.0, -1.0]], "float32"), np.zeros(2, "float32")])
+    image = np.zeros((1, 16, 16, 1), "float32")
+    image[0, 2:6, 3:7, 0] = 1.0
+    for_class_0 = visualize.grad_cam(model, image, class_indices=[0])
+    row, column = np.unravel_index(for_class_0.heatmaps[0].argmax(), (16, 16))
+    assert 2 <= row < 6 and 3 <= column < 7
+    assert for_class_0.heatmaps[0, 12:, 12:].max() == pytest.approx(0.0, abs=1e-6)
+    # Class 1's score falls as the patch brightens: after the ReLU nothing is left to show.
+    for_class_1 = visualize.grad_cam(model, image, class_indices=[1])
+    assert np.all(for_class_1.heatmaps == 0)
+
+
+def test_grad_cam_errors_name_the_fix():
+    import keras
+    from keras import layers
+
+    dense_only = keras.Sequential([keras.Input(shape=(4, 4, 1)), layers.Flatten(), layers.Dense(2)])
+    with pytest.raises(ValueError, match="no Conv2D"):
+        visualize.grad_cam(dense_only, np.zeros((1, 4, 4, 1)))
+    never_built = keras.Sequential([layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(2)])
+    with pytest.raises(ValueError, match="keras.Input"):
+        visualize.grad_cam(never_built, np.zeros((1, 8, 8, 1)))
+
+
+def test_first_layer_filters_and_activation_maps():
+    model = tiny_functional()
+    filters = visualize.first_layer_filters(model)
+    assert filters.shape == (4, 3, 3, 3)
+    assert filters.min() >= 0 and filters.max() <= 1
+    maps = visualize.activation_maps(model, random_images(2, 32))
+    assert list(maps) == ["stem", "branch_1x1", "branch_sep", "top_conv"]
+    assert maps["stem"].shape == (2, 32, 32, 4) and maps["top_conv"].shape == (2, 16, 16, 8)
+    assert all(np.isfinite(values).all() for values in maps.values())
+    with pytest.raises(ValueError, match="No layer named"):
+        visualize.activation_maps(model, random_images(1, 32), ["nope"])
+
+
+def test_class_scores_are_the_logits_behind_the_softmax():
+    model = tiny_sequential()
+    images = random_images(4, 16)
+    scores = visualize.class_scores(model, images)
+    probabilities = np.exp(scores - scores.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("target", [{"filter_index": 2}, {"class_index": 1}])
+def test_gradient_ascent_raises_its_objective(target):
+    model = tiny_sequential()
+    result = visualize.maximize_activation(model, steps=25, seed=3, **target)
+    assert result.image.shape == (16, 16, 3)
+    assert np.isfinite(result.image).all()
+    assert result.image.min() >= 0 and result.image.max() <= 1
+    assert result.objective[-1] > result.objective[0]
+
+
+def test_gradient_ascent_rejects_a_missing_filter():
+    with pytest.raises(ValueError, match="filter_index"):
+        visualize.maximize_activation(tiny_sequential(), filter_index=99, steps=1)
+
+
+def separable_data(count: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """8x8 images whose class decides whether the left or the right half is slightly brighter."""
+    generator = np.random.default_rng(seed)
+    labels = generator.integers(0, 2, count)
+    pattern = np.ones((8, 8, 1), "float32")
+    pattern[:, 4:] = -1
+    signs = np.where(labels == 0, 1.0, -1.0)[:, None, None, None]
+    images = 0.5 + 0.06 * signs * pattern + 0.02 * generator.standard_normal((count, 8, 8, 1))
+    return np.clip(images, 0, 1).astype("float32"), labels
+
+
+@pytest.fixture(scope="module")
+def trained_linear_model():
+    """A Flatten -> Dense softmax model trained to 100% on :func:`separable_data` (built once per file)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(0)
+    images, labels = separable_data()
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Flatten(),
+                              layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(images, labels, epochs=15, batch_size=32, verbose=0)
+    return model, images, labels
+
+
+def test_fgsm_flips_a_linear_model_and_respects_epsilon(trained_linear_model):
+    model, images, labels = trained_linear_model
+    assert (model.predict(images, verbose=0).argmax(-1) == labels).mean() == 1.0
+    untouched = visualize.fgsm_attack(model, images, labels, epsilon=0.0)
+    assert not untouched.flipped.any()
+    attack = visualize.fgsm_attack(model, images, labels, epsilon=0.12)
+    assert attack.flipped.mean() >= 0.9
+    assert np.abs(attack.perturbation).max() <= 0.12 + 1e-6
+    assert attack.adversarial.min() >= 0 and attack.adversarial.max() <= 1
+    assert np.isfinite(attack.adversarial_confidence).all()
+    with pytest.raises(ValueError, match="epsilon"):
+        visualize.fgsm_attack(model, images, labels, epsilon=-1)
+
+
+def test_smallest_flipping_epsilon_picks_the_first_that_works(trained_linear_model):
+    model, images, labels = trained_linear_model
+    epsilons = [0.001, 0.005, 0.3]
+    epsilon, attack = visualize.smallest_flipping_epsilon(model, images[0], int(labels[0]), epsilons)
+    assert epsilon in epsilons and attack.flipped[0]
+    smaller = [value for value in epsilons if value < epsilon]
+    for value in smaller:
+        assert not visualize.fgsm_attack(model, images[:1], labels[:1], value).flipped[0]
+    none_found, _ = visualize.smallest_flipping_epsilon(model, images[0], int(labels[0]), [0.0])
+    assert none_found is None
+
+
+def test_nearest_neighbours_in_both_metrics():
+    database = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    queries = np.array([[0.9, 0.1], [0.0, 0.0]])
+    indices, distances = visualize.nearest_neighbours(queries, database, k=2)
+    np.testing.assert_array_equal(indices, [[1, 0], [0, 1]])
+    assert distances[1, 0] == pytest.approx(0.0)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    cosine_indices, _ = visualize.nearest_neighbours(np.array([[2.0, 2.0]]), database[1:], k=1, metric="cosine")
+    assert cosine_indices[0, 0] == 2  # (3, 3) points the same way as (2, 2)
+    agreement = visualize.neighbour_label_agreement(indices, np.array([1, 0]), np.array([0, 1, 0, 1]))
+    assert agreement == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="metric"):
+        visualize.nearest_neighbours(queries, database, k=2, metric="manhattan")
+
+
+def test_feature_extractor_gives_penultimate_vectors():
+    model = tiny_sequential()
+    extractor = visualize.feature_extractor(model)
+    features = visualize.embed(extractor, random_images(5, 16), batch_size=2)
+    assert features.shape == (5, 7 * 7 * 6)
+    assert np.isfinite(features).all()

@@ -1,0 +1,569 @@
+"""What has a CNN learned?  Filters, activations, Grad-CAM, ascent images, adversaries, neighbours.
+
+Notebook 07 applies these to a CIFAR-10 CNN trained in the suite; the tests
+apply them to tiny models.  Every function takes a built Keras model (Sequential
+or functional, with a known input shape) and images as the model expects them:
+the suite's pipelines feed floats in [0, 1], which is the default
+``value_range`` wherever an image is created or changed.
+
+Where a technique needs the network's *scores* rather than its probabilities
+(Grad-CAM, class-maximising images, the adversarial loss), the pre-softmax
+value is used when the model ends in a softmax (a Dense layer with
+``activation="softmax"``, a ``Softmax`` layer or an ``Activation("softmax")``
+layer): its gradients do not vanish when the model is already sure, which is
+exactly when a probability saturates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------
+# Finding layers
+# --------------------------------------------------------------------------------------
+
+
+def _convolution_types() -> tuple[type, ...]:
+    from keras import layers
+
+    return (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+
+
+def _require_graph(model) -> None:
+    """Raise a clear error when the model has no symbolic inputs (never built on an Input)."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            f"Model {model.name!r} has no defined input yet, so its layers cannot be tapped. "
+            "Start it with keras.Input(shape=...) (or call model.build((None, height, width, "
+            "channels)) on a Sequential model) before visualising it."
+        )
+
+
+def _model_input(model):
+    """The model's symbolic input: the single tensor for one-input models, else the list."""
+    _require_graph(model)
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
+def convolution_layers(model) -> list:
+    """The model's 2D convolution layers (Conv2D, DepthwiseConv2D, SeparableConv2D), in order."""
+    return [layer for layer in model.layers if isinstance(layer, _convolution_types())]
+
+
+def last_convolution_layer(model):
+    """The last 2D convolution layer of the model: the layer Grad-CAM looks at by default.
+
+    Its feature maps are the last ones that still have a spatial layout, and
+    they are the most class-specific.  Raises ``ValueError`` naming the fix
+    when the model has none at its top level (for example when the
+    convolutions sit inside a nested backbone model).
+    """
+    import keras
+
+    found = convolution_layers(model)
+    if found:
+        return found[-1]
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    hint = (f" Its convolutions are inside the nested model(s) {nested}: pass that model, or a "
+            "layer_name of a top-level layer with a 4D output." if nested else "")
+    raise ValueError(f"Model {model.name!r} has no Conv2D/DepthwiseConv2D/SeparableConv2D layer at its "
+                     f"top level, so Grad-CAM has no feature maps to weigh.{hint}")
+
+
+def _score_head(model):
+    """(tensor to differentiate, function turning it into pre-softmax scores) for ``model``.
+
+    When the model ends in a softmax the tensor is what enters the last layer and
+    the function re-applies that layer without the softmax; otherwise the output
+    itself is returned with the identity.
+    """
+    from keras import layers, ops
+
+    last = model.layers[-1]
+    activation_name = getattr(getattr(last, "activation", None), "__name__", "")
+    if isinstance(last, layers.Dense) and activation_name == "softmax":
+        def dense_logits(features):
+            logits = ops.matmul(ops.cast(features, "float32"), ops.cast(last.kernel, "float32"))
+            return logits + ops.cast(last.bias, "float32") if last.use_bias else logits
+        return last.input, dense_logits
+    if isinstance(last, layers.Softmax) or (isinstance(last, layers.Activation) and activation_name == "softmax"):
+        return last.input, lambda features: ops.cast(features, "float32")
+    return model.output, lambda outputs: ops.cast(outputs, "float32")
+
+
+def class_scores(model, images: np.ndarray) -> np.ndarray:
+    """Pre-softmax class scores (logits) of ``images``, shape (N, classes)."""
+    import keras
+
+    _require_graph(model)
+    tapped, to_scores = _score_head(model)
+    head_model = keras.Model(_model_input(model), tapped)
+    return np.asarray(to_scores(head_model(np.asarray(images, "float32"), training=False)))
+
+
+# --------------------------------------------------------------------------------------
+# First-layer filters and activation maps
+# --------------------------------------------------------------------------------------
+
+
+def first_layer_filters(model) -> np.ndarray:
+    """The first convolution's kernels as images, shape (filters, height, width, channels) in [0, 1].
+
+    Each filter is stretched to [0, 1] on its own (min to 0, max to 1) so that
+    its pattern is visible whatever its scale; a constant filter becomes 0.5.
+    """
+    layers_found = convolution_layers(model)
+    if not layers_found:
+        raise ValueError(f"Model {model.name!r} has no 2D convolution layer whose filters could be shown.")
+    kernel = np.asarray(layers_found[0].kernel, dtype="float32")  # (kh, kw, in, out)
+    filters = np.moveaxis(kernel, -1, 0)
+    lowest = filters.min(axis=(1, 2, 3), keepdims=True)
+    spread = filters.max(axis=(1, 2, 3), keepdims=True) - lowest
+    return np.where(spread > 0, (filters - lowest) / np.where(spread > 0, spread, 1), 0.5)
+
+
+def activation_model(model, layer_names: Sequence[str]):
+    """A model from the same input to the outputs of ``layer_names`` (one output per name)."""
+    import keras
+
+    _require_graph(model)
+    missing = [name for name in layer_names if name not in {layer.name for layer in model.layers}]
+    if missing:
+        raise ValueError(f"No layer named {missing} in {model.name!r}; choose from "
+                         f"{[layer.name for layer in model.layers]}.")
+    return keras.Model(_model_input(model), [model.get_layer(name).output for name in layer_names])
+
+
+def activation_maps(model, images: np.ndarray, layer_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Outputs of the chosen layers (default: every convolution) for ``images``, by layer name."""
+    names = list(layer_names or [layer.name for layer in convolution_layers(model)])
+    outputs = activation_model(model, names)(np.asarray(images, "float32"), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {name: np.asarray(output, dtype="float32") for name, output in zip(names, outputs)}
+
+
+def plot_activation_maps(maps: dict[str, np.ndarray], image_index: int = 0, channels: int = 8,
+                         title: str = ""):
+    """One row per layer: the first ``channels`` feature maps of one image, each scaled on its own."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(maps), channels, figsize=(1.5 * channels, 1.7 * len(maps)), squeeze=False)
+    for row, (name, values) in enumerate(maps.items()):
+        for column in range(channels):
+            axis = axes[row][column]
+            axis.axis("off")
+            if column >= values.shape[-1]:
+                continue
+            axis.imshow(values[image_index, :, :, column], cmap="viridis")
+            if column == 0:
+                axis.set_title(f"{name} {values.shape[1]}x{values.shape[2]}", fontsize=8, loc="left")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+# --------------------------------------------------------------------------------------
+# Grad-CAM
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GradCamResult:
+    """Grad-CAM heatmaps for a batch: ``heatmaps`` at image size and ``coarse`` at layer size, in [0, 1]."""
+
+    heatmaps: np.ndarray
+    coarse: np.ndarray
+    class_indices: np.ndarray
+    layer_name: str
+
+
+def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = None,
+             layer_name: str | None = None) -> GradCamResult:
+    """Grad-CAM (Selvaraju et al., 2017) for each image, for the given or the predicted class.
+
+    The class score's gradient with respect to a convolution layer's feature maps
+    is averaged over each map to give one weight per channel; the weighted sum of
+    the maps, with negative values cut to zero, shows where the evidence for the
+    class lies.  The layer is the last convolution unless ``layer_name`` is given.
+    Maps are divided by their maximum (an all-zero map stays zero) and resized
+    bilinearly to the image size.
+    """
+    import keras
+    import tensorflow as tf
+
+    _require_graph(model)
+    layer = model.get_layer(layer_name) if layer_name else last_convolution_layer(model)
+    if len(layer.output.shape) != 4:
+        raise ValueError(f"Layer {layer.name!r} outputs shape {layer.output.shape}; Grad-CAM needs "
+                         "(batch, height, width, channels) feature maps.")
+    tapped, to_scores = _score_head(model)
+    gradient_model = keras.Model(_model_input(model), [layer.output, tapped])
+    batch = tf.convert_to_tensor(np.asarray(images, "float32"))
+    with tf.GradientTape() as tape:
+        feature_maps, head = gradient_model(batch, training=False)
+        feature_maps = tf.cast(feature_maps, tf.float32)
+        tape.watch(feature_maps)
+        scores = to_scores(head)
+        chosen = (tf.argmax(scores, axis=-1, output_type=tf.int32) if class_indices is None
+                  else tf.constant(np.asarray(class_indices), dtype=tf.int32))
+        chosen_scores = tf.gather(scores, chosen, axis=1, batch_dims=1)
+    gradients = tape.gradient(chosen_scores, feature_maps)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    coarse = tf.nn.relu(tf.reduce_sum(channel_weights * feature_maps, axis=-1)).numpy()
+    peaks = coarse.max(axis=(1, 2), keepdims=True)
+    coarse = np.where(peaks > 0, coarse / np.where(peaks > 0, peaks, 1), 0.0)
+    resized = tf.image.resize(coarse[..., np.newaxis], batch.shape[1:3], method="bilinear").numpy()[..., 0]
+    return GradCamResult(np.clip(resized, 0, 1), coarse, np.asarray(chosen), layer.name)
+
+
+def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
+                    colormap: str = "jet") -> np.ndarray:
+    """Blend a [0, 1] heatmap, coloured with ``colormap``, over an RGB or grayscale image in [0, 1]."""
+    import matplotlib
+
+    image = np.asarray(image, dtype="float32")
+    if image.ndim == 2 or image.shape[-1] == 1:
+        image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
+    coloured = matplotlib.colormaps[colormap](np.clip(heatmap, 0, 1))[..., :3]
+    return np.clip((1 - alpha) * image + alpha * coloured, 0, 1)
+
+
+# --------------------------------------------------------------------------------------
+# Images that maximise a filter or a class (gradient ascent with regularisation)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class AscentResult:
+    """An image found by gradient ascent (in the model's value range) and its objective per step."""
+
+    image: np.ndarray
+    objective: list[float]
+    target: str
+
+
+def _blur(images):
+    """A 3x3 Gaussian blur per channel (a mild smoothness prior for the ascent)."""
+    import tensorflow as tf
+
+    kernel_1d = tf.constant([0.25, 0.5, 0.25])
+    kernel = tf.tensordot(kernel_1d, kernel_1d, axes=0)[:, :, tf.newaxis, tf.newaxis]
+    kernel = tf.tile(kernel, [1, 1, images.shape[-1], 1])
+    return tf.nn.depthwise_conv2d(images, kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+
+def _pre_activation_function(layer):
+    """For a Conv2D with a non-linear activation: a function computing its output before the activation.
+
+    Ascent on a ReLU output is stuck when the filter is silent on the starting
+    image (zero output, zero gradient); its pre-activation always has a gradient.
+    Returns None for other layers, whose output is used as it is.
+    """
+    from keras import layers
+
+    activation_name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if type(layer) is not layers.Conv2D or activation_name == "linear" or layer.data_format != "channels_last":
+        return None
+
+    def before_activation(inputs):
+        values = layer.convolution_op(inputs, layer.kernel)
+        return values + layer.bias if layer.use_bias else values
+    return before_activation
+
+
+def maximize_activation(model, layer_name: str | None = None, filter_index: int = 0,
+                        class_index: int | None = None, steps: int = 60, learning_rate: float = 0.05,
+                        l2_decay: float = 0.01, total_variation_weight: float = 0.05, blur_every: int = 4,
+                        jitter: int = 1, value_range: tuple[float, float] = (0.0, 1.0),
+                        seed: int = 0) -> AscentResult:
+    """Gradient ascent on the input: an image that strongly excites one filter or one class.
+
+    The objective is the mean activation of ``filter_index`` in ``layer_name``
+    (default: the last convolution; taken before its ReLU, so that a filter
+    silent on the grey starting image can still be woken up), or, when
+    ``class_index`` is given, that class's pre-softmax score.  Without constraints ascent produces high-frequency
+    noise, so four regularisers keep the image natural-looking: a total-variation
+    penalty (``total_variation_weight``, favouring smooth regions), L2 decay
+    towards mid-grey (``l2_decay``), a light blur every ``blur_every`` steps, and a
+    random shift of up to ``jitter`` pixels before every step.  Each step moves by
+    ``learning_rate`` times the gradient divided by its standard deviation, and
+    the image is clipped to ``value_range``.
+    """
+    import keras
+    import tensorflow as tf
+
+    _require_graph(model)
+    low, high = value_range
+    if class_index is not None:
+        tapped, to_scores = _score_head(model)
+        probe = keras.Model(_model_input(model), tapped)
+
+        def objective_of(batch):
+            return to_scores(probe(batch, training=False))[:, class_index]
+        target = f"class {class_index}"
+    else:
+        layer = model.get_layer(layer_name) if layer_name else last_convolution_layer(model)
+        channels = layer.output.shape[-1]
+        if not 0 <= filter_index < channels:
+            raise ValueError(f"filter_index must be in 0..{channels - 1} for layer {layer.name!r}, "
+                             f"got {filter_index}.")
+        pre_activation = _pre_activation_function(layer)
+        probe = keras.Model(_model_input(model), layer.input if pre_activation else layer.output)
+
+        def objective_of(batch):
+            values = probe(batch, training=False)
+            values = pre_activation(values) if pre_activation else values
+            return tf.reduce_mean(tf.cast(values, tf.float32)[..., filter_index], axis=(1, 2))
+        target = f"{layer.name} filter {filter_index}"
+    generator = np.random.default_rng(seed)
+    middle = (low + high) / 2
+    shape = (1, *model.input_shape[1:])
+    image = tf.Variable(middle + 0.05 * (high - low) * generator.standard_normal(shape).astype("float32"))
+    history = []
+    for step in range(steps):
+        shift = [int(value) for value in generator.integers(-jitter, jitter + 1, size=2)] if jitter else [0, 0]
+        with tf.GradientTape() as tape:
+            shifted = tf.roll(image, shift=shift, axis=[1, 2])
+            gain = tf.reduce_mean(objective_of(shifted))
+            smoothness = tf.reduce_mean(tf.image.total_variation(image)) / float(np.prod(shape[1:]))
+            loss = -gain + total_variation_weight * smoothness
+        gradient = tape.gradient(loss, image)
+        gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
+        image.assign(image - learning_rate * (high - low) * gradient)
+        image.assign(middle + (image - middle) * (1 - l2_decay))
+        if blur_every and (step + 1) % blur_every == 0:
+            image.assign(_blur(image))
+        image.assign(tf.clip_by_value(image, low, high))
+        history.append(float(gain))
+    final_gain = float(tf.reduce_mean(objective_of(image)))
+    history.append(final_gain)
+    return AscentResult(image.numpy()[0], history, target)
+
+
+def to_display(image: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
+               stretch: bool = False) -> np.ndarray:
+    """An image mapped to [0, 1] for ``imshow``; ``stretch`` spreads its own min..max instead."""
+    image = np.asarray(image, dtype="float32")
+    low, high = (image.min(), image.max()) if stretch else value_range
+    return np.clip((image - low) / max(float(high - low), 1e-8), 0, 1)
+
+
+# --------------------------------------------------------------------------------------
+# Adversarial examples: the fast gradient sign method
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdversarialExamples:
+    """Originals, their FGSM versions and what the model says about both."""
+
+    adversarial: np.ndarray
+    perturbation: np.ndarray
+    epsilon: float
+    original_predictions: np.ndarray
+    adversarial_predictions: np.ndarray
+    original_confidence: np.ndarray
+    adversarial_confidence: np.ndarray
+
+    @property
+    def flipped(self) -> np.ndarray:
+        """True where the adversarial image is classified differently from the original."""
+        return self.original_predictions != self.adversarial_predictions
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def fgsm_attack(model, images: np.ndarray, labels: Sequence[int], epsilon: float,
+                value_range: tuple[float, float] = (0.0, 1.0)) -> AdversarialExamples:
+    """Fast gradient sign method (Goodfellow et al., 2015): one step of size ``epsilon`` uphill.
+
+    Each pixel moves by exactly ``epsilon`` (in the model's input units) in the
+    direction that increases the cross-entropy of the true ``labels``; the result
+    is clipped to ``value_range``.  With inputs in [0, 1], ``epsilon = 2 / 255``
+    changes no pixel by more than two intensity levels out of 255.
+    """
+    import keras
+    import tensorflow as tf
+
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be non-negative, got {epsilon}.")
+    _require_graph(model)
+    tapped, to_scores = _score_head(model)
+    head_model = keras.Model(_model_input(model), tapped)
+    originals = tf.convert_to_tensor(np.asarray(images, "float32"))
+    targets = tf.constant(np.asarray(labels), dtype=tf.int32)
+    with tf.GradientTape() as tape:
+        tape.watch(originals)
+        scores = to_scores(head_model(originals, training=False))
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, scores))
+    direction = tf.sign(tape.gradient(loss, originals))
+    adversarial = tf.clip_by_value(originals + epsilon * direction, value_range[0], value_range[1])
+    original_scores = scores.numpy()
+    adversarial_scores = np.asarray(to_scores(head_model(adversarial, training=False)))
+    original_probabilities = _probabilities(original_scores)
+    adversarial_probabilities = _probabilities(adversarial_scores)
+    return AdversarialExamples(
+        adversarial=adversarial.numpy(),
+        perturbation=(adversarial - originals).numpy(),
+        epsilon=float(epsilon),
+        original_predictions=original_scores.argmax(axis=-1),
+        adversarial_predictions=adversarial_scores.argmax(axis=-1),
+        original_confidence=original_probabilities.max(axis=-1),
+        adversarial_confidence=adversarial_probabilities.max(axis=-1),
+    )
+
+
+def smallest_flipping_epsilon(model, image: np.ndarray, label: int, epsilons: Sequence[float],
+                              value_range: tuple[float, float] = (0.0, 1.0)) -> tuple[float | None, AdversarialExamples]:
+    """The smallest of ``epsilons`` whose FGSM image changes the prediction, with that attack.
+
+    Returns ``(None, attack at the largest epsilon)`` when none of them flips it.
+    """
+    attack = None
+    for epsilon in sorted(epsilons):
+        attack = fgsm_attack(model, image[np.newaxis], [label], epsilon, value_range)
+        if attack.flipped[0]:
+            return epsilon, attack
+    if attack is None:
+        raise ValueError("epsilons is empty; give a few step sizes such as [1/255, 2/255, 4/255, 8/255].")
+    return None, attack
+
+
+def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_names: Sequence[str],
+                     index: int = 0, value_range: tuple[float, float] = (0.0, 1.0)):
+    """Original, the perturbation (magnified to fill the colour range) and the adversarial image."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    original_label = class_names[attack.original_predictions[index]]
+    adversarial_label = class_names[attack.adversarial_predictions[index]]
+    magnified = 0.5 + attack.perturbation[index] / (2 * max(attack.epsilon, 1e-12))
+    panels = [
+        (to_display(original, value_range), f"original: {original_label}\n"
+                                            f"({attack.original_confidence[index]:.0%} sure)"),
+        (np.clip(magnified, 0, 1), f"perturbation x{1 / max(2 * attack.epsilon, 1e-12):.0f}\n"
+                                   f"(each pixel +/- {attack.epsilon * 255:.1f}/255)"),
+        (to_display(attack.adversarial[index], value_range), f"adversarial: {adversarial_label}\n"
+                                                             f"({attack.adversarial_confidence[index]:.0%} sure)"),
+    ]
+    for axis, (picture, caption) in zip(axes, panels):
+        axis.imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
+        axis.set_title(caption, fontsize=9)
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+# --------------------------------------------------------------------------------------
+# Nearest neighbours: feature space vs pixel space
+# --------------------------------------------------------------------------------------
+
+
+def feature_extractor(model, layer_name: str | None = None):
+    """A model from the input to a layer's output; by default to what enters the last layer.
+
+    For a classifier that is the penultimate representation, the features the
+    final linear layer separates into classes.
+    """
+    import keras
+
+    _require_graph(model)
+    tapped = model.get_layer(layer_name).output if layer_name else model.layers[-1].input
+    return keras.Model(_model_input(model), tapped)
+
+
+def embed(extractor, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Feature vectors (flattened) of ``images`` from ``extractor``, shape (N, features)."""
+    chunks = [np.asarray(extractor(np.asarray(images[start:start + batch_size], "float32"), training=False))
+              for start in range(0, len(images), batch_size)]
+    features = np.concatenate(chunks, axis=0)
+    return features.reshape(len(features), -1).astype("float32")
+
+
+def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int = 5,
+                       metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of each query's ``k`` closest database rows (closest first).
+
+    ``metric`` is ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).  Inputs
+    of any shape are flattened per item, so raw images give pixel-space neighbours.
+    """
+    queries = np.asarray(queries, "float64").reshape(len(queries), -1)
+    database = np.asarray(database, "float64").reshape(len(database), -1)
+    if queries.shape[1] != database.shape[1]:
+        raise ValueError(f"Queries have {queries.shape[1]} values each but the database has "
+                         f"{database.shape[1]}; embed both with the same extractor.")
+    if not 1 <= k <= len(database):
+        raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}.")
+    if metric == "euclidean":
+        squared = ((queries ** 2).sum(1)[:, None] - 2 * queries @ database.T + (database ** 2).sum(1)[None, :])
+        distances = np.sqrt(np.maximum(squared, 0))
+    elif metric == "cosine":
+        normalised_queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        normalised_database = database / np.maximum(np.linalg.norm(database, axis=1, keepdims=True), 1e-12)
+        distances = 1 - normalised_queries @ normalised_database.T
+    else:
+        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(distances, order, axis=1)
+
+
+def neighbour_label_agreement(neighbour_indices: np.ndarray, query_labels: np.ndarray,
+                              database_labels: np.ndarray) -> float:
+    """Fraction of all returned neighbours that share their query's label."""
+    return float((np.asarray(database_labels)[neighbour_indices] == np.asarray(query_labels)[:, None]).mean())
+
+
+def plot_neighbours(query_images: np.ndarray, database_images: np.ndarray,
+                    neighbour_sets: dict[str, np.ndarray], class_names: Sequence[str] | None = None,
+                    database_labels: np.ndarray | None = None, query_labels: np.ndarray | None = None,
+                    value_range: tuple[float, float] = (0.0, 1.0)):
+    """For each query a row per neighbour set ("feature space", "pixel space"): query then neighbours."""
+    import matplotlib.pyplot as plt
+
+    k = next(iter(neighbour_sets.values())).shape[1]
+    rows = len(query_images) * len(neighbour_sets)
+    figure, axes = plt.subplots(rows, k + 1, figsize=(1.4 * (k + 1), 1.55 * rows), squeeze=False)
+
+    def label_of(labels, index):
+        if labels is None or class_names is None:
+            return ""
+        return class_names[int(labels[index])]
+
+    row = 0
+    for query_index, query in enumerate(query_images):
+        for space, indices in neighbour_sets.items():
+            axes[row][0].imshow(to_display(query, value_range).squeeze(), cmap="gray" if query.shape[-1] == 1 else None)
+            axes[row][0].set_title(f"{space}\nquery: {label_of(query_labels, query_index)}", fontsize=7)
+            for column, neighbour in enumerate(indices[query_index], start=1):
+                picture = to_display(database_images[neighbour], value_range)
+                axes[row][column].imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
+                axes[row][column].set_title(label_of(database_labels, neighbour), fontsize=7)
+            row += 1
+    for axis in axes.flat:
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def gradcam_overlays(images: np.ndarray, result: GradCamResult, value_range: tuple[float, float] = (0.0, 1.0),
+                     alpha: float = 0.45) -> list[np.ndarray]:
+    """The Grad-CAM heatmaps blended over their images, ready for an image grid."""
+    return [overlay_heatmap(to_display(image, value_range), heatmap, alpha)
+            for image, heatmap in zip(images, result.heatmaps)]
+
+
+def describe_model_input(model) -> dict[str, Any]:
+    """Input shape and output classes of a model, to check it fits the data before visualising."""
+    return {"input_shape": tuple(model.input_shape[1:]), "classes": int(model.output_shape[-1])}
