@@ -159,3 +159,13 @@ def test_format_helpers():
     assert anatomy.format_shape((224, 224, 64)) == "224×224×64"
     assert anatomy.format_bytes(1536) == "1.5 KiB"
     assert anatomy.format_bytes(3 * 1024**3) == "3.0 GiB"
+
+
+def test_plot_layer_costs_draws_one_bar_per_weighted_layer():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = anatomy.plot_layer_costs(anatomy.layer_table(vgg_spec(16)), title="VGG16")
+    top, bottom = figure.axes
+    assert len(top.patches) == len(bottom.patches) == 16
+    assert max(patch.get_height() for patch in top.patches) == pytest.approx(102_764_544 / 1e6)

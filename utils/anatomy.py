@@ -658,3 +658,35 @@ def spec_from_keras(model: Any) -> ModelSpec:
     layers = [_spec_from_keras_layer(layer) for layer in model.layers
               if layer.__class__.__name__ != "InputLayer"]
     return ModelSpec(model.name, _keras_shape(model.inputs[0]), tuple(layers))
+
+
+# --------------------------------------------------------------------------- #
+# A picture of where the parameters and the compute are
+# --------------------------------------------------------------------------- #
+
+
+def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
+    """Two bar charts over the layers of a :func:`layer_table`: parameters and multiply-accumulates.
+
+    Only layers that own weights are drawn (convolutions and dense layers), in
+    network order, so the contrast is plain: in a VGG-style network the
+    parameters sit at the end and the compute at the beginning.
+    """
+    import matplotlib.pyplot as plt
+
+    weighted = table[table["kind"].isin(["conv", "dense"])]
+    colours = ["tab:blue" if kind == "conv" else "tab:orange" for kind in weighted["kind"]]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 0.5 * len(weighted)), 7), sharex=True)
+    positions = range(len(weighted))
+    top.bar(positions, weighted["parameters"] / 1e6, color=colours)
+    top.set_ylabel("parameters (millions)")
+    bottom.bar(positions, weighted["macs"] / 1e9, color=colours)
+    bottom.set_ylabel("multiply-accumulates\nper image (billions)")
+    bottom.set_xticks(list(positions), weighted["layer"], rotation=60, ha="right")
+    for axis in (top, bottom):
+        axis.grid(axis="y", alpha=0.3)
+    top.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange")],
+               labels=["convolution", "fully connected"])
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
