@@ -182,6 +182,15 @@ def test_multichannel_is_the_sum_of_per_channel_correlations_plus_bias():
         conv.correlate_multichannel(image, kernel[..., :2])
 
 
+def test_spread_over_channels_sees_the_channel_mean():
+    image, kernel = RANDOM.normal(size=(6, 7, 3)), RANDOM.normal(size=(3, 3))
+    spread = conv.spread_over_channels(kernel)
+    assert spread.shape == (3, 3, 3)
+    np.testing.assert_allclose(conv.correlate_multichannel(image, spread), conv.correlate2d(image.mean(axis=2), kernel))
+    with pytest.raises(ValueError, match="2D filter"):
+        conv.spread_over_channels(spread)
+
+
 def test_conv_layer_stacks_one_map_per_filter():
     image, kernels, biases = RANDOM.normal(size=(8, 8, 3)), RANDOM.normal(size=(3, 3, 3, 4)), RANDOM.normal(size=4)
     maps = conv.conv_layer(image, kernels, biases)

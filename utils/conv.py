@@ -83,7 +83,7 @@ def output_size(
             f"{stride} does not tile exactly: (n + 2p - k) / s = {span}/{stride} is not a whole "
             f"number, so the windows cover only {covered} of the {input_size + 2 * padding} "
             "padded pixels and the rest are never seen. Choose a stride that divides "
-            f"{span}, change the padding, or use padding='same'."
+            f"n + 2p - k = {span}, change the padding, or use padding='same'."
         )
     return span // stride + 1
 
@@ -272,6 +272,19 @@ def correlate_multichannel(
     padded, strides = _prepare(image, kernel.shape[:2], stride, padding, pad_mode, require_exact)
     patches = windows(padded, kernel.shape[:2], strides)
     return np.einsum("ijklc,klc->ij", patches, kernel) + float(bias)
+
+
+def spread_over_channels(kernel: np.ndarray, channels: int = 3) -> np.ndarray:
+    """Turn a 2D ``kh x kw`` filter into a ``kh x kw x C`` one that sees the channel average.
+
+    Each channel gets ``kernel / C``, so on an RGB image the 3-channel filter gives
+    exactly what the 2D filter gives on the image's plain channel mean: a way to
+    put a grayscale filter (an edge detector) into a colour conv layer.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or channels < 1:
+        raise ValueError(f"Expected a 2D filter and channels >= 1, got shape {kernel.shape} and {channels}.")
+    return np.repeat(kernel[..., np.newaxis] / channels, channels, axis=2)
 
 
 def conv_layer(

@@ -191,9 +191,12 @@ def show_side_by_side(
 ) -> Any:
     """Show images in a grid of panels and return the figure.
 
-    Colour images ignore ``cmaps``.  ``signed=True`` centres a diverging colour
+    Colour images ignore ``cmaps``; uint8 grayscale images are drawn on the fixed
+    0-255 scale (not stretched to their own range).  ``signed=True`` centres a diverging colour
     scale on zero (blue negative, red positive), the honest way to show filter
-    responses, which are as often negative as positive.
+    responses, which are as often negative as positive; the scale ends at the
+    99.5th percentile of the absolute values so a few extreme pixels do not wash
+    out the rest.
     """
     import matplotlib.pyplot as plt
 
@@ -205,15 +208,19 @@ def show_side_by_side(
     figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, panel_size * rows),
                                 squeeze=False)
     for index, axis in enumerate(axes.flat):
-        axis.axis("off")
         if index >= count:
+            axis.axis("off")
             continue
+        axis.set_xticks([])
+        axis.set_yticks([])
         image = np.asarray(images[index])
         if signed[index]:
-            limit = float(np.max(np.abs(image))) or 1.0
+            limit = float(np.percentile(np.abs(image), 99.5)) or float(np.max(np.abs(image))) or 1.0
             shown = axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
         elif image.ndim == 3:
             shown = axis.imshow(image)
+        elif image.dtype == np.uint8:  # fixed 0-255 scale, so a dim channel really looks dim
+            shown = axis.imshow(image, cmap=cmaps[index], vmin=0, vmax=255)
         else:
             shown = axis.imshow(image, cmap=cmaps[index])
         if titles is not None:
@@ -229,20 +236,25 @@ def show_matrices(
     titles: Sequence[str] | None = None,
     panel_size: float = 2.8,
     value_format: str = "{:g}",
+    shared_scale: bool = False,
 ) -> Any:
     """Small matrices drawn as shaded grids with every number written in its cell.
 
     For hand-sized examples (a 6x6 image, a 3x3 filter, its 4x4 output) where
     the reader wants to check the arithmetic and see the pattern at once.
+    ``shared_scale=True`` shades every panel on the same scale, so equal numbers
+    look equal across panels (useful when one panel is derived from another).
     """
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(matrices), figsize=(panel_size * len(matrices), panel_size),
                                 squeeze=False)
+    everything = np.concatenate([np.asarray(matrix, dtype=np.float64).ravel() for matrix in matrices])
     for index, (axis, matrix) in enumerate(zip(axes.flat, matrices)):
         matrix = np.asarray(matrix, dtype=np.float64)
-        limit = float(np.max(np.abs(matrix))) or 1.0
-        cmap, low = ("RdBu_r", -limit) if matrix.min() < 0 else ("Greys", 0.0)
+        scale_from = everything if shared_scale else matrix
+        limit = float(np.max(np.abs(scale_from))) or 1.0
+        cmap, low = ("RdBu_r", -limit) if scale_from.min() < 0 else ("Greys", 0.0)
         axis.imshow(matrix, cmap=cmap, vmin=low, vmax=limit)
         for (row, column), value in np.ndenumerate(matrix):
             strong = abs(value) > 0.6 * limit
