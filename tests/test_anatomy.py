@@ -27,7 +27,7 @@ def study_notes_spec() -> ModelSpec:
 def evaluate_formula(formula: str) -> int:
     """Turn '(3×3×3 + 1) × 64' into 1792 by plain arithmetic."""
     expression = formula.split(" (")[0] if not formula.startswith("(") else formula
-    return eval(expression.replace("×", "*").replace(",", ""), {"__builtins__": {}})  # noqa: S307
+    return eval(expression.replace("×", "*").replace(",", ""), {"__builtins__": {}})
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,9 @@ their cost is negligible beside the convolutions and dense layers.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence, Union
+from typing import Any
 
 import pandas as pd
 
@@ -370,7 +371,7 @@ class ModelSpec:
         return [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(self.layers, start=1)]
 
 
-LayerSpecType = Union[Conv2DSpec, Pool2DSpec, GlobalPool2DSpec, FlattenSpec, DenseSpec, DropoutSpec, BatchNormSpec]
+LayerSpecType = Conv2DSpec | Pool2DSpec | GlobalPool2DSpec | FlattenSpec | DenseSpec | DropoutSpec | BatchNormSpec
 
 
 # --------------------------------------------------------------------------- #

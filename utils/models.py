@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from utils.anatomy import (
+    BatchNormSpec,
     Conv2DSpec,
     DenseSpec,
     DropoutSpec,
@@ -24,7 +25,6 @@ from utils.anatomy import (
     LayerSpec,
     ModelSpec,
     Pool2DSpec,
-    BatchNormSpec,
 )
 
 MNIST_INPUT_SHAPE = (28, 28, 1)
