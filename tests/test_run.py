@@ -40,3 +40,13 @@ def test_list_notebooks_filters_by_number() -> None:
         assert run.list_notebooks([number]) == [every[0]]
     with pytest.raises(SystemExit, match="No notebook matches"):
         run.list_notebooks(["99"])
+
+
+def test_executed_copy_keeps_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the test process draws off-screen, the executed notebook embeds its figures."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    source = write_notebook(tmp_path / "12_plot.ipynb",
+                            ["import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"])
+    assert run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=120).status == "ok"
+    outputs = nbformat.read(tmp_path / "out" / "12_plot.ipynb", as_version=4).cells[0].outputs
+    assert any("image/png" in output.get("data", {}) for output in outputs)

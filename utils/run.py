@@ -74,8 +74,11 @@ def execute_notebook(
 
     notebook = nbformat.read(source, as_version=4)
     saved_environment = dict(os.environ)
-    os.environ.update({"CNN_PROFILE": profile, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"})
+    os.environ.update({"CNN_PROFILE": profile, "PYTHONUNBUFFERED": "1"})
     os.environ.update(extra_environment or {})
+    # The kernel's own inline backend embeds figures in the executed copy; a
+    # non-interactive MPLBACKEND inherited from a test run would drop them.
+    os.environ.pop("MPLBACKEND", None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     client = NotebookClient(
         notebook,
