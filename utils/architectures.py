@@ -214,7 +214,13 @@ def profiler_macs(model, input_shape: tuple[int, ...] | None = None) -> int:
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     options["account_type_regexes"] = ["Conv2D", "DepthwiseConv2dNative", "MatMul"]
-    report = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    logger = tf.get_logger()
+    previous_level = logger.level
+    logger.setLevel("ERROR")  # the v1 profiler warns about its own deprecated internals
+    try:
+        report = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    finally:
+        logger.setLevel(previous_level)
     return int(report.total_float_ops // 2)
 
 
@@ -667,6 +673,24 @@ def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
     ax.set_title("Time per image vs batch size on this device")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_time_vs_operations(summary: pd.DataFrame, batch_size: int, ax=None):
+    """Measured time per image at one batch size against counted G-MACs, one point per model."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 5))
+    column = f"ms_per_image_batch{batch_size}"
+    giga_macs = summary["macs_per_image"] / 1e9
+    ax.scatter(giga_macs, summary[column], s=40, edgecolors="black")
+    for x, y, label in zip(giga_macs, summary[column], summary["model"]):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel("G multiply-accumulates per image (counted)")
+    ax.set_ylabel(f"ms per image at batch size {batch_size} (median)")
+    ax.set_title("Do operations predict time?")
+    ax.grid(alpha=0.3)
     return ax
 
 
