@@ -27,20 +27,28 @@ BATCH_NORM_LAYERS_AFTER_140 = 11
 
 
 @pytest.fixture(autouse=True)
-def fresh_session(monkeypatch):
-    """Each test starts with a clean Keras session, a fixed seed and no weights variable set."""
+def no_weights_variable(monkeypatch):
+    """No test sees a weights file named by the developer's environment; seeds are fixed."""
     monkeypatch.delenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, raising=False)
-    keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    yield
-    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="module")
+def shared_backbone():
+    """One random-weights ResNet50 for the whole file: building it is the slow part of these tests."""
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights=None)
+    assert choice.label == transfer.RANDOM_INIT_LABEL
+    assert choice.attempts == ("random initialisation was asked for (weights=None)",)
+    return backbone
 
 
 @pytest.fixture
-def random_backbone():
-    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights=None)
-    assert choice.label == transfer.RANDOM_INIT_LABEL
-    return backbone
+def random_backbone(shared_backbone):
+    """The shared backbone with every layer trainable again, as if freshly built."""
+    shared_backbone.trainable = True
+    for layer in shared_backbone.layers:
+        layer.trainable = True
+    return shared_backbone
 
 
 def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
@@ -57,7 +65,10 @@ def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
     assert report["layers_trainable"] == RESNET50_LAYERS - 140 - BATCH_NORM_LAYERS_AFTER_140
     assert report["params_trainable"] == BACKBONE_PARAMS_AFTER_LAYER_140
     boundary = transfer.frozen_boundary(random_backbone)
-    assert boundary.loc[141, "trainable"] and not boundary.loc[139, "trainable"]
+    assert list(boundary.index) == list(range(137, 144))
+    assert boundary.loc[139, "role"].startswith("frozen (one of the first 140)")
+    assert boundary.loc[140, "role"].startswith("batch normalisation, kept frozen")
+    assert boundary.loc[141, "role"] == "fine-tuned"
 
 
 def test_fine_tuning_can_train_batch_norm_scale_when_asked(random_backbone):
@@ -105,7 +116,7 @@ def test_head_shapes_and_variations(random_backbone, pooling, extra_dense_units)
         FEATURES * 128 + 128 + 128 * 256 + 256 + 256 * 5 + 5)
     assert transfer.parameter_count(model.trainable_weights) == extra
     assert ("extra_dense" in [layer.name for layer in model.layers]) == bool(extra_dense_units)
-    probabilities = model.predict(np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32"), verbose=0)
+    probabilities = keras.ops.convert_to_numpy(model(np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32")))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -145,12 +156,12 @@ def test_batch_norm_statistics_stay_fixed_while_fine_tuning(random_backbone):
     batch_norm = random_backbone.get_layer("conv5_block3_3_bn")
     convolution = random_backbone.get_layer("conv5_block3_3_conv")
     assert convolution.trainable and not batch_norm.trainable
-    before = {name: np.array(getattr(batch_norm, name)) for name in ("moving_mean", "moving_variance", "gamma")}
-    kernel_before = np.array(convolution.kernel)
+    before = {name: getattr(batch_norm, name).numpy() for name in ("moving_mean", "moving_variance", "gamma")}
+    kernel_before = convolution.kernel.numpy()
     _one_training_step(model)
     for name, value in before.items():
-        np.testing.assert_array_equal(np.array(getattr(batch_norm, name)), value, err_msg=name)
-    assert not np.array_equal(np.array(convolution.kernel), kernel_before), "the step trained nothing"
+        np.testing.assert_array_equal(getattr(batch_norm, name).numpy(), value, err_msg=name)
+    assert not np.array_equal(convolution.kernel.numpy(), kernel_before), "the step trained nothing"
 
 
 def test_training_false_alone_does_not_protect_batch_norm_on_keras_3(random_backbone):
@@ -161,9 +172,9 @@ def test_training_false_alone_does_not_protect_batch_norm_on_keras_3(random_back
     # and the explanation in utils/transfer.py and notebook 05 should be updated.
     model = _fine_tuning_model(random_backbone, freeze_batch_norm=False)
     batch_norm = random_backbone.get_layer("conv5_block3_3_bn")
-    mean_before = np.array(batch_norm.moving_mean)
+    mean_before = batch_norm.moving_mean.numpy()
     _one_training_step(model)
-    assert not np.array_equal(np.array(batch_norm.moving_mean), mean_before)
+    assert not np.array_equal(batch_norm.moving_mean.numpy(), mean_before)
 
 
 def _forbid_download(monkeypatch):
@@ -221,8 +232,8 @@ def test_local_weights_file_from_the_environment_is_loaded(monkeypatch, tmp_path
     backbone, choice = transfer.load_backbone(IMAGE_SIZE)
     assert choice.is_pretrained and choice.file == str(saved)
     assert choice.label == "pretrained (local file resnet50_notop.weights.h5)"
-    np.testing.assert_array_equal(np.array(backbone.get_layer("conv1_conv").kernel),
-                                  np.array(random_backbone.get_layer("conv1_conv").kernel))
+    np.testing.assert_array_equal(backbone.get_layer("conv1_conv").kernel.numpy(),
+                                  random_backbone.get_layer("conv1_conv").kernel.numpy())
 
 
 def test_weights_argument_rejects_a_path():

@@ -62,10 +62,19 @@ IMAGENET_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"
 WEIGHTS_FILE_SUFFIXES = (".weights.h5", ".h5")
 POOLING_CHOICES = ("avg", "max")
 
-EXPERIMENT_NAMES = {
-    1: "1 feature extraction (backbone frozen)",
-    2: f"2 fine-tuning (first {COURSE_FROZEN_LAYER_COUNT} layers frozen)",
-}
+# Facts of Keras's ResNet50 without its classifier (``include_top=False``), checked in notebook 05.
+RESNET50_NOTOP_LAYERS = 175
+RESNET50_NOTOP_PARAMETERS = 23_587_712
+RESNET50_FEATURES = 2048
+
+
+def experiment_name(number: int, frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> str:
+    """The name of experiment 1 or 2 as it appears in the results table."""
+    if number == 1:
+        return "1 feature extraction (backbone frozen)"
+    if number == 2:
+        return f"2 fine-tuning (first {frozen_layer_count} layers frozen)"
+    raise ValueError(f"The course has experiments 1 and 2, not {number!r}.")
 
 
 # --------------------------------------------------------------------------- weights
@@ -371,13 +380,22 @@ def trainability_table(model: Any, backbone: Any) -> pd.DataFrame:
     return table
 
 
-def frozen_boundary(backbone: Any) -> pd.DataFrame:
-    """The layers either side of the last frozen one, to show exactly where freezing stops."""
-    flags = [layer.trainable for layer in backbone.layers]
-    first_trainable = next((index for index, flag in enumerate(flags) if flag), len(flags))
-    start, stop = max(first_trainable - 3, 0), min(first_trainable + 3, len(flags))
-    rows = [{"index": index, "layer": layer.name, "type": type(layer).__name__, "trainable": layer.trainable}
-            for index, layer in enumerate(backbone.layers[start:stop], start=start)]
+def frozen_boundary(backbone: Any, frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT,
+                    before: int = 3, after: int = 4) -> pd.DataFrame:
+    """The layers either side of the freezing boundary, each with its role in fine-tuning."""
+    import keras
+
+    start, stop = max(frozen_layer_count - before, 0), min(frozen_layer_count + after, len(backbone.layers))
+    rows = []
+    for index, layer in enumerate(backbone.layers[start:stop], start=start):
+        if index < frozen_layer_count:
+            role = f"frozen (one of the first {frozen_layer_count})"
+        elif isinstance(layer, keras.layers.BatchNormalization) and not layer.trainable:
+            role = "batch normalisation, kept frozen (inference mode)"
+        else:
+            role = "fine-tuned" if layer.trainable else "frozen"
+        rows.append({"index": index, "layer": layer.name, "type": type(layer).__name__,
+                     "trainable": layer.trainable, "role": role})
     return pd.DataFrame(rows).set_index("index")
 
 
@@ -386,6 +404,82 @@ def batch_norm_layers(backbone: Any) -> list[Any]:
     import keras
 
     return [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class FlowerSplits:
+    """File paths and labels of the training, validation and test parts (stratified, seeded)."""
+
+    parts: dict[str, tuple[np.ndarray, np.ndarray]]
+    class_names: list[str]
+    source: str
+    seed: int
+
+    def describe(self) -> str:
+        """One line with the size of each part and where the photos came from."""
+        sizes = " | ".join(f"{name} {len(labels):,}" for name, (_, labels) in self.parts.items())
+        return f"{sizes}   (stratified, seed {self.seed}; data: {self.source})"
+
+
+def split_flowers(paths: Sequence[str], labels: np.ndarray, class_names: Sequence[str], source: str,
+                  validation_fraction: float = 0.15, test_fraction: float = 0.15, limit: int | None = None,
+                  seed: int = runtime.DEFAULT_SEED) -> FlowerSplits:
+    """Stratified train / validation / test split of the photo files, optionally of a subset first.
+
+    ``limit`` keeps at most that many photos (class proportions kept) for quick
+    runs; the fractions are of what is kept.
+    """
+    from utils import data
+
+    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1 or validation_fraction + test_fraction >= 1:
+        raise ValueError(f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must "
+                         "each be between 0 and 1 and leave some photos for training, e.g. 0.15 and 0.15.")
+    all_paths, all_labels = data.stratified_subsample(np.asarray(paths), np.asarray(labels), limit, seed)
+    rest_paths, rest_labels, test_paths, test_labels = data.stratified_split(
+        all_paths, all_labels, test_fraction, seed)
+    validation_share = validation_fraction / (1 - test_fraction)
+    train_paths, train_labels, validation_paths, validation_labels = data.stratified_split(
+        rest_paths, rest_labels, validation_share, seed)
+    parts = {"train": (train_paths, train_labels), "validation": (validation_paths, validation_labels),
+             "test": (test_paths, test_labels)}
+    return FlowerSplits(parts, list(class_names), source, seed)
+
+
+def class_balance(splits: FlowerSplits) -> pd.DataFrame:
+    """Photos per class in each part, with each class's share of the part in percent."""
+    table = pd.DataFrame({name: np.bincount(labels, minlength=len(splits.class_names))
+                          for name, (_, labels) in splits.parts.items()}, index=splits.class_names)
+    shares = (100 * table / table.sum()).round(1).add_suffix(" %")
+    table.index.name = "class"
+    return pd.concat([table, shares], axis=1)
+
+
+def make_flower_pipelines(splits: FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
+                          seed: int = runtime.DEFAULT_SEED) -> dict[str, Any]:
+    """tf.data pipelines with ResNet50's preprocessing: an augmented, shuffled one for training and
+    unshuffled, augmentation-free ones (``train_eval``, ``validation``, ``test``) for measuring.
+
+    ``train_eval`` is not cached: at 224x224 a second in-memory copy of the
+    training photos would cost gigabytes, and it is read only twice.
+    """
+    import keras
+
+    from utils import data
+
+    num_classes = len(splits.class_names)
+    preprocess = keras.applications.resnet50.preprocess_input
+
+    def pipeline(part: str, training: bool, cache: bool = True) -> Any:
+        paths, labels = splits.parts[part]
+        return data.make_file_pipeline(paths, labels, image_size, batch_size, num_classes=num_classes,
+                                       training=training, preprocess=preprocess,
+                                       augmentation=augmentation if training else None, cache=cache, seed=seed)
+
+    return {"train": pipeline("train", True), "train_eval": pipeline("train", False, cache=False),
+            "validation": pipeline("validation", False), "test": pipeline("test", False)}
 
 
 # --------------------------------------------------------------------------- training records
@@ -410,8 +504,9 @@ def fit_experiment(
 ) -> ExperimentRun:
     """Train an already frozen/unfrozen and compiled model, timing the fit."""
     started = time.perf_counter()
+    # The pipeline shuffles itself; shuffle=False only stops Keras warning that it cannot.
     history = model.fit(train_pipeline, validation_data=validation_pipeline, epochs=initial_epoch + epochs,
-                        initial_epoch=initial_epoch, verbose=verbose)
+                        initial_epoch=initial_epoch, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - started
     return ExperimentRun(number, {key: list(values) for key, values in history.history.items()}, seconds,
                          epochs, learning_rate, parameter_count(model.trainable_weights))
@@ -424,10 +519,11 @@ def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, floa
 
 
 def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_size: int, head: HeadConfig,
-               data_source: str, train_images: int, seed: int) -> dict[str, Any]:
+               data_source: str, train_images: int, seed: int,
+               frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> dict[str, Any]:
     """The row appended to ``results/transfer_learning.csv`` for one experiment."""
     return {
-        "experiment": label_with_weights(EXPERIMENT_NAMES[run.number], choice),
+        "experiment": label_with_weights(experiment_name(run.number, frozen_layer_count), choice),
         "weights": choice.label,
         "profile": profile,
         "image_size": image_size,
@@ -472,30 +568,17 @@ def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice) -
 
 
 def joined_history(first: ExperimentRun, second: ExperimentRun) -> tuple[dict[str, list[float]], int]:
-    """Both runs' curves end to end, and the epoch (1-based) at which fine-tuning starts."""
+    """Both runs' curves end to end, and how many epochs came before fine-tuning started.
+
+    Pass the count to ``plotting.plot_learning_curves(..., mark_epochs={"fine-tuning starts": count})``.
+    """
     keys = [key for key in first.history if key in second.history]
-    return {key: first.history[key] + second.history[key] for key in keys}, len(first.history["loss"]) + 1
+    return {key: first.history[key] + second.history[key] for key in keys}, len(first.history["loss"])
 
 
-def plot_learning_curves_with_fine_tuning(history: dict[str, list[float]], fine_tuning_start: int,
-                                          title: str = "") -> Any:
-    """Accuracy and loss per epoch (train and validation) with the start of fine-tuning marked."""
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    for axis, metric in zip(axes, ("accuracy", "loss")):
-        axis.plot(epochs, history[metric], "o-", label=f"train {metric}")
-        if f"val_{metric}" in history:
-            axis.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation {metric}")
-        axis.axvline(fine_tuning_start - 0.5, color="grey", linestyle=":", label="fine-tuning starts")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
-        axis.set_xticks(epochs)
-        axis.legend(fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    return figure
+def predict_classes(model: Any, pipeline: Any) -> np.ndarray:
+    """The most probable class for every image of an (unshuffled) pipeline, in order."""
+    return np.argmax(model.predict(pipeline, verbose=0), axis=1)
 
 
 def per_class_accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray,
