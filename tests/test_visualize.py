@@ -24,6 +24,25 @@ def tiny_sequential():
     ], name="tiny_sequential")
 
 
+def tiny_sequential_grown_with_add():
+    """Built like the suite's CIFAR models: ``add()`` after ``add()``, so Keras rebuilds it each time."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(name="grown")
+    model.add(keras.Input(shape=(16, 16, 3)))
+    model.add(layers.Conv2D(4, 3, padding="same", activation="relu", name="first"))
+    model.add(layers.BatchNormalization(name="bn"))
+    model.add(layers.Conv2D(6, 3, activation="relu", name="last"))
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(8, activation="relu"))
+    model.add(layers.Dropout(0.5))
+    model.add(layers.Dense(3, activation="softmax"))
+    return model
+
+
 def tiny_functional():
     import keras
     from keras import layers
@@ -62,6 +81,20 @@ def test_grad_cam_shapes_and_values_for_both_model_kinds():
         np.testing.assert_array_equal(result.class_indices, predicted)
         overlays = visualize.gradcam_overlays(images, result)
         assert overlays[0].shape == (size, size, 3)
+
+
+def test_every_technique_works_on_a_sequential_model_grown_with_add():
+    model = tiny_sequential_grown_with_add()
+    images = random_images(2, 16)
+    result = visualize.grad_cam(model, images)
+    assert result.layer_name == "last" and result.heatmaps.shape == (2, 16, 16)
+    assert np.isfinite(result.heatmaps).all() and result.heatmaps.max() <= 1
+    assert set(visualize.activation_maps(model, images)) == {"first", "last"}
+    ascent = visualize.maximize_activation(model, filter_index=[0, 1], steps=10)
+    assert (ascent.objective[-1] > ascent.objective[0]).all()
+    attack = visualize.fgsm_attack(model, images, [0, 1], epsilon=0.01)
+    assert attack.adversarial.shape == images.shape
+    assert visualize.embed(visualize.feature_extractor(model), images).shape == (2, 8)
 
 
 def test_grad_cam_points_at_the_evidence_and_ignores_counter_evidence():
@@ -128,12 +161,28 @@ def test_gradient_ascent_raises_its_objective(target):
     assert result.image.shape == (16, 16, 3)
     assert np.isfinite(result.image).all()
     assert result.image.min() >= 0 and result.image.max() <= 1
-    assert result.objective[-1] > result.objective[0]
+    assert result.objective.shape == (26, 1)
+    assert result.objective[-1, 0] > result.objective[0, 0]
+
+
+def test_gradient_ascent_optimises_several_targets_in_one_batch():
+    model = tiny_sequential()
+    result = visualize.maximize_activation(model, filter_index=[0, 3, 5], steps=20, seed=1)
+    assert result.images.shape == (3, 16, 16, 3)
+    assert result.targets == ["conv_b filter 0", "conv_b filter 3", "conv_b filter 5"]
+    assert (result.objective[-1] > result.objective[0]).all()
+    classes = visualize.maximize_activation(model, class_index=[0, 1, 2], steps=20, seed=1)
+    scores = visualize.class_scores(model, classes.images)
+    # Each image ends up scoring its own class higher than it started.
+    assert (classes.objective[-1] > classes.objective[0]).all()
+    np.testing.assert_allclose(np.diag(scores), classes.objective[-1], rtol=1e-4, atol=1e-4)
 
 
 def test_gradient_ascent_rejects_a_missing_filter():
     with pytest.raises(ValueError, match="filter_index"):
         visualize.maximize_activation(tiny_sequential(), filter_index=99, steps=1)
+    with pytest.raises(ValueError, match="class_index"):
+        visualize.maximize_activation(tiny_sequential(), class_index=[0, 3], steps=1)
 
 
 def separable_data(count: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -210,3 +259,24 @@ def test_feature_extractor_gives_penultimate_vectors():
     features = visualize.embed(extractor, random_images(5, 16), batch_size=2)
     assert features.shape == (5, 7 * 7 * 6)
     assert np.isfinite(features).all()
+
+
+def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
+    from utils import experiments, results
+
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "no saved model" in reason
+    saved = experiments.model_path("V")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    tiny_sequential().save(saved)
+    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "no recorded run" in reason
+    results.append_result(experiments.RESULTS_TABLE, {"experiment": "V", "data_source": "synthetic stand-ins",
+                                                      "epochs": 1, "train_images": 100, "profile": "quick",
+                                                      "test_accuracy": 0.3})
+    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "other data" in reason
+    path, description = visualize.reusable_cifar_model("synthetic stand-ins", ["V"])
+    assert path == saved and "experiment V" in description

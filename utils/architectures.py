@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -352,7 +352,7 @@ def measure_application_memory(name: str, batch_size: int, input_size: int | Non
     completed = subprocess.run(
         [sys.executable, "-m", "utils.architectures", "memory-probe", name, str(batch_size),
          str(input_size or APPLICATION_INPUT_SIZES[name])],
-        capture_output=True, text=True, timeout=timeout_seconds, env=environment,
+        check=False, capture_output=True, text=True, timeout=timeout_seconds, env=environment,
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:

@@ -53,6 +53,46 @@ def _model_input(model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
+@dataclass
+class _Graph:
+    """One consistent symbolic graph of a model: its input and every top-level layer's input and output."""
+
+    inputs: Any
+    outputs: dict[str, Any]
+    layer_inputs: dict[str, Any]
+
+    def model(self, tapped):
+        """A Keras model from the input to ``tapped`` (one tensor or a list)."""
+        import keras
+
+        return keras.Model(self.inputs, tapped)
+
+
+def _graph(model) -> _Graph:
+    """Tap points for ``model``, all taken from one graph so gradients flow between them.
+
+    A Sequential model grown with ``add()`` is rebuilt after every addition,
+    which leaves its layers' ``.input``/``.output`` pointing into several
+    different graphs (a gradient from one to the other is then None).  So for
+    Sequential models the layers are applied once more to a fresh input here;
+    functional models already have one graph and are used as they are.
+    """
+    import keras
+
+    _require_graph(model)
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(shape=model.input_shape[1:], dtype=model.inputs[0].dtype)
+        tensor, outputs, layer_inputs = inputs, {}, {}
+        for layer in model.layers:
+            layer_inputs[layer.name] = tensor
+            tensor = layer(tensor)
+            outputs[layer.name] = tensor
+        return _Graph(inputs, outputs, layer_inputs)
+    layers_with_nodes = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return _Graph(_model_input(model), {layer.name: layer.output for layer in layers_with_nodes},
+                  {layer.name: layer.input for layer in layers_with_nodes})
+
+
 def convolution_layers(model) -> list:
     """The model's 2D convolution layers (Conv2D, DepthwiseConv2D, SeparableConv2D), in order."""
     return [layer for layer in model.layers if isinstance(layer, _convolution_types())]
@@ -78,7 +118,7 @@ def last_convolution_layer(model):
                      f"top level, so Grad-CAM has no feature maps to weigh.{hint}")
 
 
-def _score_head(model):
+def _score_head(model, graph: _Graph):
     """(tensor to differentiate, function turning it into pre-softmax scores) for ``model``.
 
     When the model ends in a softmax the tensor is what enters the last layer and
@@ -93,20 +133,18 @@ def _score_head(model):
         def dense_logits(features):
             logits = ops.matmul(ops.cast(features, "float32"), ops.cast(last.kernel, "float32"))
             return logits + ops.cast(last.bias, "float32") if last.use_bias else logits
-        return last.input, dense_logits
+        return graph.layer_inputs[last.name], dense_logits
     if isinstance(last, layers.Softmax) or (isinstance(last, layers.Activation) and activation_name == "softmax"):
-        return last.input, lambda features: ops.cast(features, "float32")
-    return model.output, lambda outputs: ops.cast(outputs, "float32")
+        return graph.layer_inputs[last.name], lambda features: ops.cast(features, "float32")
+    return graph.outputs[last.name], lambda outputs: ops.cast(outputs, "float32")
 
 
 def class_scores(model, images: np.ndarray) -> np.ndarray:
     """Pre-softmax class scores (logits) of ``images``, shape (N, classes)."""
-    import keras
 
-    _require_graph(model)
-    tapped, to_scores = _score_head(model)
-    head_model = keras.Model(_model_input(model), tapped)
-    return np.asarray(to_scores(head_model(np.asarray(images, "float32"), training=False)))
+    graph = _graph(model)
+    tapped, to_scores = _score_head(model, graph)
+    return np.asarray(to_scores(graph.model(tapped)(np.asarray(images, "float32"), training=False)))
 
 
 # --------------------------------------------------------------------------------------
@@ -132,14 +170,13 @@ def first_layer_filters(model) -> np.ndarray:
 
 def activation_model(model, layer_names: Sequence[str]):
     """A model from the same input to the outputs of ``layer_names`` (one output per name)."""
-    import keras
-
     _require_graph(model)
     missing = [name for name in layer_names if name not in {layer.name for layer in model.layers}]
     if missing:
         raise ValueError(f"No layer named {missing} in {model.name!r}; choose from "
                          f"{[layer.name for layer in model.layers]}.")
-    return keras.Model(_model_input(model), [model.get_layer(name).output for name in layer_names])
+    graph = _graph(model)
+    return graph.model([graph.outputs[name] for name in layer_names])
 
 
 def activation_maps(model, images: np.ndarray, layer_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -196,7 +233,6 @@ def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = No
     Maps are divided by their maximum (an all-zero map stays zero) and resized
     bilinearly to the image size.
     """
-    import keras
     import tensorflow as tf
 
     _require_graph(model)
@@ -204,8 +240,9 @@ def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = No
     if len(layer.output.shape) != 4:
         raise ValueError(f"Layer {layer.name!r} outputs shape {layer.output.shape}; Grad-CAM needs "
                          "(batch, height, width, channels) feature maps.")
-    tapped, to_scores = _score_head(model)
-    gradient_model = keras.Model(_model_input(model), [layer.output, tapped])
+    graph = _graph(model)
+    tapped, to_scores = _score_head(model, graph)
+    gradient_model = graph.model([graph.outputs[layer.name], tapped])
     batch = tf.convert_to_tensor(np.asarray(images, "float32"))
     with tf.GradientTape() as tape:
         feature_maps, head = gradient_model(batch, training=False)
@@ -243,11 +280,20 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
 
 @dataclass
 class AscentResult:
-    """An image found by gradient ascent (in the model's value range) and its objective per step."""
+    """Images found by gradient ascent (in the model's value range) and their objectives per step.
 
-    image: np.ndarray
-    objective: list[float]
-    target: str
+    ``images`` has one image per target; ``objective[step, target]`` is the
+    target's objective before each step, with the final value in the last row.
+    """
+
+    images: np.ndarray
+    objective: np.ndarray
+    targets: list[str]
+
+    @property
+    def image(self) -> np.ndarray:
+        """The first (often only) image."""
+        return self.images[0]
 
 
 def _blur(images):
@@ -279,73 +325,86 @@ def _pre_activation_function(layer):
     return before_activation
 
 
-def maximize_activation(model, layer_name: str | None = None, filter_index: int = 0,
-                        class_index: int | None = None, steps: int = 60, learning_rate: float = 0.05,
-                        l2_decay: float = 0.01, total_variation_weight: float = 0.05, blur_every: int = 4,
-                        jitter: int = 1, value_range: tuple[float, float] = (0.0, 1.0),
-                        seed: int = 0) -> AscentResult:
-    """Gradient ascent on the input: an image that strongly excites one filter or one class.
+def maximize_activation(model, layer_name: str | None = None, filter_index: int | Sequence[int] = 0,
+                        class_index: int | Sequence[int] | None = None, steps: int = 60,
+                        learning_rate: float = 0.05, l2_decay: float = 0.01,
+                        total_variation_weight: float = 0.05, blur_every: int = 4, jitter: int = 1,
+                        value_range: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> AscentResult:
+    """Gradient ascent on the input: images that strongly excite chosen filters or classes.
 
     The objective is the mean activation of ``filter_index`` in ``layer_name``
     (default: the last convolution; taken before its ReLU, so that a filter
     silent on the grey starting image can still be woken up), or, when
-    ``class_index`` is given, that class's pre-softmax score.  Without constraints ascent produces high-frequency
-    noise, so four regularisers keep the image natural-looking: a total-variation
-    penalty (``total_variation_weight``, favouring smooth regions), L2 decay
-    towards mid-grey (``l2_decay``), a light blur every ``blur_every`` steps, and a
-    random shift of up to ``jitter`` pixels before every step.  Each step moves by
+    ``class_index`` is given, that class's pre-softmax score.  Give a list of
+    filters or classes to optimise one image per target in a single batch.
+
+    Without constraints ascent produces high-frequency noise, so four
+    regularisers keep the images natural-looking: a total-variation penalty
+    (``total_variation_weight``, favouring smooth regions), L2 decay towards
+    mid-grey (``l2_decay``), a light blur every ``blur_every`` steps, and a random
+    shift of up to ``jitter`` pixels before every step.  Each step moves by
     ``learning_rate`` times the gradient divided by its standard deviation, and
-    the image is clipped to ``value_range``.
+    the images are clipped to ``value_range``.
     """
-    import keras
     import tensorflow as tf
 
-    _require_graph(model)
+    graph = _graph(model)
     low, high = value_range
     if class_index is not None:
-        tapped, to_scores = _score_head(model)
-        probe = keras.Model(_model_input(model), tapped)
-
-        def objective_of(batch):
-            return to_scores(probe(batch, training=False))[:, class_index]
-        target = f"class {class_index}"
+        chosen = np.atleast_1d(np.asarray(class_index, dtype="int32"))
+        classes = model.output_shape[-1]
+        if chosen.min() < 0 or chosen.max() >= classes:
+            raise ValueError(f"class_index must be in 0..{classes - 1}, got {class_index}.")
+        tapped, to_values = _score_head(model, graph)
+        targets = [f"class {index}" for index in chosen]
     else:
         layer = model.get_layer(layer_name) if layer_name else last_convolution_layer(model)
+        chosen = np.atleast_1d(np.asarray(filter_index, dtype="int32"))
         channels = layer.output.shape[-1]
-        if not 0 <= filter_index < channels:
+        if chosen.min() < 0 or chosen.max() >= channels:
             raise ValueError(f"filter_index must be in 0..{channels - 1} for layer {layer.name!r}, "
                              f"got {filter_index}.")
         pre_activation = _pre_activation_function(layer)
-        probe = keras.Model(_model_input(model), layer.input if pre_activation else layer.output)
+        tapped = graph.layer_inputs[layer.name] if pre_activation else graph.outputs[layer.name]
 
-        def objective_of(batch):
-            values = probe(batch, training=False)
+        def to_values(values):
             values = pre_activation(values) if pre_activation else values
-            return tf.reduce_mean(tf.cast(values, tf.float32)[..., filter_index], axis=(1, 2))
-        target = f"{layer.name} filter {filter_index}"
+            return tf.reduce_mean(tf.cast(values, tf.float32), axis=(1, 2))
+        targets = [f"{layer.name} filter {index}" for index in chosen]
+    probe = graph.model(tapped)
+    selected = tf.constant(chosen)
+
+    def objectives(batch):
+        return tf.gather(to_values(probe(batch, training=False)), selected, axis=1, batch_dims=1)
+
     generator = np.random.default_rng(seed)
     middle = (low + high) / 2
-    shape = (1, *model.input_shape[1:])
-    image = tf.Variable(middle + 0.05 * (high - low) * generator.standard_normal(shape).astype("float32"))
+    shape = (len(chosen), *model.input_shape[1:])
+    start = middle + 0.05 * (high - low) * generator.standard_normal(shape)
+    images = tf.Variable(start.astype("float32"))
+    pixels_per_image = float(np.prod(shape[1:]))
+
+    @tf.function
+    def ascent_step(shift, blur):
+        with tf.GradientTape() as tape:
+            gains = objectives(tf.roll(images, shift=shift, axis=[1, 2]))
+            smoothness = tf.image.total_variation(images) / pixels_per_image
+            loss = tf.reduce_sum(-gains + total_variation_weight * smoothness)
+        gradient = tape.gradient(loss, images)
+        gradient = gradient / (tf.math.reduce_std(gradient, axis=[1, 2, 3], keepdims=True) + 1e-8)
+        updated = images - learning_rate * (high - low) * gradient
+        updated = middle + (updated - middle) * (1 - l2_decay)
+        updated = tf.cond(blur, lambda: _blur(updated), lambda: updated)
+        images.assign(tf.clip_by_value(updated, low, high))
+        return gains
+
     history = []
     for step in range(steps):
-        shift = [int(value) for value in generator.integers(-jitter, jitter + 1, size=2)] if jitter else [0, 0]
-        with tf.GradientTape() as tape:
-            shifted = tf.roll(image, shift=shift, axis=[1, 2])
-            gain = tf.reduce_mean(objective_of(shifted))
-            smoothness = tf.reduce_mean(tf.image.total_variation(image)) / float(np.prod(shape[1:]))
-            loss = -gain + total_variation_weight * smoothness
-        gradient = tape.gradient(loss, image)
-        gradient = gradient / (tf.math.reduce_std(gradient) + 1e-8)
-        image.assign(image - learning_rate * (high - low) * gradient)
-        image.assign(middle + (image - middle) * (1 - l2_decay))
-        if blur_every and (step + 1) % blur_every == 0:
-            image.assign(_blur(image))
-        image.assign(tf.clip_by_value(image, low, high))
-        history.append(float(gain))
-    final_gain = float(tf.reduce_mean(objective_of(image)))
-    history.append(final_gain)
-    return AscentResult(image.numpy()[0], history, target)
+        shift = generator.integers(-jitter, jitter + 1, size=2) if jitter else np.zeros(2)
+        blur = bool(blur_every) and (step + 1) % blur_every == 0
+        history.append(ascent_step(tf.constant(shift, tf.int32), tf.constant(blur)).numpy())
+    history.append(objectives(tf.convert_to_tensor(images)).numpy())
+    return AscentResult(images.numpy(), np.stack(history), targets)
 
 
 def to_display(image: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
@@ -394,14 +453,13 @@ def fgsm_attack(model, images: np.ndarray, labels: Sequence[int], epsilon: float
     is clipped to ``value_range``.  With inputs in [0, 1], ``epsilon = 2 / 255``
     changes no pixel by more than two intensity levels out of 255.
     """
-    import keras
     import tensorflow as tf
 
     if epsilon < 0:
         raise ValueError(f"epsilon must be non-negative, got {epsilon}.")
-    _require_graph(model)
-    tapped, to_scores = _score_head(model)
-    head_model = keras.Model(_model_input(model), tapped)
+    graph = _graph(model)
+    tapped, to_scores = _score_head(model, graph)
+    head_model = graph.model(tapped)
     originals = tf.convert_to_tensor(np.asarray(images, "float32"))
     targets = tf.constant(np.asarray(labels), dtype=tf.int32)
     with tf.GradientTape() as tape:
@@ -450,13 +508,14 @@ def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_na
     original_label = class_names[attack.original_predictions[index]]
     adversarial_label = class_names[attack.adversarial_predictions[index]]
     magnified = 0.5 + attack.perturbation[index] / (2 * max(attack.epsilon, 1e-12))
+    original_caption = f"original: {original_label}\n({attack.original_confidence[index]:.0%} sure)"
+    perturbation_caption = (f"perturbation x{1 / max(2 * attack.epsilon, 1e-12):.0f}\n"
+                            f"(each pixel +/- {attack.epsilon * 255:.1f}/255)")
+    adversarial_caption = f"adversarial: {adversarial_label}\n({attack.adversarial_confidence[index]:.0%} sure)"
     panels = [
-        (to_display(original, value_range), f"original: {original_label}\n"
-                                            f"({attack.original_confidence[index]:.0%} sure)"),
-        (np.clip(magnified, 0, 1), f"perturbation x{1 / max(2 * attack.epsilon, 1e-12):.0f}\n"
-                                   f"(each pixel +/- {attack.epsilon * 255:.1f}/255)"),
-        (to_display(attack.adversarial[index], value_range), f"adversarial: {adversarial_label}\n"
-                                                             f"({attack.adversarial_confidence[index]:.0%} sure)"),
+        (to_display(original, value_range), original_caption),
+        (np.clip(magnified, 0, 1), perturbation_caption),
+        (to_display(attack.adversarial[index], value_range), adversarial_caption),
     ]
     for axis, (picture, caption) in zip(axes, panels):
         axis.imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
@@ -477,11 +536,11 @@ def feature_extractor(model, layer_name: str | None = None):
     For a classifier that is the penultimate representation, the features the
     final linear layer separates into classes.
     """
-    import keras
 
-    _require_graph(model)
-    tapped = model.get_layer(layer_name).output if layer_name else model.layers[-1].input
-    return keras.Model(_model_input(model), tapped)
+    graph = _graph(model)
+    if layer_name and layer_name not in graph.outputs:
+        raise ValueError(f"No layer named {layer_name!r} in {model.name!r}; choose from {list(graph.outputs)}.")
+    return graph.model(graph.outputs[layer_name] if layer_name else graph.layer_inputs[model.layers[-1].name])
 
 
 def embed(extractor, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -567,3 +626,42 @@ def gradcam_overlays(images: np.ndarray, result: GradCamResult, value_range: tup
 def describe_model_input(model) -> dict[str, Any]:
     """Input shape and output classes of a model, to check it fits the data before visualising."""
     return {"input_shape": tuple(model.input_shape[1:]), "classes": int(model.output_shape[-1])}
+
+
+# --------------------------------------------------------------------------------------
+# Which trained model to look at
+# --------------------------------------------------------------------------------------
+
+PREFERRED_EXPERIMENTS = ("V", "VI", "VII", "III", "I", "II", "IV")
+
+
+def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] = PREFERRED_EXPERIMENTS):
+    """A model saved by notebook 03 that was trained on the same data as this run, if any.
+
+    Looks at ``runs/models/cifar10_<experiment>.keras`` for each experiment in
+    turn and accepts the first whose latest recorded run in
+    ``results/cifar10_experiments.csv`` used the same ``data_source`` (so a model
+    trained on synthetic data is never shown real photos, or the reverse).
+    Returns ``(path, description)`` or ``(None, reasons)`` when none qualifies.
+    """
+    from utils import experiments, results
+
+    table = results.read_results(experiments.RESULTS_TABLE)
+    reasons = []
+    for name in experiments_to_try:
+        path = experiments.model_path(name)
+        if not path.exists():
+            reasons.append(f"{name}: no saved model")
+            continue
+        rows = table[table["experiment"].astype(str) == name] if "experiment" in table else table.iloc[0:0]
+        if rows.empty:
+            reasons.append(f"{name}: saved model but no recorded run, so its training data is unknown")
+            continue
+        latest = rows.iloc[-1]
+        if str(latest["data_source"]) != str(data_source):
+            reasons.append(f"{name}: trained on other data ({latest['data_source']!s:.60})")
+            continue
+        return path, (f"notebook 03's experiment {name}: {int(latest['epochs'])} epoch(s) on "
+                      f"{int(latest['train_images']):,} images, profile {latest['profile']}, "
+                      f"recorded test accuracy {float(latest['test_accuracy']):.1%}")
+    return None, "; ".join(reasons) or "no experiments to try"
