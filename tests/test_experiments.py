@@ -167,6 +167,7 @@ def test_run_records_a_row_with_every_column_and_saves_the_model(own_outputs):
     assert 0.0 <= row["test_accuracy"] <= 1.0 and row["images_per_second"] > 0
     assert "synthetic" in row["data_source"]
     assert len(outcome.history["val_accuracy"]) == 2
+    assert set(outcome.history) == {"accuracy", "loss", "val_accuracy", "val_loss"}  # as Keras names them
     assert outcome.model_path == runtime.runs_dir() / "models" / "cifar10_I.keras"
     reloaded = keras.saving.load_model(outcome.model_path)
     assert reloaded.count_params() == row["params"]
@@ -256,7 +257,7 @@ def made_up_rows() -> pd.DataFrame:
     rows = [
         ("I", 1, 0.80, 0.70, 0.69), ("I", 2, 0.82, 0.74, 0.73),
         ("III", 1, 0.90, 0.80, 0.79), ("III", 2, 0.92, 0.82, 0.81),
-        ("VI", 1, 0.95, 0.85, 0.84),
+        ("VI", 1, 0.97, 0.85, 0.84),
     ]
     return pd.DataFrame([
         {"experiment": name, "seed": seed, "epochs": 50, "train_accuracy": train, "val_accuracy": val,
@@ -288,6 +289,17 @@ def test_contrasts_measure_each_switch_against_noise():
     assert batch_norm["noise (2 SE)"] == pytest.approx(2 * np.sqrt((standard_errors ** 2).sum()))
     assert not batch_norm["within noise"]
     assert batch_norm["course val change"] == pytest.approx(0.82 - 0.79)
+
+
+def test_reading_is_computed_from_the_tables():
+    rows = made_up_rows()
+    lines = experiments.reading_of(experiments.comparison_table(rows), experiments.contrast_table(rows))
+    assert lines[0].startswith("Largest train-validation gap (most overfitting): experiment VI (0.120)")
+    assert "smallest: experiment I (0.090)" in lines[0]
+    assert "Best validation accuracy: experiment VI (0.850)" in lines[1]
+    assert "batch norm (with dropout) (I -> III): validation accuracy +0.090" in lines[2]
+    assert "beyond noise" in lines[2] and "The course saw +0.03" in lines[2]
+    assert lines[-1] == "1 of 1 comparisons move beyond noise in the course's direction."
 
 
 def test_single_seed_noise_falls_back_to_sampling_error():

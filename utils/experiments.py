@@ -309,12 +309,20 @@ def read_epoch_log(folder: Path) -> dict[int, dict[str, float]]:
     return {int(epoch): logs for epoch, logs in json.loads(path.read_text()).items()}
 
 
+TIMING_KEYS = ("seconds", "train_seconds")
+
+
 def history_from_epoch_log(epoch_log: dict[int, dict[str, float]]) -> dict[str, list[float]]:
-    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch)."""
+    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch).
+
+    Only Keras's own metrics are kept (the same keys ``History.history`` has); the
+    timings the log also holds are left out.
+    """
     history: dict[str, list[float]] = {}
     for epoch in sorted(epoch_log):
         for metric, value in epoch_log[epoch].items():
-            history.setdefault(metric, []).append(float(value))
+            if metric not in TIMING_KEYS:
+                history.setdefault(metric, []).append(float(value))
     return history
 
 
@@ -606,6 +614,39 @@ def contrast_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(entries)
 
 
+def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
+    """Plain sentences saying what our numbers show, computed from the two tables.
+
+    ``comparison`` comes from :func:`comparison_table` and ``contrasts`` from
+    :func:`contrast_table`.  Nothing here is a fixed conclusion: every claim (largest
+    gap, best experiment, each switch's effect and whether it is within noise,
+    agreement with the course's direction) is derived from the figures passed in.
+    """
+    gaps = comparison["ours gap"]
+    lines = [
+        f"Largest train-validation gap (most overfitting): experiment {gaps.idxmax()} ({gaps.max():.3f}); "
+        f"smallest: experiment {gaps.idxmin()} ({gaps.min():.3f}).",
+        f"Best validation accuracy: experiment {comparison['ours val'].idxmax()} "
+        f"({comparison['ours val'].max():.3f}); worst: experiment {comparison['ours val'].idxmin()} "
+        f"({comparison['ours val'].min():.3f}).",
+    ]
+    agreements = 0
+    for _, contrast in contrasts.iterrows():
+        verdict = ("within noise, so no measurable effect at this scale" if contrast["within noise"]
+                   else "beyond noise")
+        overfitting = "less" if contrast["gap change"] < 0 else "more"
+        lines.append(
+            f"{contrast['switch turned on']} ({contrast['from']} -> {contrast['to']}): validation accuracy "
+            f"{contrast['val change']:+.3f} (noise +/-{contrast['noise (2 SE)']:.3f}, {verdict}); "
+            f"train-validation gap {contrast['gap change']:+.3f} ({overfitting} overfitting). "
+            f"The course saw {contrast['course val change']:+.2f}.")
+        same_direction = np.sign(contrast["val change"]) == np.sign(contrast["course val change"])
+        agreements += int(bool(same_direction) and not contrast["within noise"])
+    if len(contrasts):
+        lines.append(f"{agreements} of {len(contrasts)} comparisons move beyond noise in the course's direction.")
+    return lines
+
+
 def read_recorded_runs(profile: str | None = None, protocol: str | None = None) -> pd.DataFrame:
     """Rows of ``results/cifar10_experiments.csv``, optionally only one profile and protocol."""
     table = results.read_results(RESULTS_TABLE)
@@ -659,7 +700,7 @@ def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
     axis.set_ylabel("accuracy")
     axis.set_ylim(0, 1)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncol=2)
+    axis.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axis.set_title("CIFAR-10 experiments: ours vs the course")
     figure.tight_layout()
     return figure
