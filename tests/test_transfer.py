@@ -236,6 +236,15 @@ def test_local_weights_file_from_the_environment_is_loaded(monkeypatch, tmp_path
                                   random_backbone.get_layer("conv1_conv").kernel.numpy())
 
 
+def test_weights_none_ignores_a_local_file(monkeypatch, tmp_path, random_backbone):
+    saved = tmp_path / "resnet50_notop.weights.h5"
+    random_backbone.save_weights(saved)
+    monkeypatch.setenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, str(saved))
+    _, choice = transfer.load_backbone(IMAGE_SIZE, weights=None)
+    assert choice.label == transfer.RANDOM_INIT_LABEL and choice.file is None
+    assert "not loaded" in choice.attempts[0]
+
+
 def test_weights_argument_rejects_a_path():
     with pytest.raises(ValueError, match="local_weights_file"):
         transfer.load_backbone(IMAGE_SIZE, weights="/some/file.h5")
