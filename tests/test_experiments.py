@@ -239,6 +239,26 @@ def test_an_interrupted_run_leaves_the_table_intact_and_resumes_from_its_checkpo
     assert list(table["seed"]) == [1, 2]
 
 
+class InterruptAtTrainEnd(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after the last epoch, before evaluation and recording."""
+
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt("simulated Ctrl-C after training")
+
+
+def test_an_interruption_after_the_last_epoch_does_not_retrain(own_outputs):
+    splits = tiny_splits()
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment("I", splits, seed=4, profile="quick", epochs=2, verbose=0,
+                                   callbacks=[InterruptAtTrainEnd()])
+    assert results.read_results(experiments.RESULTS_TABLE).empty
+    seen = EpochsSeen()
+    finished = experiments.run_experiment("I", splits, seed=4, profile="quick", epochs=2, verbose=0,
+                                          callbacks=[seen])
+    assert seen.epochs == [] and finished.row["epochs_recorded"] == 2
+    assert len(finished.history["val_accuracy"]) == 2
+
+
 def test_a_fresh_start_discards_a_stale_epoch_log(own_outputs):
     splits = tiny_splits()
     key = experiments.run_key("I", 5, "quick", 1, "holdout", splits.source, 64)

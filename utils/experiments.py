@@ -435,7 +435,10 @@ def run_experiment(
           f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
           + (" - resuming from its backup" if resuming else ""))
     run_callbacks = [_epoch_logger(folder),
-                     keras.callbacks.BackupAndRestore(str(folder / "backup"), double_checkpoint=True),
+                     # Kept after fit (deleted below once the row is recorded), so a crash while
+                     # evaluating or saving resumes after the last epoch instead of from scratch.
+                     keras.callbacks.BackupAndRestore(str(folder / "backup"), double_checkpoint=True,
+                                                      delete_checkpoint=False),
                      *callbacks]
     model.fit(train, validation_data=validation, epochs=int(epochs), callbacks=run_callbacks, verbose=verbose,
               shuffle=False)  # the pipeline reshuffles every epoch itself
@@ -470,6 +473,7 @@ def run_experiment(
         **results.library_versions(),
     }
     results.append_result(RESULTS_TABLE, row)
+    shutil.rmtree(folder / "backup", ignore_errors=True)
     del model
     clear_session_keeping_precision()
     return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
