@@ -524,7 +524,9 @@ def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, floa
 def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_size: int, head: HeadConfig,
                data_source: str, train_images: int, seed: int,
                frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> dict[str, Any]:
-    """The row appended to ``results/transfer_learning.csv`` for one experiment."""
+    """The row appended to ``results/transfer_learning.csv`` for one experiment (library versions included)."""
+    from utils import results
+
     return {
         "experiment": label_with_weights(experiment_name(run.number, frozen_layer_count), choice),
         "weights": choice.label,
@@ -542,6 +544,7 @@ def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_si
         "train_images": train_images,
         "data_source": data_source,
         "seed": seed,
+        **results.library_versions(),
     }
 
 
