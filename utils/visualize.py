@@ -303,7 +303,9 @@ def _blur(images):
     kernel_1d = tf.constant([0.25, 0.5, 0.25])
     kernel = tf.tensordot(kernel_1d, kernel_1d, axes=0)[:, :, tf.newaxis, tf.newaxis]
     kernel = tf.tile(kernel, [1, 1, images.shape[-1], 1])
-    return tf.nn.depthwise_conv2d(images, kernel, strides=[1, 1, 1, 1], padding="SAME")
+    # Mirror the border first: zero padding would darken the edges a little at every blur.
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
 
 
 def _pre_activation_function(layer):
@@ -327,7 +329,7 @@ def _pre_activation_function(layer):
 
 def maximize_activation(model, layer_name: str | None = None, filter_index: int | Sequence[int] = 0,
                         class_index: int | Sequence[int] | None = None, steps: int = 60,
-                        learning_rate: float = 0.05, l2_decay: float = 0.01,
+                        learning_rate: float = 0.02, l2_decay: float = 0.01,
                         total_variation_weight: float = 0.05, blur_every: int = 4, jitter: int = 1,
                         value_range: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> AscentResult:
     """Gradient ascent on the input: images that strongly excite chosen filters or classes.
