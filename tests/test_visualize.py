@@ -280,3 +280,5 @@ def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
     assert path is None and "other data" in reason
     path, description = visualize.reusable_cifar_model("synthetic stand-ins", ["V"])
     assert path == saved and "experiment V" in description
+    path, reason = visualize.reusable_cifar_model("synthetic stand-ins", ["V"], minimum_test_accuracy=0.5)
+    assert path is None and "below" in reason

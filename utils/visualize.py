@@ -637,13 +637,16 @@ def describe_model_input(model) -> dict[str, Any]:
 PREFERRED_EXPERIMENTS = ("V", "VI", "VII", "III", "I", "II", "IV")
 
 
-def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] = PREFERRED_EXPERIMENTS):
+def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] = PREFERRED_EXPERIMENTS,
+                         minimum_test_accuracy: float = 0.0):
     """A model saved by notebook 03 that was trained on the same data as this run, if any.
 
     Looks at ``runs/models/cifar10_<experiment>.keras`` for each experiment in
     turn and accepts the first whose latest recorded run in
     ``results/cifar10_experiments.csv`` used the same ``data_source`` (so a model
-    trained on synthetic data is never shown real photos, or the reverse).
+    trained on synthetic data is never shown real photos, or the reverse) and
+    reached ``minimum_test_accuracy`` (a model that has barely learned anything,
+    such as a one-epoch smoke run, has little to show).
     Returns ``(path, description)`` or ``(None, reasons)`` when none qualifies.
     """
     from utils import experiments, results
@@ -662,6 +665,10 @@ def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] = P
         latest = rows.iloc[-1]
         if str(latest["data_source"]) != str(data_source):
             reasons.append(f"{name}: trained on other data ({latest['data_source']!s:.60})")
+            continue
+        if float(latest["test_accuracy"]) < minimum_test_accuracy:
+            reasons.append(f"{name}: recorded test accuracy {float(latest['test_accuracy']):.1%} is below "
+                           f"the {minimum_test_accuracy:.0%} asked for")
             continue
         return path, (f"notebook 03's experiment {name}: {int(latest['epochs'])} epoch(s) on "
                       f"{int(latest['train_images']):,} images, profile {latest['profile']}, "
