@@ -168,3 +168,18 @@ def test_published_table_and_unknown_application():
     assert table["source"].str.contains("Keras Applications").all()
     with pytest.raises(ValueError, match="Unknown application"):
         architectures.build_application("AlexNet")
+
+
+def test_comparison_plots_draw_one_mark_per_model():
+    import pandas as pd
+
+    summary = pd.DataFrame({"model": ["A", "B"], "top1": [0.7, 0.75], "macs_per_image": [3e8, 4e9],
+                            "parameters": [3e6, 2.5e7], "ms_per_image_batch1": [20.0, 90.0]})
+    timings = pd.DataFrame({"model": ["A", "A", "B", "B"], "batch_size": [1, 8, 1, 8],
+                            "ms_per_image": [20.0, 15.0, 90.0, 80.0]})
+    bubbles = architectures.plot_accuracy_vs_operations(summary)
+    assert len(bubbles.collections[0].get_offsets()) == 2
+    lines = architectures.plot_time_vs_batch_size(timings)
+    assert [line.get_label() for line in lines.get_lines()] == ["A", "B"]
+    points = architectures.plot_time_vs_operations(summary, 1)
+    assert len(points.collections[0].get_offsets()) == 2

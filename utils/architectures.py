@@ -24,6 +24,7 @@ show formula, layer count and profiler agreeing before timing the three.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -214,14 +215,23 @@ def profiler_macs(model, input_shape: tuple[int, ...] | None = None) -> int:
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     options["account_type_regexes"] = ["Conv2D", "DepthwiseConv2dNative", "MatMul"]
+    with _quiet_tensorflow():  # the v1 profiler warns about its own deprecated internals
+        report = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    return int(report.total_float_ops // 2)
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow():
+    """Hide TensorFlow's Python warnings (deprecations, deliberate retracing) inside the block."""
+    import tensorflow as tf
+
     logger = tf.get_logger()
     previous_level = logger.level
-    logger.setLevel("ERROR")  # the v1 profiler warns about its own deprecated internals
+    logger.setLevel("ERROR")
     try:
-        report = tf.compat.v1.profiler.profile(graph=graph, options=options)
+        yield
     finally:
         logger.setLevel(previous_level)
-    return int(report.total_float_ops // 2)
 
 
 # --------------------------------------------------------------------------------------
@@ -388,9 +398,12 @@ def time_inference(model, batch_sizes: list[int], repeats: int = 5, warmup: int 
     """Median inference time per batch size on the current device (random input images).
 
     The forward pass is compiled once per batch size with ``tf.function``; the
-    ``warmup`` calls (tracing, memory allocation, caches) are not timed; the
-    median of ``repeats`` timed calls is reported because on a shared machine the
-    occasional slow call says more about the neighbours than about the model.
+    ``warmup`` calls per batch size (at least one: tracing, memory allocation,
+    caches) are not timed.  The timed calls are interleaved, one call per batch
+    size per round, so that a neighbour's load that comes and goes affects every
+    batch size alike instead of spoiling one of them; the median of ``repeats``
+    rounds is reported because on a shared machine the occasional slow call says
+    more about the neighbours than about the model.
     """
     import tensorflow as tf
 
@@ -398,19 +411,20 @@ def time_inference(model, batch_sizes: list[int], repeats: int = 5, warmup: int 
         raise ValueError(f"Need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}.")
     forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
     generator = np.random.default_rng(seed)
-    results = []
-    for batch_size in batch_sizes:
-        images = tf.constant(generator.uniform(0, 1, (batch_size, *model.input_shape[1:])).astype("float32"))
-        for _ in range(max(1, warmup)):
-            np.asarray(forward(images))
-        durations = []
-        for _ in range(repeats):
+    inputs = {batch_size: tf.constant(generator.uniform(0, 1, (batch_size, *model.input_shape[1:])).astype("float32"))
+              for batch_size in batch_sizes}
+    with _quiet_tensorflow():  # one trace per batch size is intended, not a retracing accident
+        for images in inputs.values():
+            for _ in range(max(1, warmup)):
+                np.asarray(forward(images))
+    durations: dict[int, list[float]] = {batch_size: [] for batch_size in batch_sizes}
+    for _ in range(repeats):
+        for batch_size, images in inputs.items():
             started = time.perf_counter()
             np.asarray(forward(images))  # copying the result back also waits for a GPU to finish
-            durations.append(time.perf_counter() - started)
-        results.append(TimingResult(batch_size, statistics.median(durations), min(durations),
-                                    max(durations), repeats))
-    return results
+            durations[batch_size].append(time.perf_counter() - started)
+    return [TimingResult(batch_size, statistics.median(values), min(values), max(values), repeats)
+            for batch_size, values in durations.items()]
 
 
 def timing_table(model_name: str, timings: list[TimingResult]) -> pd.DataFrame:
@@ -419,6 +433,7 @@ def timing_table(model_name: str, timings: list[TimingResult]) -> pd.DataFrame:
         "model": model_name,
         "batch_size": timing.batch_size,
         "ms_per_image": timing.milliseconds_per_image,
+        "fastest_ms_per_image": 1000 * timing.fastest_batch_seconds / timing.batch_size,
         "median_batch_ms": 1000 * timing.median_batch_seconds,
         "fastest_batch_ms": 1000 * timing.fastest_batch_seconds,
         "slowest_batch_ms": 1000 * timing.slowest_batch_seconds,
@@ -645,7 +660,7 @@ def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: s
     data = table.dropna(subset=[accuracy_column, operations_column, parameters_column])
     giga_macs = data[operations_column] / 1e9
     millions = data[parameters_column] / 1e6
-    ax.scatter(giga_macs, 100 * data[accuracy_column], s=20 + 8 * millions, alpha=0.5,
+    ax.scatter(giga_macs, 100 * data[accuracy_column], s=40 + 12 * millions, alpha=0.5,
                c=range(len(data)), cmap="tab10", edgecolors="black")
     for x, y, label, size in zip(giga_macs, 100 * data[accuracy_column], data["model"], millions):
         ax.annotate(f"{label}\n{size:.1f} M params", (x, y), textcoords="offset points",
@@ -653,6 +668,7 @@ def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: s
     ax.set_xlabel("operations: G multiply-accumulates per image (counted)")
     ax.set_ylabel("ImageNet top-1 accuracy, % (published)")
     ax.set_title("Accuracy vs operations (bubble area ~ parameters)")
+    ax.margins(x=0.15, y=0.2)
     ax.grid(alpha=0.3)
     return ax
 
@@ -666,8 +682,15 @@ def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
     for model_name, rows in timings.groupby("model", sort=False):
         rows = rows.sort_values("batch_size")
         ax.plot(rows["batch_size"], rows["ms_per_image"], marker="o", label=model_name)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    batch_sizes = sorted(timings["batch_size"].unique())
+    ax.set_xticks(batch_sizes, [str(size) for size in batch_sizes])
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("batch size")
     ax.set_ylabel("inference time per image (ms, median)")
     ax.set_title("Time per image vs batch size on this device")
