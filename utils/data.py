@@ -74,8 +74,25 @@ class DataFormatError(ValueError):
     """Raised when a data file exists but has the wrong shape, size or content."""
 
 
+class _Provenance:
+    """Where a dataset came from: shared by the in-memory and on-disk dataset records."""
+
+    name: str
+    source: str
+    notes: list[str]
+
+    @property
+    def is_synthetic(self) -> bool:
+        """True when the data was generated rather than read."""
+        return "synthetic" in self.source
+
+    def _describe(self, headline: str) -> str:
+        lines = [f"{self.name}: {headline}", f"source: {self.source}"]
+        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+
+
 @dataclass
-class ImageDataset:
+class ImageDataset(_Provenance):
     """A dataset held in memory as uint8 image arrays and integer labels."""
 
     name: str
@@ -87,23 +104,14 @@ class ImageDataset:
     source: str
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def is_synthetic(self) -> bool:
-        """True when the data was generated rather than read."""
-        return "synthetic" in self.source
-
     def describe(self) -> str:
         """A few lines saying what was loaded and from where (print it in notebooks)."""
-        lines = [
-            f"{self.name}: {len(self.x_train):,} training and {len(self.x_test):,} test images "
-            f"of shape {self.x_train.shape[1:]}, {len(self.class_names)} classes",
-            f"source: {self.source}",
-        ]
-        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+        return self._describe(f"{len(self.x_train):,} training and {len(self.x_test):,} test images "
+                              f"of shape {self.x_train.shape[1:]}, {len(self.class_names)} classes")
 
 
 @dataclass
-class FileDataset:
+class FileDataset(_Provenance):
     """A dataset of image files on disk with one integer label each (decoded later by tf.data)."""
 
     name: str
@@ -113,17 +121,11 @@ class FileDataset:
     source: str
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def is_synthetic(self) -> bool:
-        """True when the images were generated rather than read."""
-        return "synthetic" in self.source
-
     def describe(self) -> str:
         """A few lines saying what was found and from where."""
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         per_class = ", ".join(f"{name} {count:,}" for name, count in zip(self.class_names, counts))
-        lines = [f"{self.name}: {len(self.paths):,} images ({per_class})", f"source: {self.source}"]
-        return "\n".join(lines + [f"note: {note}" for note in self.notes])
+        return self._describe(f"{len(self.paths):,} images ({per_class})")
 
 
 # --------------------------------------------------------------------------- helpers
