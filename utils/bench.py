@@ -7,7 +7,10 @@ mixed precision and several steps per execution.  This script trains the same
 architecture (experiment I) for the same number of steps both ways, in one
 process, alternating the two in ABBA order over several rounds so that a busy
 shared CPU penalises both alike, and prints images per second for each and their
-ratio.  The last line is ``speedup: N.NNx`` (suite over course, median of rounds).
+ratio.  The last line is ``speedup: N.NNx``: suite over course, each way's best
+round.  The best round is the one least disturbed by other jobs (the reasoning of
+Python's ``timeit``); on a shared 2-core machine the rates jump between a fast mode
+and a slow one as other jobs come and go, so the medians are printed as well.
 
 Speed is reported, never asserted: a benchmark that fails on a busy machine
 teaches nothing.  Each invocation also appends one row to
@@ -56,9 +59,19 @@ class BenchmarkResult:
         return statistics.median(self.suite_rates)
 
     @property
+    def course_best(self) -> float:
+        """Best (least disturbed) images/s of the course's way."""
+        return max(self.course_rates)
+
+    @property
+    def suite_best(self) -> float:
+        """Best (least disturbed) images/s of the suite's way."""
+        return max(self.suite_rates)
+
+    @property
     def speedup(self) -> float:
-        """How many times faster the suite's way is (above 1: faster)."""
-        return self.suite_median / self.course_median
+        """How many times faster the suite's way is, best round against best round (above 1: faster)."""
+        return self.suite_best / self.course_best
 
 
 def _timed_fit(model: Any, *fit_arguments: Any, **fit_options: Any) -> tuple[float, float]:
@@ -169,8 +182,10 @@ def record(result: BenchmarkResult) -> None:
         "steps": result.steps,
         "batch_size": result.batch_size,
         "rounds": len(result.course_rates),
-        "course_images_per_second": round(result.course_median, 1),
-        "suite_images_per_second": round(result.suite_median, 1),
+        "course_images_per_second": round(result.course_best, 1),
+        "suite_images_per_second": round(result.suite_best, 1),
+        "course_median_images_per_second": round(result.course_median, 1),
+        "suite_median_images_per_second": round(result.suite_median, 1),
         "speedup": round(result.speedup, 3),
         "course_images_per_cpu_second": round(statistics.median(result.course_cpu_rates), 1),
         "suite_images_per_cpu_second": round(statistics.median(result.suite_cpu_rates), 1),
@@ -195,8 +210,10 @@ def main(arguments: list[str] | None = None) -> int:
     print(f"CIFAR-10 experiment I, batch {result.batch_size}, {result.steps} steps "
           f"({result.steps * result.batch_size:,} images) per measurement, {len(result.course_rates)} rounds")
     print(f"device: {result.device}; data: {result.data_source}")
-    print(f"course's way (float32 NumPy arrays into fit): {result.course_median:,.1f} images/s (median)")
-    print(f"suite's way (tf.data pipeline; {result.suite_settings}): {result.suite_median:,.1f} images/s (median)")
+    print(f"course's way (float32 NumPy arrays into fit): {result.course_best:,.1f} images/s best, "
+          f"{result.course_median:,.1f} median")
+    print(f"suite's way (tf.data pipeline; {result.suite_settings}): {result.suite_best:,.1f} images/s best, "
+          f"{result.suite_median:,.1f} median")
     print(f"per CPU-second of this process (robust to other jobs on a shared machine): course "
           f"{statistics.median(result.course_cpu_rates):,.1f}, suite {statistics.median(result.suite_cpu_rates):,.1f} "
           f"images")
