@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -225,6 +226,9 @@ def setup_notebook(
     (training notebooks ask for it; the others keep float32 everywhere).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Our tf.data pipelines shuffle themselves; Keras still warns about fit()'s
+    # default shuffle=True on every call, which only distracts learners.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
     chosen = resolve_profile(profile)
     set_seed(seed)
     environment = environment_report()
