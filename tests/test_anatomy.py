@@ -1,4 +1,4 @@
-"""Tests for utils.anatomy: the layer calculators work from a specification alone (no Keras here)."""
+"""Tests for utils.anatomy: the layer calculators work from a specification alone (Keras only to read built models)."""
 
 from __future__ import annotations
 
@@ -169,3 +169,20 @@ def test_plot_layer_costs_draws_one_bar_per_weighted_layer():
     top, bottom = figure.axes
     assert len(top.patches) == len(bottom.patches) == 16
     assert max(patch.get_height() for patch in top.patches) == pytest.approx(102_764_544 / 1e6)
+
+
+def test_keras_layer_macs_agree_with_the_specification_and_cover_other_convolutions():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(shape=(12, 12, 3)), layers.Conv2D(4, 3), layers.MaxPooling2D(),
+                              layers.Flatten(), layers.Dense(5)])
+    by_layer = [anatomy.keras_layer_macs(layer) for layer in anatomy.keras_leaf_layers(model)]
+    assert by_layer == [10 * 10 * 4 * 27, 0, 0, 100 * 5]
+    assert sum(by_layer) == anatomy.total_macs(anatomy.spec_from_keras(model))
+    one_d = keras.Sequential([keras.Input(shape=(10, 2)), layers.Conv1D(4, 3)])
+    three_d = keras.Sequential([keras.Input(shape=(4, 4, 4, 1)), layers.Conv3D(2, 2)])
+    grouped = keras.Sequential([keras.Input(shape=(5, 5, 4)), layers.Conv2D(4, 3, groups=2)])
+    assert anatomy.keras_layer_macs(one_d.layers[0]) == 8 * 4 * (3 * 2)
+    assert anatomy.keras_layer_macs(three_d.layers[0]) == 27 * 2 * 8
+    assert anatomy.keras_layer_macs(grouped.layers[0]) == 9 * 4 * (9 * 2)

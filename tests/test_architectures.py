@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from utils import architectures, course
+from utils import anatomy, architectures, conv, course
 
 
 def tiny_mixed_model():
@@ -42,7 +42,7 @@ def test_count_macs_matches_hand_formulas_layer_by_layer():
     table = architectures.mac_table(model)
     assert dict(zip(table["layer"], table["macs"])) == hand_counted_macs()
     assert architectures.count_macs(model) == sum(hand_counted_macs().values())
-    assert architectures.layer_macs(model.get_layer("bn")) == 0
+    assert anatomy.keras_layer_macs(model.get_layer("bn")) == 0
 
 
 def test_profiler_agrees_with_layer_walk():
@@ -89,29 +89,34 @@ def test_depth_definitions_on_a_residual_block():
 
 
 def test_course_depthwise_separable_example_by_formula_and_by_layers():
+    # The formula side (utils.conv) is tested in test_conv.py; here the built blocks must agree with it.
     shape, out_channels = (6, 6, 3), 5
     plain = architectures.build_block("plain", shape, out_channels, 3, padding="valid")
     separable = architectures.build_block("depthwise_separable", shape, out_channels, 3, padding="valid")
-    depthwise, pointwise = architectures.depthwise_separable_macs(4, 4, 3, 3, 5)
-    assert architectures.standard_convolution_macs(4, 4, 3, 3, 5) == course.DEPTHWISE_PLAIN_MULTIPLIES
-    assert (depthwise, pointwise) == (course.DEPTHWISE_DEPTHWISE_MULTIPLIES, course.DEPTHWISE_POINTWISE_MULTIPLIES)
-    assert architectures.count_macs(plain) == course.DEPTHWISE_PLAIN_MULTIPLIES
-    assert architectures.count_macs(separable) == course.DEPTHWISE_SEPARABLE_MULTIPLIES
+    formula = conv.depthwise_separable_multiplies(4, 4, 3, 3, 5)
+    assert architectures.count_macs(plain) == formula.plain == course.DEPTHWISE_PLAIN_MULTIPLIES
+    assert architectures.count_macs(separable) == formula.total == course.DEPTHWISE_SEPARABLE_MULTIPLIES
     assert architectures.block_formula_macs("depthwise_separable", shape, out_channels, 3, padding="valid") == 672
-    ratio = course.DEPTHWISE_SEPARABLE_MULTIPLIES / course.DEPTHWISE_PLAIN_MULTIPLIES
-    assert ratio == pytest.approx(1 / 5 + 1 / 9)
-    assert round(ratio, 2) == course.DEPTHWISE_RATIO_ABOUT
+    assert architectures.block_formula_macs("plain", shape, out_channels, 3, padding="valid") == 2_160
 
 
-def test_course_inception_bottleneck_numbers():
-    plain = architectures.standard_convolution_macs(28, 28, 5, 192, 32)
-    reduction, convolution = architectures.bottleneck_macs(28, 28, 5, 192, 16, 32)
-    assert round(plain / 1e6) == course.BOTTLENECK_PLAIN_MULTIPLIES_MILLIONS_ABOUT
-    assert round(reduction / 1e6, 1) == course.BOTTLENECK_REDUCE_MULTIPLIES_MILLIONS_ABOUT
-    assert round(convolution / 1e6) == course.BOTTLENECK_CONV_MULTIPLIES_MILLIONS_ABOUT
-    assert round((reduction + convolution) / 1e6, 1) == course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT
+def test_course_inception_bottleneck_block_matches_the_formula():
+    formula = conv.bottleneck_multiplies(28, 28, 5, 192, 16, 32)
     block = architectures.build_block("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16)
-    assert architectures.count_macs(block) == reduction + convolution
+    assert architectures.count_macs(block) == formula.total
+    assert architectures.block_formula_macs("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16) == formula.total
+    assert round(formula.total / 1e6, 1) == course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT
+
+
+def test_activation_and_weight_memory_by_hand():
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(3)])
+    values = 6 * 6 * 2 + 72 + 3  # Sequential models do not list their input layer
+    assert anatomy.keras_activation_values(model) == values
+    assert architectures.activations_megabytes(model) == pytest.approx(values * 4 / 2**20)
+    assert architectures.weights_megabytes(model) == pytest.approx((3 * 3 * 2 + 2 + 72 * 3 + 3) * 4 / 2**20)
 
 
 def test_compare_building_blocks_table():

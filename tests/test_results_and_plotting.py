@@ -60,3 +60,23 @@ def test_samples_per_class_picks_each_class() -> None:
     assert list(np.bincount(labels[indices])) == [4, 4, 4]
     figure = plotting.show_samples_per_class(np.zeros((30, 5, 5), np.uint8), labels, ["a", "b", "c"], 4)
     assert len(figure.axes) == 12
+
+
+def test_image_grid_scales_uint8_fixed_and_signed_maps_centred() -> None:
+    import matplotlib.pyplot as plt
+
+    photo = np.random.default_rng(0).integers(0, 200, (6, 8, 3), dtype=np.uint8)
+    figure = plotting.show_image_grid([photo, photo[..., 0], np.linspace(-1, 1, 16).reshape(4, 4)],
+                                      ["rgb", "red", "signed"], signed=[False, False, True], colorbar=True)
+    titled = [axis for axis in figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in titled] == ["rgb", "red", "signed"]
+    assert len(titled) == 3 and len(figure.axes) == 3 + 2  # one row of three, colour bars on the 2D panels
+    assert titled[1].images[0].get_clim() == (0, 255)  # uint8 channels are not stretched
+    low, high = titled[2].images[0].get_clim()
+    assert low == -high and 0.9 < high <= 1.0  # signed maps are centred on zero
+    plt.close(figure)
+    figure = plotting.show_image_grid([np.ones((3, 3))] * 2, cmap=["viridis", None])
+    assert [axis.images[0].get_cmap().name for axis in figure.axes] == ["viridis", "gray"]
+    plt.close(figure)
+    with pytest.raises(ValueError, match="one per image"):
+        plotting.show_image_grid([np.ones((3, 3))] * 2, signed=[True])

@@ -18,7 +18,11 @@ turns the table into an estimate of the memory that training needs.
 
 The single-layer formulas (output size, parameter and multiply counts) are
 those of :mod:`utils.conv`, which notebook 01 builds by hand; this module
-chains them through a whole network.
+chains them through a whole network.  For any built Keras model, including
+branched ones and layer kinds without a specification (depthwise and separable
+convolutions), :func:`keras_layer_macs` and :func:`keras_activation_values`
+apply the same formulas to the shapes Keras reports; :mod:`utils.architectures`
+adds them up over whole ``keras.applications`` models.
 
 Conventions: images are channels-last ``(height, width, channels)``; a MAC is
 one multiplication followed by one addition (about two FLOPs); pooling,
@@ -46,20 +50,6 @@ Shape = tuple[int, ...]
 # --------------------------------------------------------------------------- #
 # Pure formulas (also used on their own by the notebooks)
 # --------------------------------------------------------------------------- #
-
-
-def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
-    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything else clearly."""
-    if isinstance(value, int):
-        pair = (value, value)
-    else:
-        pair = tuple(int(item) for item in value)
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(
-            f"{what} must be a positive integer or a pair of positive integers, got {value!r}. "
-            f"Write for example {what}=3 or {what}=(3, 3)."
-        )
-    return pair  # type: ignore[return-value]
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str | int = "valid") -> int:
@@ -174,8 +164,8 @@ class Conv2DSpec(LayerSpec):
     kind = "conv"
 
     def __post_init__(self) -> None:
-        _pair(self.kernel_size, "kernel_size")
-        _pair(self.strides, "strides")
+        conv.as_pair(self.kernel_size, "kernel_size")
+        conv.as_pair(self.strides, "strides")
         if self.padding not in ("valid", "same"):
             raise ValueError(f"Conv2DSpec padding must be 'valid' or 'same', got {self.padding!r}.")
         if self.filters < 1:
@@ -183,17 +173,17 @@ class Conv2DSpec(LayerSpec):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         height, width, _ = _require_image(input_shape, "Conv2DSpec")
-        (kernel_h, kernel_w), (stride_h, stride_w) = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
+        (kernel_h, kernel_w), (stride_h, stride_w) = conv.as_pair(self.kernel_size, "kernel_size"), conv.as_pair(self.strides, "strides")
         return (conv_output_size(height, kernel_h, stride_h, self.padding),
                 conv_output_size(width, kernel_w, stride_w, self.padding), self.filters)
 
     def parameters(self, input_shape: Shape) -> int:
-        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        kernel_h, kernel_w = conv.as_pair(self.kernel_size, "kernel_size")
         in_channels = _require_image(input_shape, "Conv2DSpec")[2]
         return conv.conv2d_parameter_count((kernel_h, kernel_w), in_channels, self.filters, self.use_bias)
 
     def formula(self, input_shape: Shape) -> str:
-        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        kernel_h, kernel_w = conv.as_pair(self.kernel_size, "kernel_size")
         in_channels = _require_image(input_shape, "Conv2DSpec")[2]
         weights = f"{kernel_h}×{kernel_w}×{format_count(in_channels)}"
         if self.use_bias:
@@ -202,11 +192,11 @@ class Conv2DSpec(LayerSpec):
 
     def macs(self, input_shape: Shape) -> int:
         out_h, out_w, _ = self.output_shape(input_shape)
-        kernel_h, kernel_w = _pair(self.kernel_size, "kernel_size")
+        kernel_h, kernel_w = conv.as_pair(self.kernel_size, "kernel_size")
         return conv.conv_multiplies(out_h, out_w, (kernel_h, kernel_w), input_shape[2], self.filters)
 
     def receptive_field(self, field_size, jump, image_size):
-        kernel, stride = _pair(self.kernel_size, "kernel_size"), _pair(self.strides, "strides")
+        kernel, stride = conv.as_pair(self.kernel_size, "kernel_size"), conv.as_pair(self.strides, "strides")
         return _widen(field_size, jump, kernel, stride)
 
 
@@ -238,11 +228,11 @@ class Pool2DSpec(LayerSpec):
     @property
     def stride_pair(self) -> tuple[int, int]:
         """The strides, defaulting to the window size as Keras does."""
-        return _pair(self.pool_size if self.strides is None else self.strides, "strides")
+        return conv.as_pair(self.pool_size if self.strides is None else self.strides, "strides")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         height, width, channels = _require_image(input_shape, "Pool2DSpec")
-        (pool_h, pool_w), (stride_h, stride_w) = _pair(self.pool_size, "pool_size"), self.stride_pair
+        (pool_h, pool_w), (stride_h, stride_w) = conv.as_pair(self.pool_size, "pool_size"), self.stride_pair
         return (conv_output_size(height, pool_h, stride_h, self.padding),
                 conv_output_size(width, pool_w, stride_w, self.padding), channels)
 
@@ -250,7 +240,7 @@ class Pool2DSpec(LayerSpec):
         return f"0 (no weights: takes the {'maximum' if self.mode == 'max' else 'mean'})"
 
     def receptive_field(self, field_size, jump, image_size):
-        return _widen(field_size, jump, _pair(self.pool_size, "pool_size"), self.stride_pair)
+        return _widen(field_size, jump, conv.as_pair(self.pool_size, "pool_size"), self.stride_pair)
 
 
 @dataclass(frozen=True)
@@ -317,7 +307,7 @@ class DenseSpec(LayerSpec):
         return f"{inputs} × {format_count(self.units)}"
 
     def macs(self, input_shape: Shape) -> int:
-        return _require_vector(input_shape, "DenseSpec") * self.units
+        return conv.dense_multiplies(_require_vector(input_shape, "DenseSpec"), self.units)
 
     def receptive_field(self, field_size, jump, image_size):
         return _whole_image(field_size, image_size), jump
@@ -563,8 +553,17 @@ def training_memory_table(spec: ModelSpec, batch_sizes: Iterable[int] = (32, 256
 # --------------------------------------------------------------------------- #
 
 
-def _keras_shape(tensor: Any) -> Shape:
-    return tuple(int(dimension) for dimension in tuple(tensor.shape)[1:])
+def keras_example_shape(tensor_or_tensors: Any) -> Shape:
+    """One example's shape (batch axis left out) of a layer's single input or output tensor."""
+    import keras
+
+    tensors = keras.tree.flatten(tensor_or_tensors)
+    if len(tensors) != 1:
+        raise ValueError(f"Expected one tensor, got {len(tensors)}.")
+    shape = tuple(tensors[0].shape)[1:]
+    if any(dimension is None for dimension in shape):
+        raise ValueError(f"The shape {shape} has unknown sizes; build the model on a fixed input shape.")
+    return tuple(int(dimension) for dimension in shape)
 
 
 def keras_layer_table(model: Any) -> pd.DataFrame:
@@ -580,14 +579,14 @@ def keras_layer_table(model: Any) -> pd.DataFrame:
             f"{len(model.inputs)}. Compare multi-input models layer by layer instead."
         )
     records = [{"layer": "input", "keras_class": "InputLayer",
-                "output_shape": format_shape(_keras_shape(model.inputs[0])), "parameters": 0}]
+                "output_shape": format_shape(keras_example_shape(model.inputs[0])), "parameters": 0}]
     for layer in model.layers:
         if layer.__class__.__name__ == "InputLayer":
             continue
         records.append({
             "layer": layer.name,
             "keras_class": layer.__class__.__name__,
-            "output_shape": format_shape(_keras_shape(layer.output)),
+            "output_shape": format_shape(keras_example_shape(layer.output)),
             "parameters": int(layer.count_params()),
         })
     return pd.DataFrame.from_records(records)
@@ -658,7 +657,98 @@ def spec_from_keras(model: Any) -> ModelSpec:
     """
     layers = [_spec_from_keras_layer(layer) for layer in model.layers
               if layer.__class__.__name__ != "InputLayer"]
-    return ModelSpec(model.name, _keras_shape(model.inputs[0]), tuple(layers))
+    return ModelSpec(model.name, keras_example_shape(model.inputs[0]), tuple(layers))
+
+
+# --------------------------------------------------------------------------- #
+# Per-layer figures of any built Keras model (branches and nested models too)
+# --------------------------------------------------------------------------- #
+
+
+def keras_leaf_layers(model: Any) -> list[Any]:
+    """All layers of ``model``, looking inside nested models (a backbone inside a classifier)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(keras_leaf_layers(layer))
+        else:
+            found.append(layer)
+    return found
+
+
+def keras_multiplying_layer_types() -> tuple[type, ...]:
+    """The Keras layer classes whose work is multiply-accumulates: convolutions and Dense."""
+    from keras import layers
+
+    return (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.DepthwiseConv2D,
+            layers.SeparableConv2D, layers.Dense)
+
+
+def _keras_io_shapes(layer: Any) -> tuple[Shape, Shape]:
+    """(input shape, output shape) of a layer inside a built model, with a clear error otherwise."""
+    try:
+        return keras_example_shape(layer.input), keras_example_shape(layer.output)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Cannot read the input/output shape of layer {layer.name!r} ({error}). Build the "
+            "model on a known input shape first (start it with keras.Input(shape=...)), and do "
+            "not reuse one layer object at several places in the graph."
+        ) from error
+
+
+def _window_multiplies(positions: int, kernel_size: Sequence[int], in_channels: int, filters: int) -> int:
+    """:func:`utils.conv.conv_multiplies` for a convolution of any dimension (1D, 2D or 3D).
+
+    Only the number of output positions and of kernel cells matter, so both are
+    flattened into one axis before the 2D formula is applied.
+    """
+    return conv.conv_multiplies(positions, 1, (math.prod(kernel_size), 1), in_channels, filters)
+
+
+def keras_layer_macs(layer: Any) -> int:
+    """Multiply-accumulates one image costs in a built Keras layer (0 for layers without multiplications).
+
+    Convolution: every output value needs ``kernel_height * kernel_width * input_channels /
+    groups`` multiplications.  Depthwise: ``kernel_height * kernel_width`` per output value.
+    Separable: its depthwise part plus a 1x1 pointwise convolution.  Dense: ``input_units``
+    per output unit (for every position when the input has extra axes).  The
+    formulas are those of :mod:`utils.conv`, as for :meth:`LayerSpec.macs`.
+    """
+    from keras import layers
+
+    if not isinstance(layer, keras_multiplying_layer_types()):
+        return 0
+    input_shape, output_shape = _keras_io_shapes(layer)
+    if isinstance(layer, layers.Dense):
+        return conv.dense_multiplies(input_shape[-1], output_shape[-1], math.prod(output_shape[:-1]))
+    channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
+    input_channels = input_shape[-1] if channels_last else input_shape[0]
+    positions = math.prod(output_shape[:-1] if channels_last else output_shape[1:])
+    if isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D)):
+        depthwise = input_channels * _window_multiplies(positions, layer.kernel_size, 1, layer.depth_multiplier)
+        if isinstance(layer, layers.DepthwiseConv2D):
+            return depthwise
+        pointwise = _window_multiplies(positions, (1,), input_channels * layer.depth_multiplier, layer.filters)
+        return depthwise + pointwise
+    groups = getattr(layer, "groups", 1)
+    return _window_multiplies(positions, layer.kernel_size, input_channels // groups, layer.filters)
+
+
+def keras_activation_values(model: Any) -> int:
+    """Number of values all layers output for one image: what training has to keep.
+
+    Layers whose output cannot be read (a layer reused at several places, an
+    unknown size) are skipped.
+    """
+    total_values = 0
+    for layer in keras_leaf_layers(model):
+        try:
+            total_values += math.prod(keras_example_shape(layer.output))
+        except (AttributeError, ValueError):
+            continue
+    return total_values
 
 
 # --------------------------------------------------------------------------- #

@@ -17,15 +17,17 @@ How operations are counted (the method the notebook states):
     counts the floating-point operations of the Conv2D, DepthwiseConv2dNative
     and MatMul ops in the traced inference graph; half of that is the MAC count.
 
-The building-block comparison (plain 3x3 convolution vs depthwise-separable vs
-1x1-bottlenecked) has closed-form formulas here as well, so the notebook can
-show formula, layer count and profiler agreeing before timing the three.
+The per-layer formulas live in :mod:`utils.conv` (one layer) and
+:mod:`utils.anatomy` (reading them off a built Keras model:
+``keras_layer_macs``, ``keras_activation_values``); this module adds them up
+over whole applications.  The building-block comparison (plain 3x3 convolution
+vs depthwise-separable vs 1x1-bottlenecked) uses the same formulas, so the
+notebook can show formula, layer count and profiler agreeing before timing the three.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import statistics
 import sys
@@ -36,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from utils import anatomy, conv
 
 # --------------------------------------------------------------------------------------
 # Published reference figures
@@ -111,84 +115,16 @@ def build_application(name: str, input_size: int | None = None):
 # --------------------------------------------------------------------------------------
 
 
-def _shape_of(tensor_or_tensors) -> tuple:
-    """Shape of a layer's (single) input or output, as a tuple with the batch axis first."""
-    import keras
-
-    tensors = keras.tree.flatten(tensor_or_tensors)
-    if len(tensors) != 1:
-        raise ValueError(f"Expected one tensor, got {len(tensors)}.")
-    return tuple(tensors[0].shape)
-
-
-def _layer_io_shapes(layer) -> tuple[tuple, tuple]:
-    """(input shape, output shape) of a layer inside a built model, with a clear error otherwise."""
-    try:
-        return _shape_of(layer.input), _shape_of(layer.output)
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Cannot read the input/output shape of layer {layer.name!r} ({error}). Build the "
-            "model on a known input shape first (start it with keras.Input(shape=...)), and do "
-            "not reuse one layer object at several places in the graph."
-        ) from error
-
-
-def layer_macs(layer) -> int:
-    """Multiply-accumulates one image costs in ``layer`` (0 for layers without multiplications).
-
-    Convolution: every output value needs ``kernel_height * kernel_width * input_channels /
-    groups`` multiplications.  Depthwise: ``kernel_height * kernel_width`` per output value.
-    Separable: its depthwise part plus a 1x1 pointwise convolution.  Dense: ``input_units``
-    per output unit (for every position when the input has extra axes).
-    """
-    from keras import layers
-
-    if not isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.DepthwiseConv2D,
-                              layers.SeparableConv2D, layers.Dense)):
-        return 0
-    input_shape, output_shape = _layer_io_shapes(layer)
-    if isinstance(layer, layers.Dense):
-        positions = math.prod(output_shape[1:-1])
-        return int(positions * input_shape[-1] * output_shape[-1])
-    channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
-    input_channels = input_shape[-1] if channels_last else input_shape[1]
-    output_spatial = output_shape[1:-1] if channels_last else output_shape[2:]
-    output_positions = math.prod(output_spatial)
-    kernel_area = math.prod(layer.kernel_size)
-    if isinstance(layer, layers.DepthwiseConv2D):
-        return int(output_positions * input_channels * layer.depth_multiplier * kernel_area)
-    if isinstance(layer, layers.SeparableConv2D):
-        depthwise_channels = input_channels * layer.depth_multiplier
-        depthwise = output_positions * depthwise_channels * kernel_area
-        pointwise = output_positions * depthwise_channels * layer.filters
-        return int(depthwise + pointwise)
-    groups = getattr(layer, "groups", 1)
-    return int(output_positions * layer.filters * kernel_area * input_channels // groups)
-
-
-def _leaf_layers(model) -> list:
-    """All layers of ``model``, looking inside nested models (a backbone inside a classifier)."""
-    import keras
-
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(_leaf_layers(layer))
-        else:
-            found.append(layer)
-    return found
-
-
 def mac_table(model) -> pd.DataFrame:
     """One row per layer that multiplies: name, type, output shape, parameters and MACs per image."""
     rows = []
-    for layer in _leaf_layers(model):
-        macs = layer_macs(layer)
+    for layer in anatomy.keras_leaf_layers(model):
+        macs = anatomy.keras_layer_macs(layer)
         if macs:
             rows.append({
                 "layer": layer.name,
                 "type": type(layer).__name__,
-                "output_shape": _shape_of(layer.output)[1:],
+                "output_shape": anatomy.keras_example_shape(layer.output),
                 "parameters": layer.count_params(),
                 "macs": macs,
             })
@@ -197,7 +133,7 @@ def mac_table(model) -> pd.DataFrame:
 
 def count_macs(model) -> int:
     """Total multiply-accumulates per image of the convolution and Dense layers (see module doc)."""
-    return int(sum(layer_macs(layer) for layer in _leaf_layers(model)))
+    return int(sum(anatomy.keras_layer_macs(layer) for layer in anatomy.keras_leaf_layers(model)))
 
 
 def profiler_macs(model, input_shape: tuple[int, ...] | None = None) -> int:
@@ -245,7 +181,7 @@ def weighted_layer_count(model) -> int:
     This is what the Keras Applications table calls "depth" (VGG16 -> 16,
     ResNet50 -> 107 because its 53 batch-normalisation layers count too).
     """
-    return sum(1 for layer in _leaf_layers(model) if layer.weights)
+    return sum(1 for layer in anatomy.keras_leaf_layers(model) if layer.weights)
 
 
 def longest_path_depth(model) -> int:
@@ -258,10 +194,9 @@ def longest_path_depth(model) -> int:
     import keras
     from keras import layers as keras_layers
 
-    counted = (keras_layers.Conv1D, keras_layers.Conv2D, keras_layers.Conv3D,
-               keras_layers.DepthwiseConv2D, keras_layers.SeparableConv2D, keras_layers.Dense)
+    counted = anatomy.keras_multiplying_layer_types()
     depth_after: dict[int, int] = {}
-    for layer in _leaf_layers(model):
+    for layer in anatomy.keras_leaf_layers(model):
         if isinstance(layer, keras_layers.InputLayer):
             depth_after[id(layer)] = 0
             continue
@@ -274,7 +209,8 @@ def longest_path_depth(model) -> int:
 
 def weights_megabytes(model) -> float:
     """Memory the model's weights occupy (MiB), from their sizes and dtypes."""
-    return float(sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize for weight in model.weights)) / 2**20
+    weight_bytes = sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize for weight in model.weights)
+    return float(weight_bytes) / anatomy.MEBIBYTE
 
 
 def activations_megabytes(model, bytes_per_value: int = 4) -> float:
@@ -284,13 +220,7 @@ def activations_megabytes(model, bytes_per_value: int = 4) -> float:
     used them, so the measured peak (see :func:`measure_application_memory`) is lower
     per image, while TensorFlow's scratch space and the weights add to it.
     """
-    total_values = 0
-    for layer in _leaf_layers(model):
-        try:
-            total_values += math.prod(_shape_of(layer.output)[1:])
-        except (AttributeError, ValueError):
-            continue
-    return total_values * bytes_per_value / 2**20
+    return anatomy.keras_activation_values(model) * bytes_per_value / anatomy.MEBIBYTE
 
 
 def _proc_status_kib(field: str) -> int | None:
@@ -327,7 +257,7 @@ def _memory_probe(name: str, batch_size: int, input_size: int | None = None) -> 
         model = build_application(name, input_size)
         np.asarray(model(tf.zeros((batch_size, *model.input_shape[1:])), training=False))
         peak = tf.config.experimental.get_memory_info("GPU:0")["peak"]
-        return {"peak_mb": peak / 2**20, "method": "GPU allocator peak in a fresh process"}
+        return {"peak_mb": peak / anatomy.MEBIBYTE, "method": "GPU allocator peak in a fresh process"}
     np.asarray(tf.reduce_sum(tf.zeros((2, 2))))  # start TensorFlow's runtime before the baseline
     baseline = _proc_status_kib("VmRSS")
     if baseline is None or not _reset_high_water_mark():
@@ -515,47 +445,6 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
 # --------------------------------------------------------------------------------------
 
 
-def convolution_output_size(size: int, kernel_size: int, stride: int = 1, padding: str = "same") -> int:
-    """Output length along one axis: ``ceil(n / s)`` for "same", ``floor((n - k) / s) + 1`` for "valid"."""
-    if padding == "same":
-        return math.ceil(size / stride)
-    if padding == "valid":
-        return (size - kernel_size) // stride + 1
-    raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}.")
-
-
-def standard_convolution_macs(output_height: int, output_width: int, kernel_size: int,
-                              input_channels: int, output_channels: int) -> int:
-    """Plain convolution: every output value looks at ``k * k * input_channels`` inputs."""
-    return output_height * output_width * output_channels * kernel_size * kernel_size * input_channels
-
-
-def depthwise_separable_macs(output_height: int, output_width: int, kernel_size: int,
-                             input_channels: int, output_channels: int) -> tuple[int, int]:
-    """(depthwise, pointwise) MACs: one ``k x k`` filter per input channel, then a 1x1 mix.
-
-    Divided by the plain convolution's cost this is ``1 / output_channels + 1 / k**2``.
-    """
-    positions = output_height * output_width
-    depthwise = positions * input_channels * kernel_size * kernel_size
-    pointwise = positions * input_channels * output_channels
-    return depthwise, pointwise
-
-
-def bottleneck_macs(output_height: int, output_width: int, kernel_size: int, input_channels: int,
-                    bottleneck_channels: int, output_channels: int) -> tuple[int, int]:
-    """(1x1 reduction, k x k convolution) MACs of the Inception/ResNet bottleneck.
-
-    The 1x1 layer shrinks ``input_channels`` to ``bottleneck_channels`` at the same
-    resolution (stride 1, "same" padding), then the ``k x k`` layer works on the
-    thinner tensor.
-    """
-    positions = output_height * output_width
-    reduction = positions * input_channels * bottleneck_channels
-    convolution = positions * output_channels * kernel_size * kernel_size * bottleneck_channels
-    return reduction, convolution
-
-
 BLOCK_KINDS = ("plain", "depthwise_separable", "bottleneck")
 
 
@@ -592,23 +481,27 @@ def build_block(kind: str, input_shape: tuple[int, int, int], output_channels: i
 def block_formula_macs(kind: str, input_shape: tuple[int, int, int], output_channels: int,
                        kernel_size: int = 3, bottleneck_channels: int | None = None,
                        padding: str = "same") -> int:
-    """The closed-form MAC count of :func:`build_block`'s block (stride 1)."""
+    """The closed-form MAC count of :func:`build_block`'s block (stride 1).
+
+    The formulas are :mod:`utils.conv`'s (``conv_multiplies``,
+    ``depthwise_separable_multiplies``), the output size :func:`utils.anatomy.conv_output_size`.
+    """
+    if kind not in BLOCK_KINDS:
+        raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
     height, width, input_channels = input_shape
-    out_height = convolution_output_size(height, kernel_size, 1, padding)
-    out_width = convolution_output_size(width, kernel_size, 1, padding)
+    out_height = anatomy.conv_output_size(height, kernel_size, 1, padding)
+    out_width = anatomy.conv_output_size(width, kernel_size, 1, padding)
     if kind == "plain":
-        return standard_convolution_macs(out_height, out_width, kernel_size, input_channels, output_channels)
+        return conv.conv_multiplies(out_height, out_width, kernel_size, input_channels, output_channels)
     if kind == "depthwise_separable":
-        return sum(depthwise_separable_macs(out_height, out_width, kernel_size, input_channels, output_channels))
-    if kind == "bottleneck":
-        if not bottleneck_channels:
-            raise ValueError("A bottleneck block needs bottleneck_channels.")
-        # The 1x1 reduction runs on the full input grid, the k x k convolution on the output grid.
-        reduction = height * width * input_channels * bottleneck_channels
-        convolution = standard_convolution_macs(out_height, out_width, kernel_size, bottleneck_channels,
-                                                output_channels)
-        return reduction + convolution
-    raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
+        return conv.depthwise_separable_multiplies(out_height, out_width, kernel_size, input_channels,
+                                                   output_channels).total
+    if not bottleneck_channels:
+        raise ValueError("A bottleneck block needs bottleneck_channels.")
+    # The 1x1 reduction runs on the full input grid, the k x k convolution on the output grid.
+    reduction = conv.conv_multiplies(height, width, 1, input_channels, bottleneck_channels)
+    convolution = conv.conv_multiplies(out_height, out_width, kernel_size, bottleneck_channels, output_channels)
+    return reduction + convolution
 
 
 def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: int,

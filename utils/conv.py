@@ -36,8 +36,11 @@ POOL_MODES = ("max", "average")
 # ----------------------------------------------------------------------------
 
 
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything that is not a positive size."""
+def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything that is not a positive size.
+
+    Also used by :mod:`utils.anatomy` for kernel sizes, strides and pool sizes.
+    """
     pair = (value, value) if np.isscalar(value) else tuple(value)
     if len(pair) != 2 or any(int(item) != item or item < 1 for item in pair):
         raise ValueError(
@@ -179,7 +182,7 @@ def _prepare(
     padding: Padding, pad_mode: str, require_exact: bool, fill_value: float = 0.0,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Pad an image for a window operation and check the sizes; returns (padded, strides)."""
-    strides = _pair(stride, "stride")
+    strides = as_pair(stride, "stride")
     widths = resolve_padding(padding, image.shape[:2], kernel_shape, strides)
     for axis in (0, 1):
         before, after = widths[axis]
@@ -348,7 +351,7 @@ def pool2d(
     feature_map = np.asarray(feature_map, dtype=np.float64)
     if feature_map.ndim not in (2, 3):
         raise ValueError(f"Expected an H x W or H x W x C feature map, got shape {feature_map.shape}.")
-    pool_shape = _pair(pool_size, "pool_size")
+    pool_shape = as_pair(pool_size, "pool_size")
     padded, strides = _prepare(feature_map, pool_shape, pool_shape if stride is None else stride,
                                padding, "zero", require_exact, fill_value=np.nan)
     patches = windows(padded, pool_shape, strides)
@@ -407,7 +410,7 @@ def conv2d_parameter_count(kernel_size: int | Sequence[int], in_channels: int, f
 
     The count does not depend on the image size: the same filters slide everywhere.
     """
-    kernel_height, kernel_width = _pair(kernel_size, "kernel_size")
+    kernel_height, kernel_width = as_pair(kernel_size, "kernel_size")
     return kernel_height * kernel_width * in_channels * filters + (filters if use_bias else 0)
 
 
@@ -422,8 +425,17 @@ def conv_multiplies(output_height: int, output_width: int, kernel_size: int | Se
 
     ``out_h * out_w * F`` output values, each a sum of ``kh * kw * C_in`` products.
     """
-    kernel_height, kernel_width = _pair(kernel_size, "kernel_size")
+    kernel_height, kernel_width = as_pair(kernel_size, "kernel_size")
     return output_height * output_width * filters * kernel_height * kernel_width * in_channels
+
+
+def dense_multiplies(inputs: int, units: int, positions: int = 1) -> int:
+    """Multiplications a Dense layer performs: one per weight, ``inputs * units``.
+
+    ``positions`` counts the places it is applied to when its input has extra axes
+    (a Dense layer on an ``H x W x C`` tensor is a 1x1 convolution: ``H * W`` positions).
+    """
+    return positions * inputs * units
 
 
 @dataclass(frozen=True)

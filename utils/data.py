@@ -730,6 +730,20 @@ def make_splits(
 # --------------------------------------------------------------------------- tf.data pipelines
 
 
+def _cache_shuffle_batch(dataset: Any, size: int, batch_size: int, cache: bool, training: bool, seed: int) -> Any:
+    """The steps both pipelines share, in this order: cache, shuffle (training only, whole set), batch.
+
+    Caching before shuffling keeps the cache a plain copy of the data while each
+    epoch still sees a new order; shuffling the whole set (``size`` examples)
+    avoids the partial shuffle a small buffer gives on class-sorted data.
+    """
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size)
+
+
 def make_pipeline(
     images: np.ndarray,
     labels: np.ndarray,
@@ -756,11 +770,7 @@ def make_pipeline(
     if images.ndim == 3:
         images = images[..., np.newaxis]
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    dataset = _cache_shuffle_batch(dataset, len(labels), batch_size, cache=cache, training=training, seed=seed)
 
     def prepare(batch_images: Any, batch_labels: Any) -> tuple[Any, Any]:
         batch_images = tf.cast(batch_images, tf.float32)
@@ -807,11 +817,7 @@ def make_file_pipeline(
 
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels)))
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
+    dataset = _cache_shuffle_batch(dataset, len(labels), batch_size, cache=cache, training=training, seed=seed)
 
     def prepare(batch_images: Any, batch_labels: Any) -> tuple[Any, Any]:
         if training and augmentation is not None:

@@ -6,8 +6,9 @@ NumPy arrays with the same dtype conventions as their input (uint8 stays
 uint8) and never hide a scaling step, because the usual bugs with images are a
 wrong channel order, a wrong value range or a silent dtype change.
 
-The figure helpers at the bottom are display code (secondary to the lessons):
-they put several images or small annotated matrices side by side.
+The figure helper at the bottom is display code (secondary to the lessons): it
+puts small annotated matrices side by side.  Whole images side by side are
+drawn by :func:`utils.plotting.show_image_grid`.
 """
 
 from __future__ import annotations
@@ -178,57 +179,6 @@ def single_channel_views(image: np.ndarray) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------
 # Figures (display code)
 # ----------------------------------------------------------------------------
-
-
-def show_side_by_side(
-    images: Sequence[np.ndarray],
-    titles: Sequence[str] | None = None,
-    cmaps: Sequence[str | None] | str | None = "gray",
-    signed: Sequence[bool] | bool = False,
-    columns: int | None = None,
-    panel_size: float = 3.2,
-    colorbar: bool = False,
-) -> Any:
-    """Show images in a grid of panels and return the figure.
-
-    Colour images ignore ``cmaps``; uint8 grayscale images are drawn on the fixed
-    0-255 scale (not stretched to their own range).  ``signed=True`` centres a diverging colour
-    scale on zero (blue negative, red positive), the honest way to show filter
-    responses, which are as often negative as positive; the scale ends at the
-    99.5th percentile of the absolute values so a few extreme pixels do not wash
-    out the rest.
-    """
-    import matplotlib.pyplot as plt
-
-    count = len(images)
-    columns = columns or count
-    rows = int(np.ceil(count / columns))
-    cmaps = [cmaps] * count if cmaps is None or isinstance(cmaps, str) else list(cmaps)
-    signed = [signed] * count if isinstance(signed, bool) else list(signed)
-    figure, axes = plt.subplots(rows, columns, figsize=(panel_size * columns, panel_size * rows),
-                                squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        if index >= count:
-            axis.axis("off")
-            continue
-        axis.set_xticks([])
-        axis.set_yticks([])
-        image = np.asarray(images[index])
-        if signed[index]:
-            limit = float(np.percentile(np.abs(image), 99.5)) or float(np.max(np.abs(image))) or 1.0
-            shown = axis.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        elif image.ndim == 3:
-            shown = axis.imshow(image)
-        elif image.dtype == np.uint8:  # fixed 0-255 scale, so a dim channel really looks dim
-            shown = axis.imshow(image, cmap=cmaps[index], vmin=0, vmax=255)
-        else:
-            shown = axis.imshow(image, cmap=cmaps[index])
-        if titles is not None:
-            axis.set_title(titles[index], fontsize=10)
-        if colorbar and image.ndim == 2:
-            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
-    figure.tight_layout()
-    return figure
 
 
 def show_matrices(

@@ -57,14 +57,35 @@ def plot_learning_curves(
 def show_image_grid(
     images: Sequence[np.ndarray] | np.ndarray,
     titles: Sequence[str] | None = None,
-    columns: int = 8,
+    columns: int | None = None,
     cell_size: float = 1.6,
-    cmap: str | None = None,
+    cmap: str | Sequence[str | None] | None = None,
     title: str = "",
+    signed: bool | Sequence[bool] = False,
+    colorbar: bool = False,
 ) -> plt.Figure:
-    """Show images in a grid with optional titles; grayscale images get a gray colour map."""
+    """Show images in a grid of panels with optional titles, and return the figure.
+
+    ``columns`` defaults to one row of up to 8 panels.  Grayscale images get the
+    gray colour map unless ``cmap`` names another, for all panels or one per
+    panel; colour images ignore it.  uint8 grayscale images are drawn on the
+    fixed 0-255 scale, not stretched to their own range, so a dim channel looks
+    dim.  ``signed=True`` (for all panels or per panel) centres a diverging
+    scale on zero (blue negative, red positive), the honest way to show filter
+    responses; it ends at the 99.5th percentile of the absolute values so a few
+    extreme pixels do not wash out the rest.  ``colorbar=True`` adds a scale
+    beside every grayscale panel.
+    """
     count = len(images)
+    columns = columns or max(1, min(count, 8))
     rows = max(1, int(np.ceil(count / columns)))
+    cmaps = [cmap] * count if cmap is None or isinstance(cmap, str) else list(cmap)
+    signed = [signed] * count if isinstance(signed, bool) else list(signed)
+    if len(cmaps) != count or len(signed) != count:
+        raise ValueError(
+            f"show_image_grid got {count} images but {len(cmaps)} colour maps and {len(signed)} signed flags; "
+            "give one per image, or a single value for all."
+        )
     figure, axes = plt.subplots(rows, columns, figsize=(columns * cell_size, rows * cell_size * 1.15), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
@@ -73,12 +94,26 @@ def show_image_grid(
         image = np.asarray(images[index])
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
-        axis.imshow(image, cmap=cmap or ("gray" if image.ndim == 2 else None))
+        shown = axis.imshow(image, **_display_scale(image, cmaps[index], signed[index]))
         if titles is not None:
-            axis.set_title(titles[index], fontsize=8)
+            axis.set_title(titles[index], fontsize=max(8.0, min(10.0, 3 * cell_size)))
+        if colorbar and image.ndim == 2:
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def _display_scale(image: np.ndarray, cmap: str | None, signed: bool) -> dict[str, Any]:
+    """``imshow`` colour map and limits for one panel of :func:`show_image_grid`."""
+    if signed:
+        limit = float(np.percentile(np.abs(image), 99.5)) or float(np.max(np.abs(image))) or 1.0
+        return {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+    if image.ndim == 3:
+        return {}
+    if image.dtype == np.uint8:
+        return {"cmap": cmap or "gray", "vmin": 0, "vmax": 255}
+    return {"cmap": cmap or "gray"}
 
 
 def samples_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
