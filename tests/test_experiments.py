@@ -331,3 +331,9 @@ def test_single_seed_noise_falls_back_to_sampling_error():
 def test_summaries_refuse_an_empty_table():
     with pytest.raises(ValueError, match="run at least one"):
         experiments.summarise_seeds(pd.DataFrame())
+
+
+def test_steps_per_execution_falls_back_to_one_with_several_replicas():
+    assert experiments.usable_steps_per_execution(16, replicas=1) == 16
+    assert experiments.usable_steps_per_execution(16, replicas=2) == 1
+    assert experiments.usable_steps_per_execution(1, replicas=4) == 1

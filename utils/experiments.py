@@ -226,6 +226,22 @@ def default_steps_per_execution(gpu_count: int | None = None) -> int:
     return 16 if gpu_count > 0 else 1
 
 
+def usable_steps_per_execution(requested: int, replicas: int) -> int:
+    """``requested``, or 1 when several replicas train in sync.
+
+    With Keras 3.15 / TensorFlow 2.21, ``steps_per_execution`` above 1 inside a
+    ``MirroredStrategy`` with two or more replicas fails in graph execution
+    (``InvalidArgumentError`` at ``while/cond/Placeholder``); the suite's
+    two-logical-CPU test in ``tests/test_multi_device.py`` reproduces it. One step
+    per call costs a little host overhead and trains identically.
+    """
+    if replicas > 1 and requested > 1:
+        print(f"steps_per_execution {requested} -> 1: several replicas ({replicas}) train in sync "
+              f"(see utils.experiments.usable_steps_per_execution)")
+        return 1
+    return requested
+
+
 def clear_session_keeping_precision() -> str:
     """``keras.backend.clear_session()`` between runs, keeping the mixed-precision policy.
 
@@ -420,7 +436,8 @@ def run_experiment(
     policy = clear_session_keeping_precision()
     runtime.set_seed(seed)
     strategy = strategy or runtime.distribution_strategy()
-    steps_per_execution = steps_per_execution or default_steps_per_execution()
+    steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
+                                                     strategy.num_replicas_in_sync)
     num_classes = len(splits.class_names)
     with strategy.scope():
         model = build_experiment_model(experiment, num_classes=num_classes,
