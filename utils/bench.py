@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from utils import course, runtime
 
