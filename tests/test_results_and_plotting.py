@@ -80,3 +80,11 @@ def test_image_grid_scales_uint8_fixed_and_signed_maps_centred() -> None:
     plt.close(figure)
     with pytest.raises(ValueError, match="one per image"):
         plotting.show_image_grid([np.ones((3, 3))] * 2, signed=[True])
+
+
+def test_learning_curve_epochs_have_whole_number_ticks() -> None:
+    history = {"accuracy": [0.1, 0.2], "val_accuracy": [0.1, 0.15]}
+    figure = plotting.plot_learning_curves({"run": history}, metrics=("accuracy",))
+    figure.canvas.draw()
+    ticks = [tick for tick in figure.axes[0].get_xticks() if 1 <= tick <= 2]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)

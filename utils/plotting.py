@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 
@@ -46,6 +47,7 @@ def plot_learning_curves(
             axis.axvline(epoch + 0.5, color="grey", linestyle=":")
             axis.annotate(label, (epoch + 0.5, axis.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
