@@ -417,7 +417,6 @@ def run_experiment(
     """
     import keras
 
-    from utils import data
 
     experiment = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
     if splits.protocol not in PROTOCOLS:
@@ -443,11 +442,7 @@ def run_experiment(
         model = build_experiment_model(experiment, num_classes=num_classes,
                                        input_shape=tuple(splits.x_train.shape[1:]))
         compile_like_course(model, steps_per_execution=steps_per_execution)
-    train = data.make_pipeline(splits.x_train, splits.y_train, batch_size, num_classes=num_classes,
-                               training=True, seed=seed)
-    validation = data.make_pipeline(splits.x_validation, splits.y_validation, batch_size,
-                                    num_classes=num_classes)
-    test = data.make_pipeline(splits.x_test, splits.y_test, batch_size, num_classes=num_classes)
+    train, validation, test = _experiment_pipelines(splits, batch_size, seed)
     print(f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
           f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
           + (" - resuming from its backup" if resuming else ""))
@@ -469,8 +464,36 @@ def run_experiment(
         saved_to = model_path(experiment.name)
         saved_to.parent.mkdir(parents=True, exist_ok=True)
         model.save(saved_to)
+    row = _run_row(key, history, epoch_log, test_loss, test_accuracy, evaluation_seconds, model, splits,
+                   batch_size, policy, strategy.num_replicas_in_sync)
+    results.append_result(RESULTS_TABLE, row)
+    shutil.rmtree(folder / "backup", ignore_errors=True)
+    del model
+    clear_session_keeping_precision()
+    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
+
+
+def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
+    """Training (shuffled), validation and test pipelines with one-hot labels for the course's loss."""
+    from utils import data
+
+    num_classes = len(splits.class_names)
+    train = data.make_pipeline(splits.x_train, splits.y_train, batch_size, num_classes=num_classes,
+                               training=True, seed=seed)
+    validation = data.make_pipeline(splits.x_validation, splits.y_validation, batch_size,
+                                    num_classes=num_classes)
+    test = data.make_pipeline(splits.x_test, splits.y_test, batch_size, num_classes=num_classes)
+    return train, validation, test
+
+
+def _run_row(
+    key: dict[str, Any], history: dict[str, list[float]], epoch_log: dict[Any, dict[str, float]],
+    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any,
+    batch_size: int, policy: str, replicas: int,
+) -> dict[str, Any]:
+    """The results-table row of one finished run: its key, accuracies, losses, size and speed."""
     train_seconds = sum(entry["train_seconds"] for entry in epoch_log.values())
-    row = {
+    return {
         **key,
         "train_accuracy": history["accuracy"][-1],
         "val_accuracy": history["val_accuracy"][-1],
@@ -486,14 +509,9 @@ def run_experiment(
         "test_images": len(splits.y_test),
         "batch_size": batch_size,
         "precision": policy,
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": replicas,
         **results.library_versions(),
     }
-    results.append_result(RESULTS_TABLE, row)
-    shutil.rmtree(folder / "backup", ignore_errors=True)
-    del model
-    clear_session_keeping_precision()
-    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
 
 
 def run_experiments(
