@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils import data, experiments, results, runtime
+from utils import data, experiments, recording, results, runtime
 
 
 # --- parameter counts by formula, independent of the builder -------------------------
@@ -59,7 +59,7 @@ def test_switches_add_the_right_layers():
     model = experiments.build_experiment_model("VI")
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds.count("Conv2D") == 6
-    assert kinds.count("BatchNormalization") == 6
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 6
     assert kinds.count("Dropout") == 4  # three conv units plus the head
     assert model.get_layer("dense").kernel_regularizer is not None
     plain = experiments.build_experiment_model("I")
@@ -153,14 +153,21 @@ def tiny_splits(protocol: str = "holdout", train: int = 64) -> data.Splits:
                        data.VALIDATION_PROTOCOLS[protocol], names, "synthetic (test fixture)")
 
 
+def key_of(name: str, splits: data.Splits, *, seed: int, epochs: int, profile: str = "quick",
+           batch_size: int = 32, precision: str = "float32") -> dict:
+    """The run key run_experiment uses for these settings (float32, the course's batch 32 by default)."""
+    return experiments.run_key(experiments.get_experiment(name), splits, seed=seed, profile=profile,
+                               epochs=epochs, batch_size=batch_size, precision=precision)
+
+
 def test_run_records_a_row_with_every_column_and_saves_the_model(own_outputs):
     outcome = experiments.run_experiment("I", tiny_splits(), seed=1, profile="quick", epochs=2, verbose=0)
     table = results.read_results(experiments.RESULTS_TABLE)
     assert len(table) == 1 and not outcome.reused
-    for column in ["experiment", "seed", "profile", "epochs", "validation_protocol", "train_accuracy",
-                   "val_accuracy", "test_accuracy", "params", "seconds", "images_per_second",
-                   "data_source", "tensorflow", "keras", "timestamp"]:
+    for column in [*experiments.RUN_KEY_COLUMNS, "train_accuracy", "val_accuracy", "test_accuracy", "params",
+                   "seconds", "images_per_second", "tensorflow", "keras", "hardware", "timestamp"]:
         assert column in table.columns, column
+    assert row_has_no_duplicate_columns(table)
     row = table.iloc[0]
     assert row["experiment"] == "I" and row["epochs"] == 2 and row["epochs_recorded"] == 2
     assert row["params"] == expected_parameters((32, 64), batch_norm=False)
@@ -187,6 +194,51 @@ def test_recorded_runs_are_reused_unless_forced(own_outputs):
     forced = experiments.run_experiment("I", splits, seed=3, profile="quick", epochs=1, verbose=0, force=True)
     assert not forced.reused
     assert len(results.read_results(experiments.RESULTS_TABLE)) == 3
+
+
+def row_has_no_duplicate_columns(table: pd.DataFrame) -> bool:
+    return len(set(table.columns)) == len(table.columns)
+
+
+CHANGED_SETTINGS = {
+    "batch_size": {"batch_size": 16},
+    "epochs": {"epochs": 2},
+    "seed": {"seed": 4},
+    "profile": {"profile": "lesson"},
+}
+
+
+@pytest.mark.parametrize("setting", [*CHANGED_SETTINGS, "precision", "definition", "optimizer", "train_images",
+                                     "data_fingerprint", "validation_protocol"])
+def test_changing_any_one_setting_of_the_key_trains_anew(own_outputs, monkeypatch, setting):
+    splits = tiny_splits()
+    base = {"seed": 3, "epochs": 1, "profile": "quick", "batch_size": 32}
+    experiments.run_experiment("I", splits, verbose=0, save_model=False, **base)
+    assert experiments.run_experiment("I", splits, verbose=0, save_model=False, **base).reused
+    changed = dict(base)
+    if setting == "precision":
+        runtime.apply_precision("mixed_bfloat16")  # a real bfloat16 run (undone below)
+    elif setting in CHANGED_SETTINGS:
+        changed.update(CHANGED_SETTINGS[setting])
+    elif setting == "definition":
+        changed_experiment = experiments.Experiment(**{**experiments.EXPERIMENTS["I"].__dict__,
+                                                       "unit_filters": (16, 64)})
+        outcome = experiments.run_experiment(changed_experiment, splits, verbose=0, save_model=False, **base)
+        assert not outcome.reused
+        return
+    elif setting == "optimizer":
+        monkeypatch.setattr(experiments, "OPTIMIZER", "SGD(learning_rate=0.02)")
+    elif setting == "train_images":
+        splits = tiny_splits(train=48)
+    elif setting == "data_fingerprint":
+        splits.x_train[0, 0, 0, 0] ^= 1  # one pixel of one image differs
+    elif setting == "validation_protocol":
+        splits = tiny_splits("course")
+    try:
+        outcome = experiments.run_experiment("I", splits, verbose=0, save_model=False, **changed)
+    finally:
+        runtime.apply_precision("float32")
+    assert not outcome.reused, f"changing {setting} reused a recorded row"
 
 
 class InterruptMidEpoch(keras.callbacks.Callback):
@@ -225,9 +277,9 @@ def test_an_interrupted_run_leaves_the_table_intact_and_resumes_from_its_checkpo
         experiments.run_experiment("I", splits, seed=2, profile="quick", epochs=3, verbose=0,
                                    callbacks=[InterruptMidEpoch(epoch=2)])
     assert (runtime.results_dir() / "cifar10_experiments.csv").read_bytes() == table_before
-    folder = experiments.run_folder(experiments.run_key("I", 2, "quick", 3, "holdout", splits.source, 64))
+    folder = experiments.run_folder(key_of("I", splits, seed=2, epochs=3))
     assert (folder / "backup" / "latest.weights.h5").exists()
-    assert sorted(experiments.read_epoch_log(folder)) == [0, 1]
+    assert sorted(recording.read_epoch_log(folder)) == [0, 1]
 
     seen = EpochsSeen()
     resumed = experiments.run_experiment("I", splits, seed=2, profile="quick", epochs=3, verbose=0,
@@ -261,8 +313,7 @@ def test_an_interruption_after_the_last_epoch_does_not_retrain(own_outputs):
 
 def test_a_fresh_start_discards_a_stale_epoch_log(own_outputs):
     splits = tiny_splits()
-    key = experiments.run_key("I", 5, "quick", 1, "holdout", splits.source, 64)
-    folder = experiments.run_folder(key)
+    folder = experiments.run_folder(key_of("I", splits, seed=5, epochs=1))
     folder.mkdir(parents=True)
     (folder / "epochs.json").write_text('{"0": {"accuracy": 0.5}, "7": {"accuracy": 0.9}}')
     outcome = experiments.run_experiment("I", splits, seed=5, profile="quick", epochs=1, verbose=0)

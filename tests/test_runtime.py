@@ -21,12 +21,21 @@ def test_profile_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert profile.pick(quick=1, full=12) == 12
 
 
-def test_profile_defaults_to_quick_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_profile_defaults_to_lesson_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CNN_PROFILE", raising=False)
     monkeypatch.setattr(runtime, "gpu_names", list)
     profile = runtime.resolve_profile(None)
-    assert profile.name == "quick" and "no GPU" in profile.reason
-    assert profile.pick(quick=1, full=12) == 1
+    assert profile.name == "lesson" and "no GPU" in profile.reason
+    assert profile.pick(quick=1, lesson=6, full=12) == 6
+
+
+def test_lesson_profile_falls_back_to_full_only_where_no_lesson_value_is_given() -> None:
+    lesson = runtime.resolve_profile("lesson")
+    assert lesson.pick(quick=1, full=12) == 12
+    assert lesson.pick(quick=1, lesson=None, full=12) is None  # None is a real choice, not "missing"
+    quick = runtime.resolve_profile("quick")
+    assert quick.pick(quick=1, lesson=6, full=12) == 1 and quick.is_quick
+    assert not lesson.is_quick
 
 
 def test_profile_defaults_to_full_with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,3 +114,46 @@ def test_setup_notebook_reports(capsys: pytest.CaptureFixture[str]) -> None:
     assert context.profile.name == "quick" and context.seed == 3
     assert "Profile: quick" in printed and "tensorflow=" in printed
     assert context.precision_policy == "float32"
+
+
+XEON_AMX = "processor\t: 0\nmodel name\t: Intel Xeon\nflags\t\t: fpu avx512f amx_bf16 amx_tile avx512_bf16\n"
+EPYC_ZEN4 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+OLD_CPU = "processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse2 avx2\n"
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [(XEON_AMX, "mixed_bfloat16"), (EPYC_ZEN4, "mixed_bfloat16"),
+                                                (OLD_CPU, "float32"), ("", "float32")])
+def test_precision_follows_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, cpuinfo: str, expected: str) -> None:
+    monkeypatch.delenv("CNN_PRECISION", raising=False)
+    chosen = runtime.choose_precision(gpu_count=0, cpuinfo_text=cpuinfo)
+    assert chosen.policy == expected
+    assert ("bf16" in chosen.reason) == (expected == "mixed_bfloat16")
+
+
+def test_precision_on_a_gpu_is_mixed_float16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CNN_PRECISION", raising=False)
+    assert runtime.choose_precision(gpu_count=1, cpuinfo_text=XEON_AMX).policy == "mixed_float16"
+
+
+def test_precision_parameter_beats_environment_beats_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNN_PRECISION", "float32")
+    from_environment = runtime.choose_precision(gpu_count=0, cpuinfo_text=XEON_AMX)
+    assert from_environment.policy == "float32" and "CNN_PRECISION" in from_environment.reason
+    from_parameter = runtime.choose_precision("mixed_bfloat16", gpu_count=0, cpuinfo_text=OLD_CPU)
+    assert from_parameter.policy == "mixed_bfloat16" and "parameter" in from_parameter.reason
+
+
+def test_notebooks_that_do_not_train_keep_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CNN_PRECISION", raising=False)
+    assert runtime.choose_precision(allow_mixed=False, gpu_count=1, cpuinfo_text=XEON_AMX).policy == "float32"
+
+
+def test_unknown_precision_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        runtime.choose_precision("bf16")
+
+
+def test_cpu_model_name_and_flags_are_read_from_cpuinfo() -> None:
+    assert runtime.cpu_model_name(XEON_AMX) == "Intel Xeon"
+    assert {"amx_bf16", "avx512_bf16"} <= runtime.cpu_flags(XEON_AMX)
+    assert runtime.cpu_flags("") == set()

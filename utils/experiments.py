@@ -19,11 +19,6 @@ a half-written table.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +27,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from utils import course, results, runtime
+from utils import course, recording, results, runtime
 
 RESULTS_TABLE = "cifar10_experiments"
 PROTOCOLS = ("holdout", "course")
 HOLDOUT_IMAGES = 5_000
 
-# Columns that identify a run: a row with the same values is the same run and is reused.
-# ``data_source`` and ``train_images`` are added to the issue's five so that a quick run on a
-# subset, or a run on synthetic data, is never mistaken for a full run on the real dataset.
+OPTIMIZER = f"SGD(learning_rate={course.CIFAR10_LEARNING_RATE})"  # the course's optimizer='sgd'
+
+# Columns that identify a run (see utils.recording.run_key): a row with the same values is
+# the same run and is reused; change any one of them and the run trains anew.
 RUN_KEY_COLUMNS = (
-    "experiment", "seed", "profile", "epochs", "validation_protocol", "data_source", "train_images",
+    "experiment", "definition", "optimizer", "batch_size", "epochs", "precision", "seed", "profile",
+    "validation_protocol", "data_source", "train_images", "data_fingerprint",
 )
 
 
@@ -69,6 +66,22 @@ class Experiment:
     course_train_accuracy: float
     course_val_accuracy: float
     course_epochs: int
+
+    @property
+    def definition(self) -> str:
+        """The architecture in one line, e.g. ``units 32-64, BN, conv dropout 0.25, Dense(512)``.
+
+        Part of the run key, so a recorded row is never reused for a changed model.
+        """
+        parts = [f"units {'-'.join(str(filters) for filters in self.unit_filters)}"]
+        if self.batch_norm:
+            parts.append("BN")
+        if self.conv_dropout:
+            parts.append(f"conv dropout {course.CIFAR10_CONV_DROPOUT}")
+        dense = f"Dense({course.CIFAR10_DENSE_UNITS})"
+        parts.append(f"{dense} L2 {course.CIFAR10_L2_FACTOR}" if self.dense_l2 else dense)
+        parts.append(f"head dropout {course.CIFAR10_DENSE_DROPOUT}")
+        return ", ".join(parts)
 
     def builder_arguments(self) -> dict[str, Any]:
         """The keyword arguments :func:`build_cifar_model` needs for this experiment."""
@@ -148,10 +161,14 @@ def build_cifar_model(
     Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN]
     -> MaxPool(2) -> [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU
     -> Dropout(0.5) -> Dense(num_classes) softmax.  The softmax layer is always float32,
-    so the model stays numerically safe when built under a ``mixed_float16`` policy.
+    so the model stays numerically safe when built under a mixed-precision policy.  Batch
+    norm is :func:`utils.layers.batch_normalization`: the same maths as Keras's layer, on
+    TensorFlow's fused kernel where that measured faster (CPUs).
     """
     import keras
     from keras import layers
+
+    from utils import layers as suite_layers
 
     if not unit_filters or any(int(filters) <= 0 for filters in unit_filters):
         raise ValueError(
@@ -165,7 +182,7 @@ def build_cifar_model(
             model.add(layers.Conv2D(int(filters), 3, padding=padding, activation="relu",
                                     name=f"unit{unit_index}_conv{conv_index}"))
             if batch_norm:
-                model.add(layers.BatchNormalization(name=f"unit{unit_index}_bn{conv_index}"))
+                model.add(suite_layers.batch_normalization(name=f"unit{unit_index}_bn{conv_index}"))
         model.add(layers.MaxPooling2D(2, name=f"unit{unit_index}_pool"))
         if conv_dropout:
             model.add(layers.Dropout(course.CIFAR10_CONV_DROPOUT, name=f"unit{unit_index}_dropout"))
@@ -272,19 +289,21 @@ class RunResult:
     model_path: Path | None = None
 
 
-def run_key(experiment: str, seed: int, profile: str, epochs: int, protocol: str,
-            data_source: str, train_images: int) -> dict[str, Any]:
-    """The values that identify a run in the results table (see :data:`RUN_KEY_COLUMNS`)."""
-    return {"experiment": experiment, "seed": int(seed), "profile": profile, "epochs": int(epochs),
-            "validation_protocol": protocol, "data_source": data_source, "train_images": int(train_images)}
+def run_key(experiment: Experiment, splits: Any, *, seed: int, profile: str, epochs: int,
+            batch_size: int, precision: str) -> dict[str, Any]:
+    """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), as a run key."""
+    return recording.run_key(
+        experiment=experiment.name, definition=experiment.definition, optimizer=OPTIMIZER,
+        batch_size=batch_size, epochs=epochs, precision=precision, seed=seed, profile=profile,
+        validation_protocol=splits.protocol, data_source=splits.source, train_images=len(splits.y_train),
+        data_fingerprint=recording.data_fingerprint(splits.x_train, splits.y_train, splits.x_validation,
+                                                    splits.y_validation, splits.x_test, splits.y_test),
+    )
 
 
 def run_folder(key: dict[str, Any]) -> Path:
-    """The folder under ``runs/`` holding one run's backup checkpoint and epoch history."""
-    source_digest = hashlib.sha1(str(key["data_source"]).encode()).hexdigest()[:8]
-    slug = (f"{key['experiment']}_seed{key['seed']}_{key['profile']}_{key['epochs']}ep_"
-            f"{key['validation_protocol']}_{key['train_images']}img_{source_digest}")
-    return runtime.runs_dir() / "cifar10_experiments" / slug
+    """The folder under ``runs/cifar10_experiments/`` holding one run's checkpoint and epoch log."""
+    return recording.run_folder(RESULTS_TABLE, key, readable=("experiment", "profile", "epochs", "precision"))
 
 
 def model_path(experiment: str) -> Path:
@@ -294,99 +313,7 @@ def model_path(experiment: str) -> Path:
 
 def find_recorded_row(key: dict[str, Any]) -> dict[str, Any] | None:
     """The most recent row of the results table matching ``key``, or None."""
-    table = results.read_results(RESULTS_TABLE)
-    if table.empty or any(column not in table.columns for column in key):
-        return None
-    matches = np.ones(len(table), dtype=bool)
-    for column, value in key.items():
-        matches &= table[column].astype(str).to_numpy() == str(value)
-    if not matches.any():
-        return None
-    return table[matches].iloc[-1].to_dict()
-
-
-def _write_json_atomically(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def read_epoch_log(folder: Path) -> dict[int, dict[str, float]]:
-    """The per-epoch metrics and timings saved so far for a run (empty if none)."""
-    path = folder / "epochs.json"
-    if not path.exists():
-        return {}
-    return {int(epoch): logs for epoch, logs in json.loads(path.read_text()).items()}
-
-
-TIMING_KEYS = ("seconds", "train_seconds")
-
-
-def history_from_epoch_log(epoch_log: dict[int, dict[str, float]]) -> dict[str, list[float]]:
-    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch).
-
-    Only Keras's own metrics are kept (the same keys ``History.history`` has); the
-    timings the log also holds are left out.
-    """
-    history: dict[str, list[float]] = {}
-    for epoch in sorted(epoch_log):
-        for metric, value in epoch_log[epoch].items():
-            if metric not in TIMING_KEYS:
-                history.setdefault(metric, []).append(float(value))
-    return history
-
-
-def _epoch_logger(folder: Path):
-    """A callback that saves each finished epoch's metrics and timings to ``epochs.json``.
-
-    Saved before the backup callback runs, so an epoch whose backup was not
-    written is simply retrained and its entry overwritten: the log never claims an
-    epoch the checkpoint lacks for long.  ``train_seconds`` excludes validation.
-    """
-    import keras
-
-    class EpochLogger(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-            self.training_done = None
-
-        def on_test_begin(self, logs=None):
-            if self.training_done is None:
-                self.training_done = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            finished = time.perf_counter()
-            entry = {metric: float(value) for metric, value in (logs or {}).items()}
-            entry["seconds"] = finished - self.started
-            entry["train_seconds"] = (self.training_done or finished) - self.started
-            epoch_log = read_epoch_log(folder)
-            epoch_log[epoch] = entry
-            _write_json_atomically({str(key): value for key, value in sorted(epoch_log.items())},
-                                   folder / "epochs.json")
-
-    return EpochLogger()
-
-
-def _prepare_run_folder(folder: Path, force: bool) -> bool:
-    """Make the run folder ready; True when a backup exists and training will resume from it.
-
-    Without a backup, training starts from scratch, so a stale epoch log from an
-    earlier attempt is removed rather than mixed with the new epochs.
-    """
-    if force and folder.exists():
-        shutil.rmtree(folder)
-    backup = folder / "backup"
-    resuming = (backup / "latest.weights.h5").exists() or (backup / "latest.weights.h5.bkp").exists()
-    if not resuming:
-        (folder / "epochs.json").unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    return resuming
+    return recording.find_recorded_row(RESULTS_TABLE, key)
 
 
 def run_experiment(
@@ -424,38 +351,32 @@ def run_experiment(
                          f"utils.data.make_splits(..., protocol='holdout' or 'course').")
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
-    key = run_key(experiment.name, seed, profile, epochs, splits.protocol, splits.source, len(splits.y_train))
-    recorded = None if force else find_recorded_row(key)
+    policy = keras.mixed_precision.global_policy().name
+    key = run_key(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
+                  precision=policy)
     folder = run_folder(key)
+    recorded = None if force else find_recorded_row(key)
     if recorded is not None:
-        history = history_from_epoch_log(read_epoch_log(folder))
+        history = recording.history_from_epoch_log(recording.read_epoch_log(folder))
         return RunResult(experiment.name, recorded, history, reused=True, model_path=None)
 
-    resuming = _prepare_run_folder(folder, force)
-    policy = clear_session_keeping_precision()
+    resuming = recording.prepare_run_folder(folder, force)
+    clear_session_keeping_precision()
     runtime.set_seed(seed)
     strategy = strategy or runtime.distribution_strategy()
     steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
                                                      strategy.num_replicas_in_sync)
-    num_classes = len(splits.class_names)
     with strategy.scope():
-        model = build_experiment_model(experiment, num_classes=num_classes,
+        model = build_experiment_model(experiment, num_classes=len(splits.class_names),
                                        input_shape=tuple(splits.x_train.shape[1:]))
         compile_like_course(model, steps_per_execution=steps_per_execution)
     train, validation, test = _experiment_pipelines(splits, batch_size, seed)
     print(f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
           f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
-          + (" - resuming from its backup" if resuming else ""))
-    run_callbacks = [_epoch_logger(folder),
-                     # Kept after fit (deleted below once the row is recorded), so a crash while
-                     # evaluating or saving resumes after the last epoch instead of from scratch.
-                     keras.callbacks.BackupAndRestore(str(folder / "backup"), double_checkpoint=True,
-                                                      delete_checkpoint=False),
-                     *callbacks]
-    model.fit(train, validation_data=validation, epochs=int(epochs), callbacks=run_callbacks, verbose=verbose,
-              shuffle=False)  # the pipeline reshuffles every epoch itself
-    epoch_log = read_epoch_log(folder)
-    history = history_from_epoch_log(epoch_log)
+          + (" - resuming from its checkpoint" if resuming else ""))
+    epoch_log = recording.fit_resumably(model, train, validation=validation, folder=folder, epochs=epochs,
+                                        verbose=verbose, callbacks=callbacks)
+    history = recording.history_from_epoch_log(epoch_log)
     evaluation_started = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(test, verbose=0)
     evaluation_seconds = time.perf_counter() - evaluation_started
@@ -465,9 +386,9 @@ def run_experiment(
         saved_to.parent.mkdir(parents=True, exist_ok=True)
         model.save(saved_to)
     row = _run_row(key, history, epoch_log, test_loss, test_accuracy, evaluation_seconds, model, splits,
-                   batch_size, policy, strategy.num_replicas_in_sync)
+                   strategy.num_replicas_in_sync)
     results.append_result(RESULTS_TABLE, row)
-    shutil.rmtree(folder / "backup", ignore_errors=True)
+    recording.discard_checkpoint(folder)
     del model
     clear_session_keeping_precision()
     return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
@@ -487,12 +408,11 @@ def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any,
 
 
 def _run_row(
-    key: dict[str, Any], history: dict[str, list[float]], epoch_log: dict[Any, dict[str, float]],
-    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any,
-    batch_size: int, policy: str, replicas: int,
+    key: dict[str, Any], history: dict[str, list[float]], epoch_log: dict[int, dict[str, float]],
+    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any, replicas: int,
 ) -> dict[str, Any]:
-    """The results-table row of one finished run: its key, accuracies, losses, size and speed."""
-    train_seconds = sum(entry["train_seconds"] for entry in epoch_log.values())
+    """The results-table row of one finished run: its key, accuracies, losses, size, speed, machine."""
+    totals = recording.epoch_log_totals(epoch_log)
     return {
         **key,
         "train_accuracy": history["accuracy"][-1],
@@ -502,15 +422,13 @@ def _run_row(
         "val_loss": history["val_loss"][-1],
         "test_loss": float(test_loss),
         "params": model.count_params(),
-        "seconds": round(sum(entry["seconds"] for entry in epoch_log.values()) + evaluation_seconds, 2),
-        "images_per_second": round(len(splits.y_train) * len(epoch_log) / train_seconds, 1),
+        "seconds": round(totals["seconds"] + evaluation_seconds, 2),
+        "images_per_second": round(len(splits.y_train) * len(epoch_log) / totals["train_seconds"], 1),
         "epochs_recorded": len(epoch_log),
         "val_images": len(splits.y_validation),
         "test_images": len(splits.y_test),
-        "batch_size": batch_size,
-        "precision": policy,
         "replicas": replicas,
-        **results.library_versions(),
+        **{name: value for name, value in results.library_versions().items() if name not in key},
     }
 
 

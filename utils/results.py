@@ -8,11 +8,12 @@ simply get empty cells for them.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -32,15 +33,30 @@ def read_results(name: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _write_atomically(table: pd.DataFrame, path: Path) -> None:
+def write_text_atomically(write: Callable[[Any], None], path: Path) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place.
+
+    The move is atomic, so readers see either the old file or the new one, never half
+    of it; if ``write`` fails or the process is interrupted, ``path`` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", newline="") as handle:
-            table.to_csv(handle, index=False)
+            write(handle)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomically(data: Any, path: Path) -> None:
+    """Save ``data`` as JSON at ``path`` atomically (see :func:`write_text_atomically`)."""
+    write_text_atomically(lambda handle: json.dump(data, handle), path)
+
+
+def _write_atomically(table: pd.DataFrame, path: Path) -> None:
+    write_text_atomically(lambda handle: table.to_csv(handle, index=False), path)
 
 
 def append_result(name: str, row: dict[str, Any]) -> Path:
@@ -53,6 +69,14 @@ def append_result(name: str, row: dict[str, Any]) -> Path:
 
 
 def library_versions() -> dict[str, str]:
-    """TensorFlow and Keras versions, for recording next to a result."""
+    """What a result depends on besides its settings: library versions, hardware, precision.
+
+    Recorded next to every result so that two rows can be compared fairly: the
+    TensorFlow and Keras versions, the machine (GPU model, else CPU model and cores)
+    and the Keras dtype policy in force when the row was made.
+    """
+    import keras
+
     report = runtime.environment_report()
-    return {"tensorflow": report["tensorflow"], "keras": report["keras"], "gpus": report["gpus"]}
+    return {"tensorflow": report["tensorflow"], "keras": report["keras"], "gpus": report["gpus"],
+            "hardware": report["hardware"], "precision": keras.mixed_precision.global_policy().name}
