@@ -19,27 +19,42 @@ def synthetic_data(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CNN_DATA", "synthetic")
 
 
-def test_benchmark_prints_both_rates_and_ends_with_the_speedup(synthetic_data, capsys):
+def test_benchmark_prints_both_experiments_and_ends_with_the_geometric_mean_speedup(synthetic_data, capsys):
     assert bench.main(["cifar10", "--steps", "3", "--repeats", "2", "--warmup-steps", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speedup: \d+\.\d\dx", lines[-1])
     rounds = [line for line in lines if line.startswith("round ")]
     assert len(rounds) == 2
-    course_line = next(line for line in lines if line.startswith("course's way"))
-    suite_line = next(line for line in lines if line.startswith("suite's way"))
-    course_rate = float(re.search(r"([\d,]+\.\d) images/s best", course_line).group(1).replace(",", ""))
-    suite_rate = float(re.search(r"([\d,]+\.\d) images/s best", suite_line).group(1).replace(",", ""))
-    assert course_rate > 0 and suite_rate > 0
-    assert float(lines[-1][len("speedup: "):-1]) == pytest.approx(suite_rate / course_rate, abs=0.01)
+    speedups = []
+    for name in ("I", "III"):
+        line = next(line for line in lines if line.startswith(f"experiment {name}: "))
+        course_rate, suite_rate = (float(value.replace(",", "")) for value in
+                                   re.findall(r"([\d,]+\.\d) (?:images/s )?best", line))
+        assert course_rate > 0 and suite_rate > 0
+        speedups.append(suite_rate / course_rate)
+    expected = (speedups[0] * speedups[1]) ** 0.5
+    assert float(lines[-1][len("speedup: "):-1]) == pytest.approx(expected, rel=0.02)
+    projections = [line for line in lines if line.startswith("projected notebook 03 training time")]
+    assert [("full profile" in line, "lesson profile" in line) for line in projections] == [(True, False),
+                                                                                             (False, True)]
     assert any("synthetic" in line for line in lines)  # the data source is in plain sight
 
 
-def test_benchmark_records_a_row(synthetic_data):
-    result = bench.benchmark_cifar10(steps=2, repeats=1, warmup_steps=1)
-    assert len(result.course_rates) == len(result.suite_rates) == 1
-    bench.record(result)
+def test_benchmark_records_a_row_per_experiment(synthetic_data):
+    outcomes = bench.benchmark_cifar10(steps=2, repeats=1, warmup_steps=1)
+    assert set(outcomes) == {"I", "III"}
+    assert all(len(result.course_rates) == len(result.suite_rates) == 1 for result in outcomes.values())
+    bench.record(outcomes)
     table = results.read_results("cifar10_benchmark")
-    assert table.iloc[-1]["steps"] == 2 and table.iloc[-1]["speedup"] > 0
+    assert list(table["benchmark"].tail(2)) == ["cifar10 experiment I", "cifar10 experiment III"]
+    assert (table["speedup"].tail(2) > 0).all() and table.iloc[-1]["steps"] == 2
+
+
+def test_projection_uses_measured_rates_and_scales_the_rest_by_multiply_adds():
+    hours = bench.projected_training_hours({"I": 1_000.0, "III": 500.0}, train_images=36_000, epochs=10)
+    assert hours["I"] == pytest.approx(0.1) and hours["III"] == pytest.approx(0.2)
+    assert hours["II"] == pytest.approx(hours["III"])  # same convolutions, same kind of model
+    assert hours["VII"] > 2 * hours["V"]  # twice the filters: about four times the multiply-adds
 
 
 def test_more_steps_than_data_are_capped(capsys):

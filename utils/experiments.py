@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from utils import course, recording, results, runtime
 RESULTS_TABLE = "cifar10_experiments"
 PROTOCOLS = ("holdout", "course")
 HOLDOUT_IMAGES = 5_000
+# The lesson profile (a CPU's budget): chosen by measurement, see LESSON_PROFILE_EVIDENCE.
+LESSON_TRAIN_IMAGES = 10_000
+LESSON_EPOCHS = 15
 
 OPTIMIZER = f"SGD(learning_rate={course.CIFAR10_LEARNING_RATE})"  # the course's optimizer='sgd'
 
@@ -155,6 +158,7 @@ def build_cifar_model(
     input_shape: tuple[int, int, int] = course.CIFAR10_INPUT_SHAPE,
     num_classes: int = course.CIFAR10_NUM_CLASSES,
     name: str = "cifar_cnn",
+    batch_norm_layer: Callable[..., Any] | None = None,
 ):
     """Build the course's CIFAR-10 CNN with the given switches (uncompiled Sequential model).
 
@@ -163,7 +167,8 @@ def build_cifar_model(
     -> Dropout(0.5) -> Dense(num_classes) softmax.  The softmax layer is always float32,
     so the model stays numerically safe when built under a mixed-precision policy.  Batch
     norm is :func:`utils.layers.batch_normalization`: the same maths as Keras's layer, on
-    TensorFlow's fused kernel where that measured faster (CPUs).
+    TensorFlow's fused kernel where that measured faster (CPUs); ``batch_norm_layer``
+    replaces it (the benchmark passes ``keras.layers.BatchNormalization``, the course's).
     """
     import keras
     from keras import layers
@@ -182,7 +187,8 @@ def build_cifar_model(
             model.add(layers.Conv2D(int(filters), 3, padding=padding, activation="relu",
                                     name=f"unit{unit_index}_conv{conv_index}"))
             if batch_norm:
-                model.add(suite_layers.batch_normalization(name=f"unit{unit_index}_bn{conv_index}"))
+                make_batch_norm = batch_norm_layer or suite_layers.batch_normalization
+                model.add(make_batch_norm(name=f"unit{unit_index}_bn{conv_index}"))
         model.add(layers.MaxPooling2D(2, name=f"unit{unit_index}_pool"))
         if conv_dropout:
             model.add(layers.Dropout(course.CIFAR10_CONV_DROPOUT, name=f"unit{unit_index}_dropout"))
