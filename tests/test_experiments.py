@@ -388,3 +388,21 @@ def test_steps_per_execution_falls_back_to_one_with_several_replicas():
     assert experiments.usable_steps_per_execution(16, replicas=1) == 16
     assert experiments.usable_steps_per_execution(16, replicas=2) == 1
     assert experiments.usable_steps_per_execution(1, replicas=4) == 1
+
+
+def test_parameter_counts_keep_the_precision_in_force():
+    runtime.apply_precision("mixed_bfloat16")
+    try:
+        experiments.parameter_counts()
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        runtime.apply_precision("float32")
+
+
+def test_a_run_trains_in_the_precision_it_is_given(own_outputs):
+    try:
+        outcome = experiments.run_experiment("III", tiny_splits(), seed=1, profile="quick", epochs=1, verbose=0,
+                                             precision="mixed_bfloat16", save_model=False)
+    finally:
+        runtime.apply_precision("float32")
+    assert outcome.row["precision"] == "mixed_bfloat16"

@@ -32,9 +32,29 @@ from utils import course, recording, results, runtime
 RESULTS_TABLE = "cifar10_experiments"
 PROTOCOLS = ("holdout", "course")
 HOLDOUT_IMAGES = 5_000
-# The lesson profile (a CPU's budget): chosen by measurement, see LESSON_PROFILE_EVIDENCE.
+# The lesson profile (a CPU's budget), chosen by measurement: see the README's "Profiles".
 LESSON_TRAIN_IMAGES = 10_000
 LESSON_EPOCHS = 15
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How much data and training notebook 03 uses in one profile (None: all there is)."""
+
+    train_images: int | None
+    validation_images: int
+    test_images: int | None
+    epochs: int
+
+
+def profile_settings(profile: Any) -> ProfileSettings:
+    """Notebook 03's sizes for a :class:`utils.runtime.Profile`: the notebook and reference runs share them."""
+    return ProfileSettings(
+        train_images=profile.pick(quick=2_000, lesson=LESSON_TRAIN_IMAGES, full=None),
+        validation_images=profile.pick(quick=500, lesson=HOLDOUT_IMAGES, full=HOLDOUT_IMAGES),
+        test_images=profile.pick(quick=500, lesson=None, full=None),
+        epochs=profile.pick(quick=1, lesson=LESSON_EPOCHS, full=course.CIFAR10_EPOCHS),
+    )
 
 OPTIMIZER = f"SGD(learning_rate={course.CIFAR10_LEARNING_RATE})"  # the course's optimizer='sgd'
 
@@ -209,9 +229,11 @@ def build_experiment_model(experiment: Experiment | str, **overrides: Any):
 
 
 def parameter_counts() -> pd.DataFrame:
-    """Total, trainable and non-trainable parameters of all seven models (built, never trained)."""
-    import keras
+    """Total, trainable and non-trainable parameters of all seven models (built, never trained).
 
+    Frees each model with :func:`clear_session_keeping_precision`, so the notebook's
+    precision survives the call.
+    """
     rows = []
     for experiment in EXPERIMENTS.values():
         model = build_experiment_model(experiment)
@@ -219,7 +241,7 @@ def parameter_counts() -> pd.DataFrame:
         frozen = sum(int(np.prod(weight.shape)) for weight in model.non_trainable_weights)
         rows.append({"experiment": experiment.name, "params": model.count_params(),
                      "trainable": trainable, "non-trainable": frozen})
-        keras.backend.clear_session()
+        clear_session_keeping_precision()
     return pd.DataFrame(rows).set_index("experiment")
 
 
@@ -293,6 +315,7 @@ class RunResult:
     history: dict[str, list[float]]
     reused: bool
     model_path: Path | None = None
+    folder: Path | None = None  # the run folder holding its epoch log (see utils.recording)
 
 
 def run_key(experiment: Experiment, splits: Any, *, seed: int, profile: str, epochs: int,
@@ -336,6 +359,7 @@ def run_experiment(
     verbose: int | str = "auto",
     callbacks: Sequence[Any] = (),
     save_model: bool = True,
+    precision: str | None = None,
 ) -> RunResult:
     """Train, evaluate and record one experiment with the course's recipe; resume when possible.
 
@@ -346,7 +370,8 @@ def run_experiment(
     (continuing from the run's backup if an earlier attempt was interrupted),
     evaluated on the test split, saved to :func:`model_path`, and one row is appended
     to ``results/cifar10_experiments.csv``.  ``callbacks`` are extra Keras callbacks
-    (tests use one to simulate an interruption).
+    (tests use one to simulate an interruption).  ``precision`` (a Keras dtype policy,
+    normally ``context.precision_policy``) is applied first; None trains in the policy in force.
     """
     import keras
 
@@ -357,14 +382,14 @@ def run_experiment(
                          f"utils.data.make_splits(..., protocol='holdout' or 'course').")
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
-    policy = keras.mixed_precision.global_policy().name
+    policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
     key = run_key(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
                   precision=policy)
     folder = run_folder(key)
     recorded = None if force else find_recorded_row(key)
     if recorded is not None:
         history = recording.history_from_epoch_log(recording.read_epoch_log(folder))
-        return RunResult(experiment.name, recorded, history, reused=True, model_path=None)
+        return RunResult(experiment.name, recorded, history, reused=True, model_path=None, folder=folder)
 
     resuming = recording.prepare_run_folder(folder, force)
     clear_session_keeping_precision()
@@ -397,7 +422,7 @@ def run_experiment(
     recording.discard_checkpoint(folder)
     del model
     clear_session_keeping_precision()
-    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to)
+    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to, folder=folder)
 
 
 def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
@@ -550,12 +575,14 @@ def contrast_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs.
 
     For each pair present in ``rows``: the change in validation accuracy and in the
-    train-validation gap when the switch is turned on, the noise of that difference
-    (two standard errors, from :func:`validation_noise`), and whether the change is
-    within it.  The course's own change is shown beside ours.
+    train-validation gap when the switch is turned on, the noise of each change (two
+    standard errors), whether it is within that noise, and the verdict against the
+    course: ``holds`` (beyond noise, in the course's direction), ``opposite`` (beyond
+    noise, the other way) or ``within noise``.  The course's own change is shown beside ours.
     """
     summary = summarise_seeds(rows)
     noise = validation_noise(summary)
+    train_noise = training_noise(summary, rows)
     gap = summary["train_mean"] - summary["val_mean"]
     entries = []
     for question, baseline, variant in CONTRASTS:
@@ -563,18 +590,70 @@ def contrast_table(rows: pd.DataFrame) -> pd.DataFrame:
             continue
         difference = summary.loc[variant, "val_mean"] - summary.loc[baseline, "val_mean"]
         two_errors = 2 * float(np.hypot(noise[baseline], noise[variant]))
+        gap_errors = 2 * float(np.sqrt(noise[baseline] ** 2 + noise[variant] ** 2
+                                       + train_noise[baseline] ** 2 + train_noise[variant] ** 2))
+        course_change = EXPERIMENTS[variant].course_val_accuracy - EXPERIMENTS[baseline].course_val_accuracy
+        within = bool(abs(difference) <= two_errors)
         entries.append({
             "switch turned on": question,
             "from": baseline,
             "to": variant,
             "val change": difference,
-            "gap change": gap[variant] - gap[baseline],
             "noise (2 SE)": two_errors,
-            "within noise": bool(abs(difference) <= two_errors),
-            "course val change": EXPERIMENTS[variant].course_val_accuracy
-            - EXPERIMENTS[baseline].course_val_accuracy,
+            "within noise": within,
+            "course val change": course_change,
+            "verdict": _verdict(difference, course_change, within),
+            "gap change": gap[variant] - gap[baseline],
+            "gap noise (2 SE)": gap_errors,
+            "course gap change": (EXPERIMENTS[variant].course_train_accuracy - EXPERIMENTS[variant].course_val_accuracy)
+            - (EXPERIMENTS[baseline].course_train_accuracy - EXPERIMENTS[baseline].course_val_accuracy),
         })
     return pd.DataFrame(entries)
+
+
+def _verdict(change: float, course_change: float, within_noise: bool) -> str:
+    """``holds``, ``opposite`` or ``within noise``: our change against the course's direction."""
+    if within_noise:
+        return "within noise"
+    return "holds" if np.sign(change) == np.sign(course_change) else "opposite"
+
+
+def training_noise(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Standard error of each experiment's training accuracy (like :func:`validation_noise`).
+
+    With one seed: the sampling error of an accuracy over the training images of the
+    run (``train_images`` in the rows, else 10,000 as a conservative stand-in).
+    """
+    images = (rows.groupby("experiment")["train_images"].min().reindex(summary.index)
+              if "train_images" in rows.columns else pd.Series(10_000, index=summary.index))
+    sampling = np.sqrt(summary["train_mean"] * (1 - summary["train_mean"]) / images.astype(float))
+    over_seeds = summary["train_std"] / np.sqrt(summary["seeds"])
+    return over_seeds.where(summary["seeds"] >= 2, sampling).rename("train_standard_error")
+
+
+def early_learning_table(histories: dict[str, dict[str, list[float]]], epochs: Sequence[int] = (1, 2, 3),
+                         baseline: str = "I", variant: str = "III", validation_images: int = HOLDOUT_IMAGES,
+                         ) -> pd.DataFrame:
+    """Validation accuracy after the first few epochs, to see whether batch norm learns faster early on.
+
+    One row per epoch: ``baseline`` (no batch norm) and ``variant`` (with it), their
+    difference and two standard errors of that difference (sampling error of accuracies
+    on ``validation_images`` images). Empty when either history is missing.
+    """
+    if baseline not in histories or variant not in histories:
+        return pd.DataFrame()
+    entries = []
+    for epoch in epochs:
+        values = [histories[name]["val_accuracy"] for name in (baseline, variant)]
+        if min(len(value) for value in values) < epoch:
+            break
+        first, second = values[0][epoch - 1], values[1][epoch - 1]
+        errors = [np.sqrt(value * (1 - value) / validation_images) for value in (first, second)]
+        two_errors = 2 * float(np.hypot(*errors))
+        entries.append({"epoch": epoch, f"{baseline} val": first, f"{variant} val": second,
+                        "difference": second - first, "noise (2 SE)": two_errors,
+                        "beyond noise": bool(abs(second - first) > two_errors)})
+    return pd.DataFrame(entries).set_index("epoch") if entries else pd.DataFrame()
 
 
 def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
@@ -593,20 +672,21 @@ def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
         f"({comparison['ours val'].max():.3f}); worst: experiment {comparison['ours val'].idxmin()} "
         f"({comparison['ours val'].min():.3f}).",
     ]
-    agreements = 0
     for _, contrast in contrasts.iterrows():
-        verdict = ("within noise, so no measurable effect at this scale" if contrast["within noise"]
-                   else "beyond noise")
+        verdict = {"holds": "beyond noise, the course's direction",
+                   "opposite": "beyond noise, against the course's direction",
+                   "within noise": "within noise, so no measurable effect at this scale"}[contrast["verdict"]]
         overfitting = "less" if contrast["gap change"] < 0 else "more"
+        gap_verdict = ("beyond noise" if abs(contrast["gap change"]) > contrast["gap noise (2 SE)"]
+                       else "within noise")
         lines.append(
             f"{contrast['switch turned on']} ({contrast['from']} -> {contrast['to']}): validation accuracy "
             f"{contrast['val change']:+.3f} (noise +/-{contrast['noise (2 SE)']:.3f}, {verdict}); "
-            f"train-validation gap {contrast['gap change']:+.3f} ({overfitting} overfitting). "
+            f"train-validation gap {contrast['gap change']:+.3f} ({overfitting} overfitting, {gap_verdict}). "
             f"The course saw {contrast['course val change']:+.2f}.")
-        same_direction = np.sign(contrast["val change"]) == np.sign(contrast["course val change"])
-        agreements += int(bool(same_direction) and not contrast["within noise"])
     if len(contrasts):
-        lines.append(f"{agreements} of {len(contrasts)} comparisons move beyond noise in the course's direction.")
+        holding = int((contrasts["verdict"] == "holds").sum())
+        lines.append(f"{holding} of {len(contrasts)} comparisons move beyond noise in the course's direction.")
     return lines
 
 
@@ -636,34 +716,126 @@ def histories_of(outcomes: Sequence[RunResult]) -> dict[str, dict[str, list[floa
     return histories
 
 
-def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
-    """Grouped bars per experiment: our train and validation accuracy beside the course's.
+FIDELITY_POINTS = 0.02  # "within 2 points" of the course's figure
 
-    Ours are solid, the course's hatched; the error bar on our validation bar is the
-    standard deviation over seeds when there are several.
+
+def side_by_side_table(references: dict[str, pd.DataFrame], run_rows: pd.DataFrame | None = None,
+                       names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The course's figures, each shipped reference run and this run: train and validation, one row per experiment.
+
+    ``references`` maps a label (``"full reference"``) to its rows. Reference and run
+    columns hold NaN where an experiment was not measured; the notebook shows those
+    cells as "not measured yet". Ours are means over seeds when a table holds several.
+    """
+    names = list(names or EXPERIMENTS)
+    table = pd.DataFrame(index=pd.Index(names, name="experiment"))
+    table["course train"] = [EXPERIMENTS[name].course_train_accuracy for name in names]
+    table["course val"] = [EXPERIMENTS[name].course_val_accuracy for name in names]
+    for label, rows in [*references.items(), ("this run", run_rows)]:
+        measured = ["train_accuracy", "val_accuracy"]
+        means = (rows.groupby("experiment")[measured].mean() if rows is not None and not rows.empty
+                 else pd.DataFrame(columns=measured))
+        means = means.reindex(names)
+        table[f"{label} train"] = means["train_accuracy"].astype(float)
+        table[f"{label} val"] = means["val_accuracy"].astype(float)
+    return table
+
+
+def fidelity_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
+    """Each measured reference experiment beside the course: differences and whether within 2 points.
+
+    Only experiments in ``reference_rows`` appear; nothing is estimated for the others.
+    """
+    if reference_rows.empty:
+        return pd.DataFrame()
+    table = side_by_side_table({"reference": reference_rows}).dropna(subset=["reference val"])
+    fidelity = pd.DataFrame({
+        "course train": table["course train"], "reference train": table["reference train"],
+        "train difference": table["reference train"] - table["course train"],
+        "course val": table["course val"], "reference val": table["reference val"],
+        "val difference": table["reference val"] - table["course val"],
+    })
+    fidelity["within 2 points"] = ((fidelity["train difference"].abs() <= FIDELITY_POINTS)
+                                   & (fidelity["val difference"].abs() <= FIDELITY_POINTS))
+    return fidelity
+
+
+def provenance_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
+    """Where and how each reference row was measured: hardware, precision, time, speed, data, versions."""
+    columns = ["epochs", "train_images", "precision", "hardware", "seconds", "images_per_second", "data_source",
+               "tensorflow", "keras", "timestamp"]
+    present = [column for column in columns if column in reference_rows.columns]
+    table = reference_rows.set_index("experiment")[present].copy()
+    if "seconds" in table.columns:
+        table["minutes"] = (table.pop("seconds").astype(float) / 60).round(1)
+    return table
+
+
+def key_numbers(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """A few headline figures for the course and each table of runs (NaN where a table is empty).
+
+    Rows: best validation accuracy, the experiment with the largest train-validation gap,
+    and how many of the one-switch comparisons hold beyond noise in the course's direction.
+    """
+    course_gaps = {name: experiment.course_train_accuracy - experiment.course_val_accuracy
+                   for name, experiment in EXPERIMENTS.items()}
+    course_best = max(EXPERIMENTS.values(), key=lambda experiment: experiment.course_val_accuracy)
+    columns = {"course": {"best validation accuracy": course_best.course_val_accuracy,
+                          "most overfitting experiment": max(course_gaps, key=course_gaps.get),
+                          "comparisons holding (of those run)": "reported, not tested"}}
+    for label, rows in tables.items():
+        if rows is None or rows.empty:
+            columns[label] = {}
+            continue
+        comparison = comparison_table(rows)
+        contrasts = contrast_table(rows)
+        columns[label] = {
+            "best validation accuracy": float(comparison["ours val"].max()),
+            "most overfitting experiment": str(comparison["ours gap"].idxmax()),
+            "comparisons holding (of those run)":
+                f"{int((contrasts['verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
+        }
+    return pd.DataFrame(columns)
+
+
+def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
+    """Grouped bars per experiment: the course's train and validation accuracy, the reference run's, this run's.
+
+    ``table`` comes from :func:`side_by_side_table` (or :func:`comparison_table`, whose
+    "ours" columns are drawn as this run). Colours: blue for training, orange for
+    validation; hatched for the course, light for the reference, solid for this run.
     """
     import matplotlib.pyplot as plt
 
-    bars = [
-        ("ours train", "ours train", "tab:blue", None),
-        (f"ours {validation_label}", "ours val", "tab:orange", "ours val std"),
-        ("course train", "course train", "tab:blue", None),
-        ("course val (test set)", "course val", "tab:orange", None),
-    ]
+    table = table.rename(columns={"ours train": "this run train", "ours val": "this run val"})
+    sources = list(dict.fromkeys(column.rsplit(" ", 1)[0] for column in table.columns
+                                 if column.endswith((" train", " val"))))
+    styles = {"course": ("//", 0.45, None)}
+    reference_alphas = iter((0.55, 0.3, 0.75))
+    bars = []
+    for source in sources:
+        hatch, alpha, edge = styles.get(source) or ((None, 1.0, None) if source == "this run"
+                                                    else (None, next(reference_alphas, 0.5), "black"))
+        for part in ("train", "val"):
+            column = f"{source} {part}"
+            if column in table.columns and table[column].notna().any():
+                bars.append((source, part, hatch, alpha, edge))
     positions = np.arange(len(table))
-    width = 0.2
-    figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(table) + 2), 4))
-    for index, (label, column, colour, error_column) in enumerate(bars):
-        errors = table[error_column].fillna(0).to_numpy() if error_column else None
-        axis.bar(positions + (index - 1.5) * width, table[column], width, label=label, color=colour,
-                 alpha=1.0 if label.startswith("ours") else 0.45,
-                 hatch=None if label.startswith("ours") else "//", yerr=errors, capsize=2)
+    width = 0.8 / max(len(bars), 1)
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.4 * len(table) + 2), 4.2), layout="constrained")
+    for index, (source, part, hatch, alpha, edge) in enumerate(bars):
+        values = table[f"{source} {part}"].astype(float)
+        label = f"{source} {'train' if part == 'train' else validation_label}"
+        if source == "course" and part == "val":
+            label = "course val (its test set)"
+        axis.bar(positions + (index - (len(bars) - 1) / 2) * width, values.fillna(0), width, label=label,
+                 color="tab:blue" if part == "train" else "tab:orange", alpha=alpha, hatch=hatch,
+                 edgecolor=edge, linewidth=0.5)
     axis.set_xticks(positions, table.index)
     axis.set_xlabel("experiment")
     axis.set_ylabel("accuracy")
     axis.set_ylim(0, 1)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    axis.set_title("CIFAR-10 experiments: ours vs the course")
-    figure.tight_layout()
+    axis.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    axis.set_title("CIFAR-10 experiments: the course, the reference run and this run")
     return figure

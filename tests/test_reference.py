@@ -1,0 +1,110 @@
+"""utils.reference: shipped reference tables are read safely, exported from finished runs, and compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils import experiments, reference
+
+
+def reference_row(name: str, train: float, val: float) -> dict:
+    """A results row as run_experiment writes it (only the columns the reference needs)."""
+    return {"experiment": name, "epochs": 50, "train_accuracy": train, "val_accuracy": val, "test_accuracy": val,
+            "seconds": 1800.0, "images_per_second": 1500.0, "precision": "mixed_bfloat16",
+            "hardware": "Test CPU (2 cores)", "tensorflow": "2.21.0", "keras": "3.15.1", "data_source": "real",
+            "train_images": 45_000, "val_images": 5_000, "seed": 42, "timestamp": "2026-11-25T00:00:00+00:00"}
+
+
+def epoch_log(epochs: int, final: float) -> dict[int, dict[str, float]]:
+    return {epoch: {"accuracy": final * (epoch + 1) / epochs, "val_accuracy": final * (epoch + 1) / epochs - 0.05,
+                    "loss": 2.0 - epoch * 0.1, "val_loss": 2.1 - epoch * 0.1, "seconds": 30.0, "train_seconds": 28.0}
+            for epoch in range(epochs)}
+
+
+def test_a_missing_table_is_a_message_not_an_error(tmp_path: Path):
+    table = reference.read_reference("cifar10_full", folder=tmp_path)
+    assert not table.usable and table.rows.empty
+    assert "not measured yet" in table.problem
+
+
+def test_a_malformed_table_is_a_message_naming_the_fix(tmp_path: Path):
+    (tmp_path / "cifar10_full.csv").write_text("experiment,train_accuracy\nI,0.8\n")
+    table = reference.read_reference("cifar10_full", folder=tmp_path)
+    assert not table.usable and table.rows.empty
+    assert "lacks the columns" in table.problem and "git checkout" in table.problem
+    (tmp_path / "cifar10_lesson.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert not reference.read_reference("cifar10_lesson", folder=tmp_path).usable
+
+
+def test_export_then_read_round_trips_rows_and_curves(tmp_path: Path):
+    reference.export_cifar10_reference(reference_row("III", 0.89, 0.80), epoch_log(3, 0.9), "full", folder=tmp_path)
+    reference.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
+    table = reference.read_reference("cifar10_full", folder=tmp_path)
+    assert table.usable and list(table.rows["experiment"]) == ["I", "III"]  # in the course's order
+    histories = reference.read_reference_histories("cifar10_full", folder=tmp_path)
+    assert set(histories) == {"I", "III"} and len(histories["III"]["val_accuracy"]) == 3
+    assert histories["I"]["accuracy"][-1] == pytest.approx(0.85)
+
+
+def test_exporting_an_experiment_again_replaces_its_rows(tmp_path: Path):
+    reference.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
+    reference.export_cifar10_reference(reference_row("I", 0.86, 0.79), epoch_log(2, 0.86), "full", folder=tmp_path)
+    rows = reference.read_reference("cifar10_full", folder=tmp_path).rows
+    assert len(rows) == 1 and rows.iloc[0]["train_accuracy"] == pytest.approx(0.86)
+    assert len(reference.read_reference_histories("cifar10_full", folder=tmp_path)["I"]["loss"]) == 2
+
+
+def test_side_by_side_marks_unmeasured_experiments_and_never_fills_them():
+    rows = pd.DataFrame([reference_row("I", 0.84, 0.78)])
+    table = experiments.side_by_side_table({"full reference": rows}, None)
+    assert list(table.index) == list(experiments.EXPERIMENTS)
+    assert table.loc["I", "full reference val"] == pytest.approx(0.78)
+    assert table.loc[["II", "VII"], "full reference val"].isna().all()
+    assert table["this run val"].isna().all()
+    assert table.loc["VII", "course val"] == pytest.approx(0.84)
+
+
+def test_fidelity_compares_only_measured_experiments_within_two_points():
+    rows = pd.DataFrame([reference_row("I", 0.84, 0.785), reference_row("II", 0.90, 0.79)])
+    fidelity = experiments.fidelity_table(rows)
+    assert list(fidelity.index) == ["I", "II"]
+    assert bool(fidelity.loc["I", "within 2 points"]) and not bool(fidelity.loc["II", "within 2 points"])
+    assert fidelity.loc["II", "train difference"] == pytest.approx(0.90 - 0.98)
+    assert experiments.fidelity_table(pd.DataFrame()).empty
+
+
+def test_the_comparison_plot_draws_only_what_was_measured():
+    rows = pd.DataFrame([reference_row("I", 0.84, 0.78)])
+    figure = experiments.plot_comparison(experiments.side_by_side_table({"full reference": rows}, None))
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["course train", "course val (its test set)", "full reference train", "full reference val"]
+
+
+def test_early_learning_compares_the_first_epochs_against_noise():
+    histories = {"I": {"val_accuracy": [0.30, 0.40, 0.45]}, "III": {"val_accuracy": [0.45, 0.52, 0.55]}}
+    table = experiments.early_learning_table(histories, validation_images=5_000)
+    assert list(table.index) == [1, 2, 3]
+    assert table.loc[1, "difference"] == pytest.approx(0.15) and table.loc[1, "beyond noise"]
+    noise = 2 * np.hypot(np.sqrt(0.3 * 0.7 / 5_000), np.sqrt(0.45 * 0.55 / 5_000))
+    assert table.loc[1, "noise (2 SE)"] == pytest.approx(noise)
+    assert experiments.early_learning_table({"I": histories["I"]}).empty
+
+
+def test_contrast_verdicts_follow_the_course_direction_and_noise():
+    made_up = pd.DataFrame([
+        {"experiment": name, "seed": 42, "epochs": 15, "train_accuracy": train, "val_accuracy": val,
+         "test_accuracy": val, "val_images": 5_000, "train_images": 10_000, "seconds": 1.0, "images_per_second": 1.0}
+        for name, train, val in [("I", 0.55, 0.55), ("II", 0.95, 0.62), ("III", 0.70, 0.64), ("IV", 0.94, 0.63)]])
+    contrasts = experiments.contrast_table(made_up).set_index(["from", "to"])
+    assert contrasts.loc[("I", "III"), "verdict"] == "holds"  # +0.09, far beyond noise; the course saw +0.03
+    assert contrasts.loc[("II", "III"), "verdict"] == "holds"  # +0.02 on 5,000 images each: just beyond noise
+    assert contrasts.loc[("II", "IV"), "verdict"] == "within noise"  # +0.01
+    dropout = contrasts.loc[("II", "III")]
+    assert dropout["gap change"] < -dropout["gap noise (2 SE)"]  # dropout cuts overfitting, beyond noise
+    numbers = experiments.key_numbers({"run": made_up, "none yet": pd.DataFrame()})
+    assert numbers.loc["most overfitting experiment", "run"] == "II"
+    assert pd.isna(numbers.loc["best validation accuracy", "none yet"])
