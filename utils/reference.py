@@ -133,12 +133,13 @@ def _replace_rows(path: Path, new_rows: pd.DataFrame, experiment: str) -> None:
 
 
 def run_cifar10_reference(profile: str, names: Sequence[str], seed: int = runtime.DEFAULT_SEED,
-                          epochs: int | None = None) -> list[Path]:
+                          epochs: int | None = None, export: bool = True) -> list[Path]:
     """Train notebook 03's experiments in ``profile`` exactly as the notebook does and export each one.
 
     Uses the same splits (holdout, seed ``seed``) and :func:`utils.experiments.run_experiment`
     as the notebook, in the precision :func:`utils.runtime.choose_precision` picks; an
-    interrupted run resumes from its checkpoint when started again.
+    interrupted run resumes from its checkpoint when started again. ``export=False`` only
+    records the runs in ``results/`` (for side experiments such as a float32 check).
     """
     from utils import data, experiments
 
@@ -153,11 +154,14 @@ def run_cifar10_reference(profile: str, names: Sequence[str], seed: int = runtim
         outcome = experiments.run_experiment(name, splits, seed=seed, profile=context.profile.name,
                                              epochs=epochs or settings.epochs, strategy=context.strategy,
                                              precision=context.precision_policy, verbose=2)
-        path = export_cifar10_reference(outcome.row, recording.read_epoch_log(outcome.folder),
-                                        context.profile.name)
-        print(f"Experiment {name}: validation {outcome.row['val_accuracy']:.4f}, test "
-              f"{outcome.row['test_accuracy']:.4f}, {outcome.row['seconds']:.0f} s; exported to {path}", flush=True)
-        exported.append(path)
+        print(f"Experiment {name}: train {outcome.row['train_accuracy']:.4f}, validation "
+              f"{outcome.row['val_accuracy']:.4f}, test {outcome.row['test_accuracy']:.4f}, "
+              f"{outcome.row['seconds']:.0f} s, {outcome.row['precision']}", flush=True)
+        if export:
+            path = export_cifar10_reference(outcome.row, recording.read_epoch_log(outcome.folder),
+                                            context.profile.name)
+            print(f"exported to {path}", flush=True)
+            exported.append(path)
     return exported
 
 
@@ -168,8 +172,9 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="full", choices=runtime.PROFILE_NAMES)
     parser.add_argument("--experiments", nargs="+", default=["I", "II", "III", "IV", "V", "VI", "VII"])
     parser.add_argument("--seed", type=int, default=runtime.DEFAULT_SEED)
+    parser.add_argument("--no-export", action="store_true", help="record in results/ only, not as reference")
     options = parser.parse_args(arguments)
-    run_cifar10_reference(options.profile, options.experiments, seed=options.seed)
+    run_cifar10_reference(options.profile, options.experiments, seed=options.seed, export=not options.no_export)
     return 0
 
 
