@@ -23,7 +23,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -89,23 +89,38 @@ def resolve_profile(requested: str | None = None) -> Profile:
     Raises ``ValueError`` naming the valid choices when a profile name is unknown,
     because a typo silently falling back to ``full`` could start hours of training.
     """
-    if requested:
-        name, reason = requested, "set by the notebook's PROFILE parameter"
-    elif os.environ.get(PROFILE_ENVIRONMENT_VARIABLE):
-        name = os.environ[PROFILE_ENVIRONMENT_VARIABLE]
-        reason = f"set by the {PROFILE_ENVIRONMENT_VARIABLE} environment variable"
+    asked = _asked_for(requested, "PROFILE", PROFILE_ENVIRONMENT_VARIABLE)
+    if asked:
+        name, reason = asked
     elif gpu_names():
         name, reason = "full", "a GPU is visible and nothing else was asked for"
     else:
         name, reason = "lesson", "no GPU is visible and nothing else was asked for"
-    name = name.strip().lower()
-    if name not in PROFILE_DESCRIPTIONS:
-        raise ValueError(
-            f"Unknown profile {name!r} ({reason}). Choose one of "
-            f"{', '.join(PROFILE_NAMES)}: set PROFILE in the notebook's parameter "
-            f"cell or the {PROFILE_ENVIRONMENT_VARIABLE} environment variable."
-        )
+    name = _checked_choice(name, reason, PROFILE_NAMES, "profile", "PROFILE", PROFILE_ENVIRONMENT_VARIABLE)
     return Profile(name=name, description=PROFILE_DESCRIPTIONS[name], reason=reason)
+
+
+def _asked_for(requested: str | None, parameter: str, variable: str) -> tuple[str, str] | None:
+    """A setting asked for by the notebook's parameter, else by the environment, with the reason; else None."""
+    if requested:
+        return requested, f"set by the notebook's {parameter} parameter"
+    if os.environ.get(variable):
+        return os.environ[variable], f"set by the {variable} environment variable"
+    return None
+
+
+def _checked_choice(name: str, reason: str, choices: Sequence[str], what: str, parameter: str, variable: str) -> str:
+    """``name`` normalised, or a ``ValueError`` naming the valid choices and where the bad one came from.
+
+    A typo must never fall back silently: an unknown profile could start hours of training.
+    """
+    name = name.strip().lower()
+    if name not in choices:
+        raise ValueError(
+            f"Unknown {what} {name!r} ({reason}). Choose one of {', '.join(choices)}: set {parameter} "
+            f"in the notebook's parameter cell or the {variable} environment variable."
+        )
+    return name
 
 
 def set_seed(seed: int = DEFAULT_SEED) -> int:
@@ -240,11 +255,9 @@ def choose_precision(
     flags include AMX-BF16 or AVX512-BF16, else ``float32``. Raises ``ValueError``
     naming the valid choices when a requested name is unknown.
     """
-    if requested:
-        policy, reason = requested, "set by the notebook's PRECISION parameter"
-    elif os.environ.get(PRECISION_ENVIRONMENT_VARIABLE):
-        policy = os.environ[PRECISION_ENVIRONMENT_VARIABLE]
-        reason = f"set by the {PRECISION_ENVIRONMENT_VARIABLE} environment variable"
+    asked = _asked_for(requested, "PRECISION", PRECISION_ENVIRONMENT_VARIABLE)
+    if asked:
+        policy, reason = asked
     elif not allow_mixed:
         policy, reason = "float32", "this notebook keeps float32 (it does not train for speed)"
     elif (gpu_count if gpu_count is not None else len(gpu_names())) > 0:
@@ -255,12 +268,8 @@ def choose_precision(
             policy, reason = "mixed_bfloat16", f"no GPU; the CPU has bfloat16 instructions ({', '.join(found)})"
         else:
             policy, reason = "float32", "no GPU and no bfloat16 instructions in the CPU's flags"
-    policy = policy.strip().lower()
-    if policy not in PRECISIONS:
-        raise ValueError(
-            f"Unknown precision {policy!r} ({reason}). Choose one of {sorted(PRECISIONS)}: set PRECISION "
-            f"in the notebook's parameter cell or the {PRECISION_ENVIRONMENT_VARIABLE} environment variable."
-        )
+    policy = _checked_choice(policy, reason, list(PRECISIONS), "precision", "PRECISION",
+                             PRECISION_ENVIRONMENT_VARIABLE)
     return Precision(policy, reason)
 
 
