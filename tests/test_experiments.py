@@ -406,3 +406,13 @@ def test_a_run_trains_in_the_precision_it_is_given(own_outputs):
     finally:
         runtime.apply_precision("float32")
     assert outcome.row["precision"] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("profile, train_images, epochs", [("quick", 2_000, 1), ("lesson", 10_000, 15),
+                                                           ("full", None, 50)])
+def test_profile_settings_size_notebook_03(profile, train_images, epochs):
+    settings = experiments.profile_settings(runtime.resolve_profile(profile))
+    assert (settings.train_images, settings.epochs) == (train_images, epochs)
+    assert settings.validation_images == (500 if profile == "quick" else experiments.HOLDOUT_IMAGES)
+    if profile != "quick":
+        assert settings.test_images is None  # the whole test set, as the course
