@@ -108,3 +108,15 @@ def test_contrast_verdicts_follow_the_course_direction_and_noise():
     numbers = experiments.key_numbers({"run": made_up, "none yet": pd.DataFrame()})
     assert numbers.loc["most overfitting experiment", "run"] == "II"
     assert pd.isna(numbers.loc["best validation accuracy", "none yet"])
+
+
+def test_single_seed_noise_includes_the_jitter_of_the_last_epochs():
+    rows = pd.DataFrame([{"experiment": "III", "seed": 42, "epochs": 15, "train_accuracy": 0.65, "val_accuracy": 0.62,
+                          "test_accuracy": 0.62, "val_images": 5_000, "seconds": 1.0, "images_per_second": 1.0}])
+    summary = experiments.summarise_seeds(rows)
+    sampling = np.sqrt(0.62 * 0.38 / 5_000)
+    assert experiments.validation_noise(summary).loc["III"] == pytest.approx(sampling)
+    jumpy = {"III": {"val_accuracy": [0.40, 0.57, 0.53, 0.62]}}
+    assert experiments.validation_noise(summary, jumpy).loc["III"] == pytest.approx(np.std([0.57, 0.53, 0.62], ddof=1))
+    steady = {"III": {"val_accuracy": [0.40, 0.620, 0.621, 0.620]}}
+    assert experiments.validation_noise(summary, steady).loc["III"] == pytest.approx(sampling)

@@ -533,16 +533,27 @@ def summarise_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     return _order_by_experiment(summary)
 
 
-def validation_noise(summary: pd.DataFrame) -> pd.Series:
+LAST_EPOCHS_FOR_NOISE = 3
+
+
+def validation_noise(summary: pd.DataFrame, histories: dict[str, dict[str, list[float]]] | None = None,
+                     ) -> pd.Series:
     """Standard error of each experiment's mean validation accuracy.
 
     With several seeds: the spread over seeds divided by sqrt(seeds).  With one seed
     there is no spread to measure, so the sampling error of an accuracy measured on
-    ``val_images`` images, sqrt(p (1 - p) / n), stands in (a lower bound on the real noise).
+    ``val_images`` images, sqrt(p (1 - p) / n), stands in; when the run's learning curve
+    is in ``histories``, the standard deviation of its last three validation accuracies
+    is used instead if larger (batch-norm models trained with plain SGD jump by several
+    points from epoch to epoch, more than the sampling error says).
     """
     sampling = np.sqrt(summary["val_mean"] * (1 - summary["val_mean"]) / summary["val_images"])
+    jitter = pd.Series({name: float(np.std(history["val_accuracy"][-LAST_EPOCHS_FOR_NOISE:], ddof=1))
+                        for name, history in (histories or {}).items()
+                        if len(history.get("val_accuracy", [])) >= LAST_EPOCHS_FOR_NOISE}, dtype=float)
+    single_seed = np.maximum(sampling, jitter.reindex(summary.index).fillna(0.0))
     over_seeds = summary["val_std"] / np.sqrt(summary["seeds"])
-    return over_seeds.where(summary["seeds"] >= 2, sampling).rename("val_standard_error")
+    return over_seeds.where(summary["seeds"] >= 2, single_seed).rename("val_standard_error")
 
 
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -571,17 +582,19 @@ def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def contrast_table(rows: pd.DataFrame) -> pd.DataFrame:
+def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float]]] | None = None,
+                   ) -> pd.DataFrame:
     """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs.
 
     For each pair present in ``rows``: the change in validation accuracy and in the
     train-validation gap when the switch is turned on, the noise of each change (two
-    standard errors), whether it is within that noise, and the verdict against the
+    standard errors, see :func:`validation_noise`; pass the runs' ``histories`` so that
+    single-seed noise includes the epoch-to-epoch jitter), whether it is within that noise, and the verdict against the
     course: ``holds`` (beyond noise, in the course's direction), ``opposite`` (beyond
     noise, the other way) or ``within noise``.  The course's own change is shown beside ours.
     """
     summary = summarise_seeds(rows)
-    noise = validation_noise(summary)
+    noise = validation_noise(summary, histories)
     train_noise = training_noise(summary, rows)
     gap = summary["train_mean"] - summary["val_mean"]
     entries = []
@@ -771,11 +784,13 @@ def provenance_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def key_numbers(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def key_numbers(tables: dict[str, pd.DataFrame],
+                histories: dict[str, dict[str, dict[str, list[float]]]] | None = None) -> pd.DataFrame:
     """A few headline figures for the course and each table of runs (NaN where a table is empty).
 
     Rows: best validation accuracy, the experiment with the largest train-validation gap,
-    and how many of the one-switch comparisons hold beyond noise in the course's direction.
+    and how many of the one-switch comparisons hold beyond noise in the course's direction
+    (``histories`` maps a table's label to its learning curves, for the noise).
     """
     course_gaps = {name: experiment.course_train_accuracy - experiment.course_val_accuracy
                    for name, experiment in EXPERIMENTS.items()}
@@ -788,7 +803,7 @@ def key_numbers(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
             columns[label] = {}
             continue
         comparison = comparison_table(rows)
-        contrasts = contrast_table(rows)
+        contrasts = contrast_table(rows, (histories or {}).get(label))
         columns[label] = {
             "best validation accuracy": float(comparison["ours val"].max()),
             "most overfitting experiment": str(comparison["ours gap"].idxmax()),
