@@ -164,7 +164,7 @@ def test_checksum_match_allows_unpickling(data_folder: Path, monkeypatch: pytest
     folder = data_folder / "cifar-10-batches-py"
     write_cifar_batches(folder)
     checksums = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in data.CIFAR10_BATCH_MD5}
-    monkeypatch.setattr(data, "CIFAR10_BATCH_MD5", checksums)
+    monkeypatch.setattr(data.formats, "CIFAR10_BATCH_MD5", checksums)
     assert len(data.load_cifar10().y_train) == 30
 
 
