@@ -394,28 +394,30 @@ def confirm_long_run(
     return minutes
 
 
-def estimate_training_minutes(model: Any, pipeline: Any, epochs: int, runs: int = 1, probe_steps: int = 5) -> float:
-    """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured.
+def estimate_training_minutes(
+    model: Any, pipeline: Any, epochs: int, runs: int = 1, loss: Any = None, probe_steps: int = 5,
+) -> float:
+    """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
 
-    Trains an untrained copy of the compiled ``model`` for ``probe_steps``
-    batches twice (the first pays for tracing) and scales the second timing to
-    the pipeline's length; the model itself is not touched.  Validation and
-    evaluation add to this, so read it as a lower bound.
+    Trains an untrained copy of ``model`` (same layers, same frozen ones) for
+    ``probe_steps`` batches twice, the first paying for tracing, and scales the
+    second timing to the pipeline's length; ``model`` itself is not touched.
+    ``loss`` defaults to the model's own (pass it when the model is not compiled
+    yet).  Validation and evaluation come on top, so read it as a lower bound.
     """
     import time
 
     import keras
 
-    probe = keras.models.clone_model(model)
-    probe.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()),
-                  loss=model.loss, metrics=["accuracy"])
     batches = int(pipeline.cardinality())
     if batches <= 0:
         raise ValueError("estimate_training_minutes needs a pipeline of known, finite length (a batched tf.data "
                          "pipeline from utils.data).")
+    probe = keras.models.clone_model(model)
+    probe.compile(optimizer="adam", loss=loss or model.loss)
     steps = max(1, min(probe_steps, batches))
-    probe.fit(pipeline.take(steps), epochs=1, verbose=0)
+    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
     started = time.perf_counter()
-    probe.fit(pipeline.take(steps), epochs=1, verbose=0)
+    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
     seconds_per_step = (time.perf_counter() - started) / steps
     return seconds_per_step * batches * epochs * runs / 60

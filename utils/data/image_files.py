@@ -102,7 +102,7 @@ def _open_completely(path: Path) -> tuple[np.ndarray | None, str]:
     except UnidentifiedImageError:
         return None, "not an image (no known image format inside)"
     except (OSError, ValueError, SyntaxError) as error:
-        return None, f"not a complete image ({error})"
+        return None, f"cut short or corrupt, not a complete image ({error})"
 
 
 def image_file_problem(path: str | Path) -> str:

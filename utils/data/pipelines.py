@@ -13,6 +13,7 @@ pipeline), elsewhere inside ``with decode_errors_explained():``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,8 @@ from utils.data.records import DataFormatError, ImageDecodeError
 # Words TensorFlow's decoders put in their errors (jpeg, png, gif and format sniffing).
 DECODE_FAILURE_MARKERS = ("DecodeImage", "decode_image", "Uncompress failed", "Unknown image file format",
                           "Input is empty", "Invalid PNG", "Invalid GIF", "Invalid JPEG")
+DECODER_REASON = re.compile(r"(jpeg::Uncompress failed|Unknown image file format|Input is empty|Invalid (PNG|GIF|JPEG)"
+                            r"|Number of channels)[^\[\n]*")
 FILES_NAMED_IN_ERROR = 5
 _file_pipeline_paths: dict[str, None] = {}  # every path a file pipeline of this process reads, in order
 
@@ -37,11 +40,9 @@ def is_decode_failure(error: BaseException) -> bool:
 
 
 def _tensorflow_reason(error: BaseException) -> str:
-    for marker in DECODE_FAILURE_MARKERS:
-        for line in str(error).splitlines():
-            if marker in line and ":" in line:
-                return line.split("transformation with iterator:")[-1].split("}}")[-1].strip(" :")[:160]
-    return str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+    """The decoder's own words ("jpeg::Uncompress failed. Invalid JPEG data or crop window"), without node names."""
+    found = DECODER_REASON.search(str(error))
+    return found.group(0).strip(" .") if found else "TensorFlow's image decoder failed"
 
 
 def explain_decode_failure(error: BaseException) -> ImageDecodeError | None:
@@ -89,11 +90,19 @@ def decode_errors_explained() -> Iterator[None]:
 
 def _explain_in_notebook(shell: Any, error_type: type, error: BaseException, traceback: Any,
                          tb_offset: int | None = None) -> list[str]:
-    """IPython exception handler: our paragraph for decode failures, the usual traceback otherwise."""
+    """IPython exception handler: our paragraph for decode failures, the usual traceback otherwise.
+
+    IPython leaves the display to a custom handler, so both cases show
+    themselves (an error output named after the exception, as usual).
+    """
     explained = explain_decode_failure(error)
     if explained is None:
-        return shell.InteractiveTB.structured_traceback(error_type, error, traceback, tb_offset=tb_offset)
-    return [f"{type(explained).__name__}: {explained}"]
+        shown = shell.InteractiveTB.structured_traceback(error_type, error, traceback, tb_offset=tb_offset)
+        shell._showtraceback(error_type, error, shown)
+        return shown
+    shown = [f"{type(explained).__name__}: {explained}"]
+    shell._showtraceback(type(explained), explained, shown)
+    return shown
 
 
 def explain_decode_failures_in_notebook() -> bool:
