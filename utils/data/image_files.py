@@ -166,7 +166,7 @@ def read_image_folder(folder: Path, name: str | None = None) -> FileDataset:
         raise DataFormatError(f"{folder} holds no complete, decodable images ({len(paths)} files checked); "
                               f"check the folder or copy the dataset again.")
     return FileDataset(name or folder.name, [str(paths[index]) for index in kept], labels[kept], class_names,
-                       f"image folders in {folder}", skipped_note(skipped, len(paths)), skipped)
+                       f"image folders in {folder}", notes=skipped_note(skipped, len(paths)), skipped=skipped)
 
 
 def decode_image_files(
@@ -209,7 +209,7 @@ def _cifar10_from_cache(cache_file: Path, class_names: list[str], source: str) -
             skipped = [SkippedFile(str(path), str(reason))
                        for path, reason in zip(cached["skipped_paths"], cached["skipped_reasons"])]
         return ImageDataset("cifar10", cached["x_train"], cached["y_train"], cached["x_test"], cached["y_test"],
-                            class_names, f"{source} (decoded cache {cache_file.name})", notes, skipped)
+                            class_names, f"{source} (decoded cache {cache_file.name})", notes=notes, skipped=skipped)
 
 
 def _save_cifar10_cache(dataset: ImageDataset, cache_file: Path) -> None:
@@ -240,7 +240,7 @@ def read_cifar10_image_folders(folder: Path) -> ImageDataset:
     skipped = skipped_train + skipped_test
     notes = skipped_note(skipped, len(train_paths) + len(test_paths))
     dataset = ImageDataset("cifar10", x_train, train_labels[kept_train], x_test, test_labels[kept_test],
-                           class_names, source, notes, skipped)
+                           class_names, source, notes=notes, skipped=skipped)
     _save_cifar10_cache(dataset, cache_file)
     return dataset
 

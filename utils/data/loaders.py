@@ -70,7 +70,7 @@ def _resplit_test_only(
             f"it was split (stratified, seed {seed}) into {len(x_train):,} training and {len(x_test):,} "
             f"test images, so results are not comparable with the 60,000-image training set.")
     return ImageDataset(name, x_train, y_train, x_test, y_test, class_names,
-                        f"IDX test split in {folder}, re-split", [note])
+                        f"IDX test split in {folder}, re-split", notes=[note])
 
 
 def load_mnist(allow_test_split_only: bool = False) -> ImageDataset:

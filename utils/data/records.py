@@ -46,13 +46,16 @@ class SkippedFile:
     reason: str
 
 
+@dataclass(kw_only=True)
 class _Provenance:
-    """Where a dataset came from and what was skipped: shared by the in-memory and on-disk records."""
+    """Where a dataset came from and what was skipped: shared by the in-memory and on-disk records.
 
-    name: str
-    source: str
-    notes: list[str]
-    skipped: list[SkippedFile]
+    ``notes`` and ``skipped`` are keyword-only, so they follow each record's own fields
+    (which include ``name`` and ``source``, read by the methods below).
+    """
+
+    notes: list[str] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
     @property
     def is_synthetic(self) -> bool:
@@ -81,8 +84,6 @@ class ImageDataset(_Provenance):
     y_test: np.ndarray
     class_names: list[str]
     source: str
-    notes: list[str] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
 
     def describe(self) -> str:
         """A few lines saying what was loaded, from where, and which files were skipped (print it)."""
@@ -99,8 +100,6 @@ class FileDataset(_Provenance):
     labels: np.ndarray
     class_names: list[str]
     source: str
-    notes: list[str] = field(default_factory=list)
-    skipped: list[SkippedFile] = field(default_factory=list)
 
     def describe(self) -> str:
         """A few lines saying what was found, from where, and which files were skipped."""
