@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,27 @@ def test_setup_block_explains_a_failed_clone_and_offers_drive() -> None:
 def test_contributing_badge_example_uses_the_repository_url() -> None:
     text = (PROJECT_ROOT / "CONTRIBUTING.md").read_text()
     assert runtime.colab_badge_target("NN_name.ipynb") in text
+
+
+def run_setup_block_as_on_colab(folder: Path, repository_url: str) -> subprocess.CompletedProcess:
+    """Run the setup block up to the utils import in a fresh Python that believes it is on Colab."""
+    block = contributing_setup_block().split("from utils import runtime", 1)[0]
+    block = block.replace(f'REPOSITORY_URL = "{runtime.REPOSITORY_URL}"', f"REPOSITORY_URL = {repository_url!r}")
+    program = ("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+               + block + "\nprint('utils found in', found[0])\n")
+    return subprocess.run([sys.executable, "-c", program], cwd=folder, capture_output=True, text=True, timeout=120)
+
+
+def test_failed_clone_explains_itself(tmp_path: Path) -> None:
+    completed = run_setup_block_as_on_colab(tmp_path, str(tmp_path / "no-such-repository"))
+    assert completed.returncode != 0
+    assert "CalledProcessError" not in completed.stderr
+    assert "FileNotFoundError: The suite's utils/ package is not in" in completed.stderr
+    assert "does not exist" in completed.stdout + completed.stderr, "git's own reason is shown"
+
+
+def test_uploaded_utils_folder_is_used_without_cloning(tmp_path: Path) -> None:
+    (tmp_path / "utils").symlink_to(PROJECT_ROOT / "utils")
+    completed = run_setup_block_as_on_colab(tmp_path, str(tmp_path / "no-such-repository"))
+    assert completed.returncode == 0, completed.stderr
+    assert f"utils found in {tmp_path}" in completed.stdout
