@@ -5,6 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 PROFILE ?=
 ONLY ?=
+PARAMS ?=
 
 .PHONY: run test setup strip bench clean
 
@@ -16,8 +17,8 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed  ## Create .venv and install requirements.txt.
 
-run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05"].
-	$(VENV_PYTHON) -m utils.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY))
+run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05"] [PARAMS="SEEDS=[1,2,3] EPOCHS=2"].
+	$(VENV_PYTHON) -m utils.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY)) $(if $(PARAMS),--param "$(PARAMS)")
 
 test: setup  ## Run the whole test suite (unit tests and every notebook in the quick profile).
 	$(VENV_PYTHON) -m pytest

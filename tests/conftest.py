@@ -12,7 +12,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["CNN_OFFLINE"] = "1"
 # Notebooks run on real data when CNN_DATA_DIR points at it, otherwise on synthetic data.
 if not os.environ.get("CNN_DATA_DIR") and not os.environ.get("CNN_DATA"):

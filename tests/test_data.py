@@ -164,7 +164,7 @@ def test_checksum_match_allows_unpickling(data_folder: Path, monkeypatch: pytest
     folder = data_folder / "cifar-10-batches-py"
     write_cifar_batches(folder)
     checksums = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in data.CIFAR10_BATCH_MD5}
-    monkeypatch.setattr(data, "CIFAR10_BATCH_MD5", checksums)
+    monkeypatch.setattr(data.formats, "CIFAR10_BATCH_MD5", checksums)
     assert len(data.load_cifar10().y_train) == 30
 
 
@@ -308,3 +308,16 @@ def test_array_pipeline_shuffles_training_only() -> None:
 def test_pipeline_rejects_mismatched_lengths() -> None:
     with pytest.raises(data.DataFormatError, match="5 images but 4 labels"):
         data.make_pipeline(np.zeros((5, 2, 2)), np.zeros(4), 2)
+
+
+def test_split_flowers_is_stratified_disjoint_and_limited() -> None:
+    paths = np.asarray([f"photo_{index}.jpg" for index in range(200)])
+    labels = np.repeat(np.arange(4), 50)
+    splits = data.split_flowers(paths, labels, ["a", "b", "c", "d"], "test", limit=100, seed=3)
+    sizes = {name: len(part_labels) for name, (_, part_labels) in splits.parts.items()}
+    assert sizes == {"train": 70, "validation": 15, "test": 15}
+    every_path = np.concatenate([part_paths for part_paths, _ in splits.parts.values()])
+    assert len(set(every_path)) == 100
+    assert sorted(np.bincount(splits.parts["train"][1])) == [17, 17, 18, 18]  # 70 photos over 4 equal classes
+    with pytest.raises(ValueError, match="leave some photos for training"):
+        data.split_flowers(paths, labels, ["a", "b", "c", "d"], "test", validation_fraction=0.5, test_fraction=0.5)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-NOTEBOOK_FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
+from utils import runtime
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_FOLDER = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_FOLDER.glob("[0-9][0-9]_*.ipynb"))
-COLAB_PREFIX = "https://colab.research.google.com/github/cnn-course-suite/cnn-notebooks/blob/main/notebooks/"
 
 
 def load(path: Path) -> dict:
@@ -40,7 +44,10 @@ def test_title_badge_setup_and_closing(path: Path) -> None:
     cells = notebook["cells"]
     title = source(cells[0])
     assert cells[0]["cell_type"] == "markdown" and title.startswith(f"# {path.stem[:2]}")
-    assert COLAB_PREFIX + path.name in title, f"{path.name}: Colab badge must link to its own path"
+    badge_targets = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", title)
+    assert badge_targets == [runtime.colab_badge_target(path.name)], (
+        f"{path.name}: the Colab badge must link to {runtime.colab_badge_target(path.name)} "
+        f"(built from runtime.REPOSITORY_URL), found {badge_targets}")
     assert any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in cells), "no parameters cell"
     assert any("runtime.setup_notebook(" in source(cell) for cell in cells if cell["cell_type"] == "code")
     assert cells[-1]["cell_type"] == "markdown" and "## What we learned" in source(cells[-1])
@@ -77,8 +84,66 @@ def test_no_helper_is_defined_in_two_notebooks() -> None:
             seen[name] = path.name
 
 
+def setup_cell(path: Path) -> str:
+    return next(source(cell) for cell in load(path)["cells"] if "runtime.setup_notebook(" in source(cell))
+
+
+def contributing_setup_block() -> str:
+    text = (PROJECT_ROOT / "CONTRIBUTING.md").read_text()
+    return re.search(r"```python\n(# Find the suite's.*?)\n```", text, re.DOTALL).group(1)
+
+
+def without_setup_call(block: str) -> str:
+    """The setup block up to its last line, which may pass extra arguments to setup_notebook."""
+    head, last = block.rstrip("\n").rsplit("\n", 1)
+    assert last.startswith("context = runtime.setup_notebook(PROFILE, seed=SEED, keep_on_drive=KEEP_ON_DRIVE"), last
+    return head
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_uses_the_shared_setup_cell(path: Path) -> None:
-    setup = next(source(cell) for cell in load(path)["cells"] if "runtime.setup_notebook(" in source(cell))
-    assert re.search(r"REPOSITORY_URL = \"https://github.com/cnn-course-suite/cnn-notebooks\"", setup)
-    assert "google.colab" in setup
+    assert without_setup_call(setup_cell(path)) == without_setup_call(contributing_setup_block()), (
+        f"{path.name}: the setup cell differs from CONTRIBUTING.md's block; copy the block from there")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_clone_url_is_the_one_in_runtime(path: Path) -> None:
+    urls = re.findall(r'^REPOSITORY_URL = "([^"]+)"$', setup_cell(path), re.MULTILINE)
+    assert urls == [runtime.REPOSITORY_URL], f"{path.name}: REPOSITORY_URL must be {runtime.REPOSITORY_URL!r}"
+
+
+def test_setup_block_explains_a_failed_clone_and_offers_drive() -> None:
+    block = contributing_setup_block()
+    assert "check=True" not in block, "a failed clone must explain itself, not raise CalledProcessError"
+    assert "REPOSITORY_URL" in block.split("raise FileNotFoundError", 1)[1] and "upload" in block
+    assert re.search(r"^KEEP_ON_DRIVE = False  #", block, re.MULTILINE)
+    assert len(block.splitlines()) <= 25, "keep the setup cell short"
+
+
+def test_contributing_badge_example_uses_the_repository_url() -> None:
+    text = (PROJECT_ROOT / "CONTRIBUTING.md").read_text()
+    assert runtime.colab_badge_target("NN_name.ipynb") in text
+
+
+def run_setup_block_as_on_colab(folder: Path, repository_url: str) -> subprocess.CompletedProcess:
+    """Run the setup block up to the utils import in a fresh Python that believes it is on Colab."""
+    block = contributing_setup_block().split("from utils import runtime", 1)[0]
+    block = block.replace(f'REPOSITORY_URL = "{runtime.REPOSITORY_URL}"', f"REPOSITORY_URL = {repository_url!r}")
+    program = ("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+               + block + "\nprint('utils found in', found[0])\n")
+    return subprocess.run([sys.executable, "-c", program], cwd=folder, capture_output=True, text=True, timeout=120)
+
+
+def test_failed_clone_explains_itself(tmp_path: Path) -> None:
+    completed = run_setup_block_as_on_colab(tmp_path, str(tmp_path / "no-such-repository"))
+    assert completed.returncode != 0
+    assert "CalledProcessError" not in completed.stderr
+    assert "FileNotFoundError: The suite's utils/ package is not in" in completed.stderr
+    assert "does not exist" in completed.stdout + completed.stderr, "git's own reason is shown"
+
+
+def test_uploaded_utils_folder_is_used_without_cloning(tmp_path: Path) -> None:
+    (tmp_path / "utils").symlink_to(PROJECT_ROOT / "utils")
+    completed = run_setup_block_as_on_colab(tmp_path, str(tmp_path / "no-such-repository"))
+    assert completed.returncode == 0, completed.stderr
+    assert f"utils found in {tmp_path}" in completed.stdout

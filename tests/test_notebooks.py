@@ -1,9 +1,12 @@
-"""Every notebook runs top to bottom in a fresh kernel in the quick profile.
+"""Every notebook runs top to bottom in a fresh kernel in the quick profile, and its saved outputs read cleanly.
 
 The notebooks use the real datasets when ``CNN_DATA_DIR`` points at them and
 small synthetic data otherwise (see ``conftest.py``).  They share one results
 and runs folder for the session, in order, so a later notebook can reuse what
-an earlier one saved (notebook 07 reuses notebook 03's model).
+an earlier one saved (notebook 07 reuses notebook 03's model).  The executed
+copy must hold no TensorFlow C++ log line and, per cell, at most
+``MAX_PROGRESS_LINES_PER_CELL`` Keras progress lines (one line per epoch, not
+one per redraw of a live bar).
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from utils import run
 
 NOTEBOOKS = run.list_notebooks()
+# Notebook 03 trains seven experiments of one quick epoch each: two lines per epoch ("Epoch 1/1" and
+# its summary) is 14; a live bar saved line by line gave hundreds.
+MAX_PROGRESS_LINES_PER_CELL = 30
 
 
 @pytest.mark.notebook
@@ -25,3 +32,9 @@ def test_notebook_runs_in_quick_profile(path: Path, session_output_dir: Path) ->
     outcome = run.execute_notebook(path, session_output_dir / "executed", "quick", timeout_seconds=900,
                                    extra_environment=environment)
     assert outcome.status == "ok", f"{path.name} failed at {outcome.detail}"
+    executed = nbformat.read(session_output_dir / "executed" / path.name, as_version=4)
+    for cell in run.output_noise(executed):
+        assert cell.log_lines == 0, f"{path.name} cell {cell.cell_index}: {cell.log_lines} TensorFlow log line(s)"
+        assert cell.progress_lines <= MAX_PROGRESS_LINES_PER_CELL, (
+            f"{path.name} cell {cell.cell_index}: {cell.progress_lines} progress lines; train with "
+            f"verbose=runtime.progress_verbosity()")

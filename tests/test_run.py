@@ -1,13 +1,17 @@
-"""The headless notebook runner: success, a failing cell named, the summary table."""
+"""The headless notebook runner: success, a failing cell named, the summary table, parameters, clean outputs."""
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from utils import run
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_notebook(path: Path, sources: list[str]) -> Path:
@@ -50,3 +54,84 @@ def test_executed_copy_keeps_figures(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=120).status == "ok"
     outputs = nbformat.read(tmp_path / "out" / "12_plot.ipynb", as_version=4).cells[0].outputs
     assert any("image/png" in output.get("data", {}) for output in outputs)
+
+
+def write_parameterised_notebook(path: Path) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('PROFILE = None\nEXPERIMENTS = ["I"]\nSEEDS = None')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell("print(PROFILE, EXPERIMENTS, SEEDS)")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_parameters_are_injected_after_the_parameters_cell(tmp_path: Path) -> None:
+    source = write_parameterised_notebook(tmp_path / "13_params.ipynb")
+    parameters = run.parse_parameters(["EXPERIMENTS=['I', 'III'] SEEDS=[1, 2, 3]", "UNRELATED=1"])
+    outcome = run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=120, parameters=parameters)
+    assert outcome.status == "ok"
+    executed = nbformat.read(tmp_path / "out" / "13_params.ipynb", as_version=4)
+    assert executed.cells[1].metadata["tags"] == ["injected-parameters"]
+    assert "UNRELATED" not in executed.cells[1].source  # only what the notebook declares
+    assert executed.cells[2].outputs[0]["text"].strip() == "quick ['I', 'III'] [1, 2, 3]"
+    committed = nbformat.read(source, as_version=4)
+    assert len(committed.cells) == 2, "the source notebook is never changed"
+
+
+def test_parse_parameters_reads_literals_and_refuses_nonsense() -> None:
+    assert run.parse_parameters(["EXPERIMENTS=['I','III'] SEEDS=[1,2,3]"]) == {
+        "EXPERIMENTS": ["I", "III"], "SEEDS": [1, 2, 3]}
+    assert run.parse_parameters(["EPOCHS=3", "PROTOCOL=course", "FORCE=True", "NAME='a = b'"]) == {
+        "EPOCHS": 3, "PROTOCOL": "course", "FORCE": True, "NAME": "a = b"}
+    for bad in (["EXPERIMENTS"], ["EPOCHS="], ["SEEDS=[1, 2"]):
+        with pytest.raises(run.ParameterError):
+            run.parse_parameters(bad)
+
+
+def test_unknown_parameter_names_the_declared_ones(tmp_path: Path) -> None:
+    source = write_parameterised_notebook(tmp_path / "14_params.ipynb")
+    with pytest.raises(run.ParameterError, match="EXPERIMENTS"):
+        run.check_parameters_are_declared([source], {"EXPERIMENT": ["I"]})
+
+
+def test_make_run_passes_params_and_profile_to_the_runner() -> None:
+    completed = subprocess.run(
+        ["make", "-n", "run", "ONLY=03", "PROFILE=quick", "PARAMS=EXPERIMENTS=['I','III'] SEEDS=[1,2,3]"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    command = next(line for line in completed.stdout.splitlines() if "-m utils.run" in line)
+    arguments = shlex.split(command)[3:]
+    assert arguments[:4] == ["--profile", "quick", "--only", "03"]
+    assert run.parse_parameters([arguments[arguments.index("--param") + 1]]) == {
+        "EXPERIMENTS": ["I", "III"], "SEEDS": [1, 2, 3]}
+
+
+def test_output_noise_counts_log_lines_and_each_redraw_of_a_bar() -> None:
+    cell = nbformat.v4.new_code_cell("fit()")
+    bar = "".join(f"\r\x1b[1m{step}/63\x1b[0m ━━━━ 1s 20ms/step - loss: 2.3" + "\b" * 10 for step in range(1, 64))
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "I0000 00:00:1795578599.487706    6916 port.cc:153] oneDNN custom operations are on.\n"
+            "E0000 00:00:1795578602.352747    6916 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR\n")),
+        nbformat.v4.new_output("stream", name="stdout", text="Epoch 1/1\n" + bar + "\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="63/63 - 5s - 80ms/step - accuracy: 0.3\n"),
+    ]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("x"), cell]
+    [noise] = run.output_noise(notebook)
+    assert (noise.cell_index, noise.log_lines, noise.progress_lines) == (1, 2, 65)
+
+
+def test_headless_notebook_has_no_tensorflow_log_lines_and_one_line_per_epoch(tmp_path: Path) -> None:
+    """A notebook that imports utils.runtime first and then trains prints neither C++ logs nor a redrawn bar."""
+    source = write_notebook(tmp_path / "15_fit.ipynb", [
+        f"import sys\nsys.path.insert(0, {str(PROJECT_ROOT)!r})\nfrom utils import runtime\n"
+        "context = runtime.setup_notebook('quick', quiet=True)",
+        "import keras, numpy as np\n"
+        "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation='softmax')])\n"
+        "model.compile('sgd', 'sparse_categorical_crossentropy')\n"
+        "model.fit(np.zeros((640, 4)), np.zeros(640), batch_size=8, epochs=2, verbose=runtime.progress_verbosity())",
+    ])
+    outcome = run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=300)
+    assert outcome.status == "ok", outcome.detail
+    assert outcome.log_lines == 0 and outcome.progress_lines == 4  # "Epoch n/2" and one summary line, twice

@@ -23,7 +23,6 @@ nothing. Each invocation appends one row per experiment to ``results/cifar10_ben
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -271,7 +270,6 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds (each times both ways once)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed batches first, per way")
     options = parser.parse_args(arguments)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     outcomes = benchmark_cifar10(options.steps, options.repeats, options.warmup_steps)
     record(outcomes)
     first = next(iter(outcomes.values()))

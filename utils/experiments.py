@@ -425,6 +425,24 @@ def run_experiment(
     return RunResult(experiment.name, row, history, reused=False, model_path=saved_to, folder=folder)
 
 
+def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int, seeds: int = 1,
+                              batch_size: int = course.CIFAR10_BATCH_SIZE) -> float:
+    """Minutes the training of ``names`` (each for ``seeds`` seeds) should take on this machine.
+
+    Each experiment's model is timed for a few steps on the real training pipeline
+    (:func:`utils.runtime.estimate_training_minutes`), because the experiments differ
+    several-fold in cost (VII's wider units). Validation and testing come on top.
+    """
+    train = _experiment_pipelines(splits, batch_size, seed=0)[0]
+    total = 0.0
+    for name in names:
+        model = build_experiment_model(name, num_classes=len(splits.class_names),
+                                       input_shape=tuple(splits.x_train.shape[1:]))
+        total += runtime.estimate_training_minutes(model, train, epochs, runs=seeds, loss="categorical_crossentropy")
+        clear_session_keeping_precision()
+    return total
+
+
 def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
     """Training (shuffled), validation and test pipelines with one-hot labels for the course's loss."""
     from utils import data

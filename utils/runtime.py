@@ -20,12 +20,59 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
 T = TypeVar("T")
+
+TENSORFLOW_LOG_LEVEL_VARIABLE = "CNN_TF_LOG_LEVEL"
+
+
+def quiet_tensorflow_logs() -> None:
+    """Ask TensorFlow's C++ core to log errors only (``TF_CPP_MIN_LOG_LEVEL=3``).
+
+    TensorFlow reads the variable once, when it is first imported, so this runs
+    when this module is imported (the notebooks' setup cell imports it before
+    anything imports TensorFlow).  ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
+    """
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE, "3")
+
+
+quiet_tensorflow_logs()
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow once, without the C++ start-up lines it writes straight to the terminal.
+
+    The oneDNN notice and the CUDA driver search are printed while the library
+    loads, before the log level above applies, so the standard error stream is
+    sent to a temporary file during the import; if the import fails, what was
+    written is printed with the error.  ``CNN_TF_LOG_LEVEL`` set to anything
+    turns this off.
+    """
+    if "tensorflow" in sys.modules or os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE):
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow
+        except BaseException:
+            os.dup2(saved_stderr, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+    return tensorflow
 
 PROFILE_ENVIRONMENT_VARIABLE = "CNN_PROFILE"
 DEFAULT_SEED = 42
@@ -78,7 +125,7 @@ PROFILE_NAMES = ("quick", "lesson", "full")
 
 def gpu_names() -> list[str]:
     """Names of the GPUs TensorFlow can see (empty on a CPU-only machine)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return [device.name for device in tf.config.list_physical_devices("GPU")]
 
@@ -372,14 +419,19 @@ def setup_notebook(
     mixed_precision: bool = False,
     quiet: bool = False,
     precision: str | None = None,
+    keep_on_drive: bool = False,
 ) -> NotebookContext:
     """One call at the top of every notebook: profile, seeds, precision, devices, a printed report.
 
     ``mixed_precision=True`` lets :func:`choose_precision` pick the fastest precision the
     hardware offers (training notebooks ask for it; the others keep float32).
     ``precision`` (a notebook's ``PRECISION`` parameter) names a policy outright.
+    ``keep_on_drive=True`` puts ``results/`` and ``runs/`` on Google Drive when
+    running on Colab (see :func:`keep_outputs_on_drive`).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if keep_on_drive:
+        print(keep_outputs_on_drive())
+    import_tensorflow()  # before Keras imports it, so its start-up lines stay out of the notebook
     # Our tf.data pipelines shuffle themselves; Keras still warns about fit()'s
     # default shuffle=True on every call, which only distracts learners.
     warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
@@ -401,3 +453,123 @@ def setup_notebook(
                 "Runtime > Change runtime type > GPU, or run the lesson profile here."
             )
     return NotebookContext(chosen, seed, policy, strategy, environment, chosen_precision.reason)
+
+
+# --------------------------------------------------------------------------- output, Colab and long runs
+
+HEADLESS_ENVIRONMENT_VARIABLE = "CNN_HEADLESS"
+# The one place the repository's address is written down; the Colab badges and
+# the setup cell of every notebook must agree with it (a test checks).
+REPOSITORY_URL = "https://github.com/cnn-course-suite/cnn-notebooks"
+REPOSITORY_BRANCH = "main"
+DRIVE_MOUNT_POINT = Path("/content/drive")
+DRIVE_FOLDER = "MyDrive/cnn-notebooks"
+LONG_RUN_MINUTES = 15.0
+
+
+def colab_badge_target(notebook_name: str) -> str:
+    """The address a notebook's "Open in Colab" badge must link to."""
+    repository = REPOSITORY_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{repository}/blob/{REPOSITORY_BRANCH}/notebooks/{notebook_name}"
+
+
+def running_headless() -> bool:
+    """True when nobody watches the output live: notebooks run by ``python -m utils.run`` or the tests."""
+    return os.environ.get(HEADLESS_ENVIRONMENT_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
+
+
+def progress_verbosity() -> int:
+    """The ``verbose`` for Keras's ``fit``: a live bar when watched, one line per epoch otherwise.
+
+    A live bar (1) redraws itself many times per epoch; Jupyter shows the last
+    drawing, but a saved notebook or a log file keeps every one of them, so
+    headless runs and output that is not a terminal get one line per epoch (2).
+    """
+    if running_headless():
+        return 2
+    if "ipykernel" in sys.modules:
+        return 1
+    return 1 if sys.stdout.isatty() else 2
+
+
+def keep_outputs_on_drive(folder: str = DRIVE_FOLDER) -> str:
+    """On Colab, mount Google Drive and send ``results/`` and ``runs/`` there; return what was done.
+
+    A Colab disconnect wipes the virtual machine's disk; with the result tables
+    and checkpoints on Drive, rerunning the notebook after reconnecting keeps
+    every recorded row and resumes from the last checkpoint.  Outside Colab it
+    changes nothing and says so.  Works through ``CNN_RESULTS_DIR`` and
+    ``CNN_RUNS_DIR``, so it must run before anything writes results.
+    """
+    if not in_colab():
+        return (f"KEEP_ON_DRIVE applies on Colab only; results stay in {results_dir()} "
+                f"and run outputs in {runs_dir()}.")
+    from google.colab import drive  # type: ignore[import-not-found]
+
+    drive.mount(str(DRIVE_MOUNT_POINT))
+    base = DRIVE_MOUNT_POINT / folder
+    os.environ["CNN_RESULTS_DIR"] = str(base / "results")
+    os.environ["CNN_RUNS_DIR"] = str(base / "runs")
+    return f"Results go to {results_dir()} and run outputs (checkpoints) to {runs_dir()}, on Google Drive."
+
+
+class LongRunNotConfirmed(RuntimeError):
+    """Raised before a long training run that nobody confirmed; the message says how to confirm."""
+
+
+def confirm_long_run(
+    profile: Profile, estimate_minutes: Callable[[], float], proceed: bool, setting_name: str,
+    threshold_minutes: float = LONG_RUN_MINUTES,
+) -> float | None:
+    """Print the estimated training time of a full-profile run and stop unless it was confirmed.
+
+    ``estimate_minutes`` is called only in the full profile (quick runs take
+    minutes by design; the lesson profile is sized for a CPU's half hour).  At or above ``threshold_minutes`` the run goes ahead
+    only when ``proceed`` is true; otherwise :class:`LongRunNotConfirmed` says
+    how to confirm (the notebook setting ``setting_name``) or shorten the run.
+    Returns the estimate, or None outside the full profile.
+    """
+    if profile.name != "full":
+        print(f"{profile.name.capitalize()} profile: sized for this kind of machine, no confirmation needed.")
+        return None
+    minutes = float(estimate_minutes())
+    print(f"Estimated training time on this machine: about {minutes:.0f} minute(s).")
+    if minutes >= threshold_minutes and not proceed:
+        raise LongRunNotConfirmed(
+            f"This full-profile run is estimated at about {minutes:.0f} minutes on this machine "
+            f"(threshold {threshold_minutes:.0f}), and {setting_name} is False, so nothing was trained. "
+            f"To go ahead, set {setting_name} = True in the parameters cell and rerun from there "
+            f"(headless: python -m utils.run --only NN --param {setting_name}=True). To run something shorter, "
+            f"set PROFILE = \"quick\" or lower the epochs. On Colab, KEEP_ON_DRIVE = True in the setup cell "
+            f"keeps results and checkpoints if the session disconnects."
+        )
+    return minutes
+
+
+def estimate_training_minutes(
+    model: Any, pipeline: Any, epochs: int, runs: int = 1, loss: Any = None, probe_steps: int = 5,
+) -> float:
+    """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
+
+    Trains an untrained copy of ``model`` (same layers, same frozen ones) for
+    ``probe_steps`` batches twice, the first paying for tracing, and scales the
+    second timing to the pipeline's length; ``model`` itself is not touched.
+    ``loss`` defaults to the model's own (pass it when the model is not compiled
+    yet).  Validation and evaluation come on top, so read it as a lower bound.
+    """
+    import time
+
+    import keras
+
+    batches = int(pipeline.cardinality())
+    if batches <= 0:
+        raise ValueError("estimate_training_minutes needs a pipeline of known, finite length (a batched tf.data "
+                         "pipeline from utils.data).")
+    probe = keras.models.clone_model(model)
+    probe.compile(optimizer="adam", loss=loss or model.loss)
+    steps = max(1, min(probe_steps, batches))
+    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
+    started = time.perf_counter()
+    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
+    seconds_per_step = (time.perf_counter() - started) / steps
+    return seconds_per_step * batches * epochs * runs / 60

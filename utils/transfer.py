@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from utils import runtime
+from utils import data, runtime
 
 RESULTS_TABLE = "transfer_learning"
 FLOWER_CLASS_COUNT = 5
@@ -118,11 +118,6 @@ class WeightsChoice:
         width = max(len(line) for line in lines) + 4
         border = "#" * width
         return "\n".join([border, *[f"# {line:<{width - 4}} #" for line in lines], border])
-
-
-def offline_requested() -> bool:
-    """True when ``CNN_OFFLINE=1`` forbids download attempts (same switch as the data loaders)."""
-    return os.environ.get("CNN_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
 
 
 def keras_cache_candidates() -> list[Path]:
@@ -217,7 +212,7 @@ def load_backbone(
         if backbone is not None:
             return backbone, WeightsChoice(weights, f"pretrained (local file {path.name})", str(path), tuple(attempts))
     cached = find_cached_imagenet_weights()
-    if cached is None and offline_requested():
+    if cached is None and data.offline_requested():
         attempts.append(
             f"no cached copy in {', '.join(str(p.parent) for p in keras_cache_candidates())} "
             "and downloads are switched off (CNN_OFFLINE=1)"
@@ -412,46 +407,7 @@ def batch_norm_layers(backbone: Any) -> list[Any]:
 # --------------------------------------------------------------------------- data
 
 
-@dataclass
-class FlowerSplits:
-    """File paths and labels of the training, validation and test parts (stratified, seeded)."""
-
-    parts: dict[str, tuple[np.ndarray, np.ndarray]]
-    class_names: list[str]
-    source: str
-    seed: int
-
-    def describe(self) -> str:
-        """One line with the size of each part and where the photos came from."""
-        sizes = " | ".join(f"{name} {len(labels):,}" for name, (_, labels) in self.parts.items())
-        return f"{sizes}   (stratified, seed {self.seed}; data: {self.source})"
-
-
-def split_flowers(paths: Sequence[str], labels: np.ndarray, class_names: Sequence[str], source: str,
-                  validation_fraction: float = 0.15, test_fraction: float = 0.15, limit: int | None = None,
-                  seed: int = runtime.DEFAULT_SEED) -> FlowerSplits:
-    """Stratified train / validation / test split of the photo files, optionally of a subset first.
-
-    ``limit`` keeps at most that many photos (class proportions kept) for quick
-    runs; the fractions are of what is kept.
-    """
-    from utils import data
-
-    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1 or validation_fraction + test_fraction >= 1:
-        raise ValueError(f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must "
-                         "each be between 0 and 1 and leave some photos for training, e.g. 0.15 and 0.15.")
-    all_paths, all_labels = data.stratified_subsample(np.asarray(paths), np.asarray(labels), limit, seed)
-    rest_paths, rest_labels, test_paths, test_labels = data.stratified_split(
-        all_paths, all_labels, test_fraction, seed)
-    validation_share = validation_fraction / (1 - test_fraction)
-    train_paths, train_labels, validation_paths, validation_labels = data.stratified_split(
-        rest_paths, rest_labels, validation_share, seed)
-    parts = {"train": (train_paths, train_labels), "validation": (validation_paths, validation_labels),
-             "test": (test_paths, test_labels)}
-    return FlowerSplits(parts, list(class_names), source, seed)
-
-
-def class_balance(splits: FlowerSplits) -> pd.DataFrame:
+def class_balance(splits: data.FlowerSplits) -> pd.DataFrame:
     """Photos per class in each part, with each class's share of the part in percent."""
     table = pd.DataFrame({name: np.bincount(labels, minlength=len(splits.class_names))
                           for name, (_, labels) in splits.parts.items()}, index=splits.class_names)
@@ -460,7 +416,7 @@ def class_balance(splits: FlowerSplits) -> pd.DataFrame:
     return pd.concat([table, shares], axis=1)
 
 
-def make_flower_pipelines(splits: FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
+def make_flower_pipelines(splits: data.FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
                           seed: int = runtime.DEFAULT_SEED) -> dict[str, Any]:
     """tf.data pipelines with ResNet50's preprocessing: an augmented, shuffled one for training and
     unshuffled, augmentation-free ones (``train_eval``, ``validation``, ``test``) for measuring.
@@ -469,8 +425,6 @@ def make_flower_pipelines(splits: FlowerSplits, image_size: int, batch_size: int
     training photos would cost gigabytes, and it is read only twice.
     """
     import keras
-
-    from utils import data
 
     num_classes = len(splits.class_names)
     preprocess = keras.applications.resnet50.preprocess_input
@@ -614,14 +568,3 @@ def misclassified(paths: Sequence[str], true_labels: np.ndarray, predicted_label
     wrong = np.flatnonzero(np.asarray(true_labels) != np.asarray(predicted_labels))[:limit]
     captions = [f"pred {class_names[predicted_labels[i]]}\ntrue {class_names[true_labels[i]]}" for i in wrong]
     return [paths[i] for i in wrong], captions
-
-
-def read_images(paths: Sequence[str], size: int = 128) -> np.ndarray:
-    """Photos from disk as a uint8 array, resized to ``size`` x ``size`` for display."""
-    from PIL import Image
-
-    images = []
-    for path in paths:
-        with Image.open(path) as image:
-            images.append(np.asarray(image.convert("RGB").resize((size, size)), dtype=np.uint8))
-    return np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8)
