@@ -416,3 +416,14 @@ def test_profile_settings_size_notebook_03(profile, train_images, epochs):
     assert settings.validation_images == (500 if profile == "quick" else experiments.HOLDOUT_IMAGES)
     if profile != "quick":
         assert settings.test_images is None  # the whole test set, as the course
+
+
+def test_the_course_recipe_constants_notebook_03_relies_on():
+    """The figures notebook 03 used to assert inline: the course's CIFAR-10 recipe, from COURSE facts."""
+    from utils import course
+
+    assert (course.CIFAR10_CONV_DROPOUT, course.CIFAR10_DENSE_DROPOUT, course.CIFAR10_DENSE_UNITS) == (0.25, 0.5, 512)
+    assert (course.CIFAR10_LEARNING_RATE, course.CIFAR10_BATCH_SIZE, course.CIFAR10_EPOCHS) == (0.01, 32, 50)
+    assert course.CIFAR10_L2_FACTOR == 0.01 and experiments.HOLDOUT_IMAGES == 5_000
+    assert course.CIFAR10_EPOCHS_TRAINED_BY_COURSE["VII"] == 5
+    assert experiments.OPTIMIZER == "SGD(learning_rate=0.01)"
