@@ -70,7 +70,6 @@ def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
     assert boundary.loc[140, "role"].startswith("batch normalisation, kept frozen")
     assert boundary.loc[141, "role"] == "no weights: nothing to train"  # conv4_block6_add
     assert boundary.loc[143, "role"] == "fine-tuned"  # conv5_block1_1_conv
-    assert boundary.loc[141, "role"] == "fine-tuned"
 
 
 def test_fine_tuning_can_train_batch_norm_scale_when_asked(random_backbone):
