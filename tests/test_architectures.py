@@ -108,6 +108,26 @@ def test_course_inception_bottleneck_block_matches_the_formula():
     assert round(formula.total / 1e6, 1) == course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT
 
 
+def test_course_figures_used_by_notebook_06_are_the_course_texts():
+    # Notebook 06 asserts its computed counts against these constants; here the constants
+    # themselves are pinned to the figures in the course's lecture notes.
+    assert (course.DEPTHWISE_PLAIN_MULTIPLIES, course.DEPTHWISE_DEPTHWISE_MULTIPLIES,
+            course.DEPTHWISE_POINTWISE_MULTIPLIES, course.DEPTHWISE_SEPARABLE_MULTIPLIES) == (2_160, 432, 240, 672)
+    assert course.DEPTHWISE_RATIO_ABOUT == 0.31
+    assert (course.BOTTLENECK_PLAIN_MULTIPLIES_MILLIONS_ABOUT, course.BOTTLENECK_REDUCE_MULTIPLIES_MILLIONS_ABOUT,
+            course.BOTTLENECK_CONV_MULTIPLIES_MILLIONS_ABOUT,
+            course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT) == (120, 2.4, 10, 12.4)
+    assert course.VGG16_PARAMETERS == 138_357_544
+
+
+def test_bottleneck_block_of_the_exercise_by_hand():
+    # Notebook 06's exercise: 1x1 from 192 to 64 channels, then 3x3 to 256, on 28x28, "same" padding.
+    block = architectures.build_block("bottleneck", (28, 28, 192), 256, 3, bottleneck_channels=64)
+    by_hand = 28 * 28 * 64 * 192 + 28 * 28 * 256 * 3 * 3 * 64
+    assert architectures.count_macs(block) == by_hand == 125_239_296
+    assert architectures.block_formula_macs("bottleneck", (28, 28, 192), 256, 3, bottleneck_channels=64) == by_hand
+
+
 def test_activation_and_weight_memory_by_hand():
     import keras
     from keras import layers

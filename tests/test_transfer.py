@@ -68,7 +68,8 @@ def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
     assert list(boundary.index) == list(range(137, 144))
     assert boundary.loc[139, "role"].startswith("frozen (one of the first 140)")
     assert boundary.loc[140, "role"].startswith("batch normalisation, kept frozen")
-    assert boundary.loc[141, "role"] == "fine-tuned"
+    assert boundary.loc[141, "role"] == "no weights: nothing to train"  # conv4_block6_add
+    assert boundary.loc[143, "role"] == "fine-tuned"  # conv5_block1_1_conv
 
 
 def test_fine_tuning_can_train_batch_norm_scale_when_asked(random_backbone):
@@ -260,7 +261,71 @@ def test_result_rows_say_random_init_when_no_weights_were_loaded():
             for r in (run, second)]
     assert all(row["weights"] == transfer.RANDOM_INIT_LABEL for row in rows)
     assert all(row["experiment"].endswith(transfer.RANDOM_INIT_LABEL) for row in rows)
-    summary = transfer.compare_experiments(rows, choice)
+    summary = transfer.compare_experiments(rows, choice, test_images=1_000, majority_share=0.244)
     assert summary.startswith("Experiment 2 wins") and "10.0 percentage points" in summary
     assert transfer.RANDOM_INIT_LABEL in summary
     assert transfer.comparison_table(rows)["weights"].eq(transfer.RANDOM_INIT_LABEL).all()
+
+
+def _rows_with_test_accuracies(first: float, second: float) -> list[dict]:
+    """Two minimal result rows, as compare_experiments reads them."""
+    return [{"experiment": f"{number} x", "test_accuracy": accuracy, "trainable_params": 10 * number,
+             "seconds": 1.0} for number, accuracy in ((1, first), (2, second))]
+
+
+def test_a_two_image_lead_is_not_called_a_win():
+    choice = transfer.WeightsChoice("imagenet", transfer.IMAGENET_LABEL, "file.h5")
+    rows = _rows_with_test_accuracies(0.600, 0.622)  # 2 of 90 test images apart
+    summary = transfer.compare_experiments(rows, choice, test_images=90, majority_share=0.244)
+    assert summary.startswith("No clear winner") and "2 of 90 test images" in summary
+    noise = transfer.accuracy_noise(0.600, 0.622, 90)
+    assert 0.07 < noise < 0.08  # sqrt((0.6 * 0.4 + 0.622 * 0.378) / 90)
+
+
+def test_a_win_below_the_majority_class_floor_is_no_win():
+    choice = transfer.WeightsChoice("imagenet", transfer.IMAGENET_LABEL, "file.h5")
+    rows = _rows_with_test_accuracies(0.05, 0.20)
+    summary = transfer.compare_experiments(rows, choice, test_images=10_000, majority_share=0.244)
+    assert summary.startswith("No winner") and "24.4%" in summary
+
+
+def test_accuracy_noise_rejects_an_empty_test_set():
+    with pytest.raises(ValueError, match="test_images must be positive"):
+        transfer.accuracy_noise(0.5, 0.5, 0)
+
+
+def test_documented_resnet50_facts_match_keras(shared_backbone):
+    assert transfer.RESNET50_NOTOP_LAYERS == len(shared_backbone.layers) == RESNET50_LAYERS
+    assert transfer.RESNET50_NOTOP_PARAMETERS == shared_backbone.count_params() == 23_587_712
+    assert transfer.RESNET50_FEATURES == shared_backbone.output_shape[-1] == FEATURES
+
+
+def test_course_figures_for_the_flowers_experiment():
+    assert transfer.COURSE_FROZEN_LAYER_COUNT == 140
+    assert (transfer.COURSE_FLOWER_PHOTOS_ABOUT, transfer.COURSE_GPU_MINUTES_ABOUT) == (4_000, 20)
+    assert transfer.FLOWER_CLASS_COUNT == 5
+
+
+def test_resnet_stages_from_layer_names():
+    assert transfer.resnet_stage("input_layer") == "input"
+    assert transfer.resnet_stage("pool1_pool") == transfer.resnet_stage("conv1_conv") == "stage 1"
+    assert transfer.resnet_stage("conv4_block6_3_bn") == "stage 4"
+    assert transfer.resnet_stage("conv5_block3_out") == "stage 5"
+
+
+def test_freezing_the_first_140_layers_trains_exactly_stage_5(random_backbone):
+    transfer.unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
+    table = transfer.trainable_by_stage(random_backbone)
+    assert transfer.stages_that_train(random_backbone) == ["stage 5"]
+    stage_5_convolutions = sum(1 for layer in random_backbone.layers
+                               if layer.name.startswith("conv5_") and isinstance(layer, keras.layers.Conv2D))
+    assert table.loc["stage 5", "layers_training"] == stage_5_convolutions
+    assert table["params_trainable"].sum() == BACKBONE_PARAMS_AFTER_LAYER_140
+    transfer.unfreeze_after(random_backbone, 130)  # a boundary earlier in stage 4 trains part of it
+    assert transfer.stages_that_train(random_backbone) == ["stage 4", "stage 5"]
+
+
+def test_misclassified_captions_fit_on_one_line():
+    paths, captions = transfer.misclassified(["a.jpg", "b.jpg"], np.array([0, 1]), np.array([1, 1]),
+                                             ["daisy", "rose"])
+    assert paths == ["a.jpg"] and captions == ["rose (true: daisy)"]

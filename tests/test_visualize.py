@@ -282,3 +282,55 @@ def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
     assert path == saved and "experiment V" in description
     path, reason = visualize.reusable_cifar_model("synthetic stand-ins", ["V"], minimum_test_accuracy=0.5)
     assert path is None and "below" in reason
+
+
+def test_grad_cam_equals_the_gradient_tape_written_out():
+    """Notebook 07's hand-written Grad-CAM (layer loop, pre-softmax score) and visualize.grad_cam agree."""
+    import tensorflow as tf
+
+    model = tiny_sequential_grown_with_add()
+    images = random_images(3, 16, seed=4)
+    last_convolution, softmax_layer = visualize.last_convolution_layer(model), model.layers[-1]
+    with tf.GradientTape() as tape:
+        activations = tf.convert_to_tensor(images)
+        for layer in model.layers[:-1]:
+            activations = layer(activations, training=False)
+            if layer is last_convolution:
+                feature_maps = activations
+                tape.watch(feature_maps)
+        scores = tf.matmul(activations, softmax_layer.kernel) + softmax_layer.bias
+        chosen = tf.gather(scores, tf.argmax(scores, axis=-1, output_type=tf.int32), axis=1, batch_dims=1)
+    weights = tf.reduce_mean(tape.gradient(chosen, feature_maps), axis=(1, 2))
+    by_hand = tf.nn.relu(tf.einsum("nhwc,nc->nhw", feature_maps, weights)).numpy()
+    peaks = by_hand.max(axis=(1, 2), keepdims=True)
+    by_hand = np.where(peaks > 0, by_hand / np.where(peaks > 0, peaks, 1), 0.0)
+    assert np.allclose(visualize.grad_cam(model, images).coarse, by_hand, atol=1e-5)
+
+
+def test_eight_bit_storage_erases_sub_level_steps_and_keeps_whole_levels():
+    levels = np.array([[10, 128, 250]], dtype=np.uint8)
+    images = levels.astype("float32") / 255.0
+    assert np.array_equal(visualize.to_8bit(images), levels)
+    assert np.array_equal(visualize.to_8bit(images + 0.4 / 255), levels)  # below half a level: gone
+    assert np.array_equal(visualize.to_8bit(images + 1 / 255).astype(int) - levels, np.ones((1, 3), int))
+    assert visualize.to_8bit(np.array([1.2, -0.1])).tolist() == [255, 0]
+
+
+def test_grad_cam_figure_keeps_captions_clear_of_the_images():
+    import matplotlib.pyplot as plt
+
+    images = random_images(4, 16, seed=5)
+    overlays = [image for image in images]
+    figure = visualize.plot_grad_cam(images, overlays, ["true cat\npred dog"] * 4, title="Grad-CAM")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes
+    assert len(axes) == 8
+    for axis in axes:
+        caption = axis.title.get_window_extent(renderer)
+        for other in axes:
+            if other is not axis and axis.title.get_text():
+                assert not caption.overlaps(other.get_window_extent(renderer)), "a caption runs into an image"
+    plt.close(figure)
+    with pytest.raises(ValueError, match="as many overlays and titles as images"):
+        visualize.plot_grad_cam(images, overlays[:2], ["a"] * 4)

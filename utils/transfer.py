@@ -66,6 +66,12 @@ POOLING_CHOICES = ("avg", "max")
 RESNET50_NOTOP_LAYERS = 175
 RESNET50_NOTOP_PARAMETERS = 23_587_712
 RESNET50_FEATURES = 2048
+# The course's own figures for its flowers experiment (5 classes, "about 4,000 images", "about
+# 20 minutes on a GPU" for both experiments); notebook 05 prints ours beside them.
+COURSE_FLOWER_PHOTOS_ABOUT = 4_000
+COURSE_GPU_MINUTES_ABOUT = 20
+# How many standard errors apart two test accuracies must be before one experiment "wins".
+SIGNIFICANT_STANDARD_ERRORS = 2.0
 
 
 def experiment_name(number: int, frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> str:
@@ -390,11 +396,52 @@ def frozen_boundary(backbone: Any, frozen_layer_count: int = COURSE_FROZEN_LAYER
             role = f"frozen (one of the first {frozen_layer_count})"
         elif isinstance(layer, keras.layers.BatchNormalization) and not layer.trainable:
             role = "batch normalisation, kept frozen (inference mode)"
+        elif not layer.weights:
+            role = "no weights: nothing to train"
         else:
             role = "fine-tuned" if layer.trainable else "frozen"
         rows.append({"index": index, "layer": layer.name, "type": type(layer).__name__,
                      "trainable": layer.trainable, "role": role})
     return pd.DataFrame(rows).set_index("index")
+
+
+def resnet_stage(layer_name: str) -> str:
+    """The ResNet50 stage a layer belongs to, from Keras's layer names.
+
+    ``conv1_*`` and ``pool1_*`` form the stem (stage 1); ``conv2_block1_1_conv`` is in
+    stage 2, and so on up to stage 5; anything else (the input layer) is "input".
+    """
+    prefix = layer_name.split("_", 1)[0]
+    if prefix in {"conv1", "pool1"}:
+        return "stage 1"
+    if len(prefix) == 5 and prefix.startswith("conv") and prefix[4].isdigit():
+        return f"stage {prefix[4]}"
+    return "input"
+
+
+def trainable_by_stage(backbone: Any) -> pd.DataFrame:
+    """Per ResNet50 stage: layers, layers holding weights, how many of those train, trainable parameters.
+
+    A layer counts as training only when it has a trainable weight: an ``Add`` or
+    ``Activation`` layer may be flagged trainable but has nothing to learn.
+    """
+    rows: dict[str, dict[str, int]] = {}
+    for layer in backbone.layers:
+        row = rows.setdefault(resnet_stage(layer.name), {"layers": 0, "layers_with_weights": 0,
+                                                          "layers_training": 0, "params_trainable": 0})
+        row["layers"] += 1
+        row["layers_with_weights"] += int(bool(layer.weights))
+        row["layers_training"] += int(bool(layer.trainable_weights))
+        row["params_trainable"] += parameter_count(layer.trainable_weights)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "stage"
+    return table
+
+
+def stages_that_train(backbone: Any) -> list[str]:
+    """The stages of a (partly frozen) ResNet50 in which at least one weight trains."""
+    table = trainable_by_stage(backbone)
+    return list(table.index[table["params_trainable"] > 0])
 
 
 def batch_norm_layers(backbone: Any) -> list[Any]:
@@ -509,16 +556,45 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows))[columns].set_index("experiment")
 
 
-def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice) -> str:
-    """Two sentences: which experiment has the higher test accuracy and by how much (points)."""
+def accuracy_noise(accuracy_1: float, accuracy_2: float, test_images: int) -> float:
+    """The standard error of the difference of two test accuracies measured on ``test_images`` images.
+
+    Each accuracy is a proportion with standard error sqrt(p (1 - p) / n); treating
+    the two as independent adds their variances, a slightly cautious figure (both
+    experiments are scored on the same images).
+    """
+    if test_images <= 0:
+        raise ValueError(f"test_images must be positive, got {test_images}.")
+    variance = (accuracy_1 * (1 - accuracy_1) + accuracy_2 * (1 - accuracy_2)) / test_images
+    return float(np.sqrt(variance))
+
+
+def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice, test_images: int,
+                        majority_share: float) -> str:
+    """Which experiment has the higher test accuracy, and whether that difference means anything.
+
+    A winner is named only when the difference exceeds
+    :data:`SIGNIFICANT_STANDARD_ERRORS` standard errors (:func:`accuracy_noise`) and
+    the winner beats ``majority_share``, the score of always naming the largest class.
+    """
     first, second = rows[0], rows[1]
-    difference = 100 * (second["test_accuracy"] - first["test_accuracy"])
-    if abs(difference) < 0.05:
-        verdict = f"Both experiments reach the same test accuracy ({first['test_accuracy']:.1%})."
+    accuracy_1, accuracy_2 = first["test_accuracy"], second["test_accuracy"]
+    difference = accuracy_2 - accuracy_1
+    images_apart = round(abs(difference) * test_images)
+    margin = SIGNIFICANT_STANDARD_ERRORS * accuracy_noise(accuracy_1, accuracy_2, test_images)
+    winner, loser = (second, first) if difference > 0 else (first, second)
+    measured = (f"test accuracy {accuracy_1:.1%} (experiment 1) vs {accuracy_2:.1%} (experiment 2): "
+                f"{100 * abs(difference):.1f} percentage points, {images_apart} of {test_images} test images")
+    if winner["test_accuracy"] <= majority_share:
+        verdict = (f"No winner: {measured}; neither beats the {majority_share:.1%} of always naming "
+                   "the largest class.")
+    elif abs(difference) <= margin:
+        verdict = (f"No clear winner: {measured}, within the noise of this test set "
+                   f"({SIGNIFICANT_STANDARD_ERRORS:g} standard errors = {100 * margin:.1f} points).")
     else:
-        winner, loser = (second, first) if difference > 0 else (first, second)
-        verdict = (f"Experiment {winner['experiment'][0]} wins on test accuracy: {winner['test_accuracy']:.1%} "
-                   f"vs {loser['test_accuracy']:.1%}, {abs(difference):.1f} percentage points.")
+        verdict = (f"Experiment {winner['experiment'][0]} wins: {measured}, beyond the noise of this test set "
+                   f"({SIGNIFICANT_STANDARD_ERRORS:g} standard errors = {100 * margin:.1f} points) and above "
+                   f"the {majority_share:.1%} majority-class floor.")
     budget = (f" Fine-tuning trained {second['trainable_params']:,} parameters against "
               f"{first['trainable_params']:,} and took {second['seconds']:.0f} s against {first['seconds']:.0f} s.")
     caveat = "" if choice.is_pretrained else (
@@ -564,7 +640,10 @@ def per_class_accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray,
 
 def misclassified(paths: Sequence[str], true_labels: np.ndarray, predicted_labels: np.ndarray,
                   class_names: Sequence[str], limit: int = 12) -> tuple[list[str], list[str]]:
-    """Paths and "predicted / true" captions of up to ``limit`` misclassified images."""
+    """Paths and one-line "predicted (true: ...)" captions of up to ``limit`` misclassified images.
+
+    One line per caption keeps it clear of the image above it in a grid.
+    """
     wrong = np.flatnonzero(np.asarray(true_labels) != np.asarray(predicted_labels))[:limit]
-    captions = [f"pred {class_names[predicted_labels[i]]}\ntrue {class_names[true_labels[i]]}" for i in wrong]
+    captions = [f"{class_names[predicted_labels[i]]} (true: {class_names[true_labels[i]]})" for i in wrong]
     return [paths[i] for i in wrong], captions

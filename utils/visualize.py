@@ -261,6 +261,35 @@ def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = No
     return GradCamResult(np.clip(resized, 0, 1), coarse, np.asarray(chosen), layer.name)
 
 
+def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Sequence[str],
+                  title: str = "", value_range: tuple[float, float] = (0.0, 1.0), cell_size: float = 1.7):
+    """Images (top row) above their Grad-CAM overlays (bottom row), one caption per column.
+
+    Drawn with matplotlib's constrained layout, which reserves room for every
+    caption, so multi-line captions never run into the image above or below.
+    """
+    import matplotlib.pyplot as plt
+
+    columns = len(images)
+    if columns == 0 or len(overlays) != columns or len(titles) != columns:
+        raise ValueError(f"plot_grad_cam needs as many overlays and titles as images; got {columns} images, "
+                         f"{len(overlays)} overlays and {len(titles)} titles. Pass gradcam_overlays(images, cam).")
+    figure, axes = plt.subplots(2, columns, figsize=(cell_size * columns, 2.5 * cell_size), squeeze=False,
+                                layout="constrained")
+    for column in range(columns):
+        axes[0][column].imshow(to_display(images[column], value_range).squeeze())
+        axes[0][column].set_title(titles[column], fontsize=8)
+        axes[1][column].imshow(overlays[column])
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    axes[0][0].set_ylabel("image", fontsize=9)
+    axes[1][0].set_ylabel("Grad-CAM", fontsize=9)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
 def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
                     colormap: str = "jet") -> np.ndarray:
     """Blend a [0, 1] heatmap, coloured with ``colormap``, over an RGB or grayscale image in [0, 1]."""
@@ -444,6 +473,17 @@ def _probabilities(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=-1, keepdims=True)
     exponentials = np.exp(shifted)
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def to_8bit(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Images in ``value_range`` as they would be stored in an 8-bit file (PNG): uint8 levels 0-255.
+
+    A perturbation smaller than half a level is rounded away by this step, which
+    is why the notebook's FGSM steps are whole numbers of levels (at least 1/255).
+    """
+    low, high = value_range
+    scaled = (np.asarray(images, dtype="float64") - low) / (high - low) * 255.0
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
 def fgsm_attack(model, images: np.ndarray, labels: Sequence[int], epsilon: float,
