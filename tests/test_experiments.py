@@ -390,6 +390,48 @@ def test_steps_per_execution_falls_back_to_one_with_several_replicas():
     assert experiments.usable_steps_per_execution(1, replicas=4) == 1
 
 
+def tiny_model() -> keras.Model:
+    return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+
+def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    path, reason = experiments.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "no saved model" in reason
+    saved = experiments.model_path("V")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    tiny_model().save(saved)
+    path, reason = experiments.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "no recorded run" in reason
+    results.append_result(experiments.RESULTS_TABLE, {"experiment": "V", "data_source": "synthetic stand-ins",
+                                                      "epochs": 1, "train_images": 100, "profile": "quick",
+                                                      "test_accuracy": 0.3})
+    path, reason = experiments.reusable_cifar_model("real photos", ["V"])
+    assert path is None and "other data" in reason
+    path, description = experiments.reusable_cifar_model("synthetic stand-ins", ["V"])
+    assert path == saved and "experiment V" in description
+    path, reason = experiments.reusable_cifar_model("synthetic stand-ins", ["V"], minimum_test_accuracy=0.5)
+    assert path is None and "below" in reason
+
+
+def test_the_most_accurate_reusable_model_wins_and_loads_with_fused_batch_norm(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    for name, accuracy in (("I", 0.45), ("III", 0.62), ("V", 0.58)):
+        saved = experiments.model_path(name)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        experiments.build_experiment_model(name).save(saved)
+        results.append_result(experiments.RESULTS_TABLE, {"experiment": name, "data_source": "real", "epochs": 15,
+                                                          "train_images": 10_000, "profile": "lesson",
+                                                          "test_accuracy": accuracy})
+    path, description = experiments.reusable_cifar_model("real")
+    assert path == experiments.model_path("III") and "62.0%" in description
+    reloaded = experiments.load_saved_model(path)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in reloaded.layers)
+    keras.backend.clear_session()
+
+
 def test_parameter_counts_keep_the_precision_in_force():
     runtime.apply_precision("mixed_bfloat16")
     try:

@@ -261,29 +261,6 @@ def test_feature_extractor_gives_penultimate_vectors():
     assert np.isfinite(features).all()
 
 
-def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
-    from utils import experiments, results
-
-    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
-    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
-    assert path is None and "no saved model" in reason
-    saved = experiments.model_path("V")
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    tiny_sequential().save(saved)
-    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
-    assert path is None and "no recorded run" in reason
-    results.append_result(experiments.RESULTS_TABLE, {"experiment": "V", "data_source": "synthetic stand-ins",
-                                                      "epochs": 1, "train_images": 100, "profile": "quick",
-                                                      "test_accuracy": 0.3})
-    path, reason = visualize.reusable_cifar_model("real photos", ["V"])
-    assert path is None and "other data" in reason
-    path, description = visualize.reusable_cifar_model("synthetic stand-ins", ["V"])
-    assert path == saved and "experiment V" in description
-    path, reason = visualize.reusable_cifar_model("synthetic stand-ins", ["V"], minimum_test_accuracy=0.5)
-    assert path is None and "below" in reason
-
-
 def test_grad_cam_equals_the_gradient_tape_written_out():
     """Notebook 07's hand-written Grad-CAM (layer loop, pre-softmax score) and visualize.grad_cam agree."""
     import tensorflow as tf

@@ -340,6 +340,59 @@ def model_path(experiment: str) -> Path:
     return runtime.runs_dir() / "models" / f"cifar10_{experiment}.keras"
 
 
+def load_saved_model(path: Path) -> Any:
+    """Load a model saved by :func:`run_experiment` (uncompiled), whatever batch-norm layer it uses.
+
+    Importing :mod:`utils.layers` registers :class:`utils.layers.FusedBatchNormalization`
+    with Keras, which a fresh kernel needs before it can read such a model back.
+    """
+    import keras
+
+    from utils import layers  # noqa: F401  (registers the fused batch-norm layer for loading)
+
+    return keras.saving.load_model(path, compile=False)
+
+
+def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | None = None,
+                         minimum_test_accuracy: float = 0.0) -> tuple[Path | None, str]:
+    """The best model saved by notebook 03 that was trained on the same data as this run, if any.
+
+    Looks at ``runs/models/cifar10_<experiment>.keras`` for each experiment (all seven
+    by default) and keeps those whose latest recorded run in the results table used
+    the same ``data_source`` (so a model trained on synthetic data is never shown real
+    photos, or the reverse) and reached ``minimum_test_accuracy`` (a model that has
+    barely learned anything, such as a one-epoch smoke run, has little to show). Of
+    those, the one with the highest recorded test accuracy wins.
+    Returns ``(path, description)`` or ``(None, reasons)`` when none qualifies.
+    """
+    table = results.read_results(RESULTS_TABLE)
+    reasons, candidates = [], []
+    for name in list(EXPERIMENTS) if experiments_to_try is None else experiments_to_try:
+        path = model_path(name)
+        if not path.exists():
+            reasons.append(f"{name}: no saved model")
+            continue
+        rows = table[table["experiment"].astype(str) == name] if "experiment" in table else table.iloc[0:0]
+        if rows.empty:
+            reasons.append(f"{name}: saved model but no recorded run, so its training data is unknown")
+            continue
+        latest = rows.iloc[-1]
+        if str(latest["data_source"]) != str(data_source):
+            reasons.append(f"{name}: trained on other data ({latest['data_source']!s:.60})")
+            continue
+        if float(latest["test_accuracy"]) < minimum_test_accuracy:
+            reasons.append(f"{name}: recorded test accuracy {float(latest['test_accuracy']):.1%} is below "
+                           f"the {minimum_test_accuracy:.0%} asked for")
+            continue
+        candidates.append((float(latest["test_accuracy"]), name, path, latest))
+    if not candidates:
+        return None, "; ".join(reasons) or "no experiments to try"
+    accuracy, name, path, latest = max(candidates, key=lambda candidate: candidate[0])
+    return path, (f"notebook 03's experiment {name}: {int(latest['epochs'])} epoch(s) on "
+                  f"{int(latest['train_images']):,} images, profile {latest['profile']}, "
+                  f"recorded test accuracy {accuracy:.1%}")
+
+
 def find_recorded_row(key: dict[str, Any]) -> dict[str, Any] | None:
     """The most recent row of the results table matching ``key``, or None."""
     return recording.find_recorded_row(RESULTS_TABLE, key)
