@@ -370,7 +370,8 @@ def test_reading_is_computed_from_the_tables():
     assert "Best validation accuracy: experiment VI (0.850)" in lines[1]
     assert "batch norm (with dropout) (I -> III): validation accuracy +0.090" in lines[2]
     assert "beyond noise" in lines[2] and "The course saw +0.03" in lines[2]
-    assert lines[-1] == "1 of 1 comparisons move beyond noise in the course's direction."
+    assert lines[-1] == ("1 of 1 comparisons move validation accuracy beyond noise in the course's direction; "
+                         "0 of 1 move overfitting (the gap) beyond noise in the course's direction.")
 
 
 def test_single_seed_noise_falls_back_to_sampling_error():

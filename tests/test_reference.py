@@ -105,8 +105,10 @@ def test_contrast_verdicts_follow_the_course_direction_and_noise():
     assert contrasts.loc[("II", "IV"), "verdict"] == "within noise"  # +0.01
     dropout = contrasts.loc[("II", "III")]
     assert dropout["gap change"] < -dropout["gap noise (2 SE)"]  # dropout cuts overfitting, beyond noise
+    assert dropout["gap verdict"] == "holds"  # as the course saw: its gap fell from 0.19 to 0.07
     numbers = experiments.key_numbers({"run": made_up, "none yet": pd.DataFrame()})
     assert numbers.loc["most overfitting experiment", "run"] == "II"
+    assert numbers.loc["overfitting changes holding", "run"].endswith("of 3")
     assert pd.isna(numbers.loc["best validation accuracy", "none yet"])
 
 

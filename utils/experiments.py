@@ -662,7 +662,9 @@ def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float
     standard errors, see :func:`validation_noise`; pass the runs' ``histories`` so that
     single-seed noise includes the epoch-to-epoch jitter), whether it is within that noise, and the verdict against the
     course: ``holds`` (beyond noise, in the course's direction), ``opposite`` (beyond
-    noise, the other way) or ``within noise``.  The course's own change is shown beside ours.
+    noise, the other way) or ``within noise``, once for validation accuracy (``verdict``)
+    and once for the train-validation gap, i.e. overfitting (``gap verdict``).  The
+    course's own changes are shown beside ours.
     """
     summary = summarise_seeds(rows)
     noise = validation_noise(summary, histories)
@@ -677,7 +679,10 @@ def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float
         gap_errors = 2 * float(np.sqrt(noise[baseline] ** 2 + noise[variant] ** 2
                                        + train_noise[baseline] ** 2 + train_noise[variant] ** 2))
         course_change = EXPERIMENTS[variant].course_val_accuracy - EXPERIMENTS[baseline].course_val_accuracy
+        course_gap_change = ((EXPERIMENTS[variant].course_train_accuracy - EXPERIMENTS[variant].course_val_accuracy)
+                             - (EXPERIMENTS[baseline].course_train_accuracy - EXPERIMENTS[baseline].course_val_accuracy))
         within = bool(abs(difference) <= two_errors)
+        gap_change = gap[variant] - gap[baseline]
         entries.append({
             "switch turned on": question,
             "from": baseline,
@@ -687,10 +692,10 @@ def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float
             "within noise": within,
             "course val change": course_change,
             "verdict": _verdict(difference, course_change, within),
-            "gap change": gap[variant] - gap[baseline],
+            "gap change": gap_change,
             "gap noise (2 SE)": gap_errors,
-            "course gap change": (EXPERIMENTS[variant].course_train_accuracy - EXPERIMENTS[variant].course_val_accuracy)
-            - (EXPERIMENTS[baseline].course_train_accuracy - EXPERIMENTS[baseline].course_val_accuracy),
+            "course gap change": course_gap_change,
+            "gap verdict": _verdict(gap_change, course_gap_change, bool(abs(gap_change) <= gap_errors)),
         })
     return pd.DataFrame(entries)
 
@@ -761,8 +766,9 @@ def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
                    "opposite": "beyond noise, against the course's direction",
                    "within noise": "within noise, so no measurable effect at this scale"}[contrast["verdict"]]
         overfitting = "less" if contrast["gap change"] < 0 else "more"
-        gap_verdict = ("beyond noise" if abs(contrast["gap change"]) > contrast["gap noise (2 SE)"]
-                       else "within noise")
+        gap_verdict = {"holds": "beyond noise, the course's direction",
+                       "opposite": "beyond noise, against the course's direction",
+                       "within noise": "within noise"}[contrast["gap verdict"]]
         lines.append(
             f"{contrast['switch turned on']} ({contrast['from']} -> {contrast['to']}): validation accuracy "
             f"{contrast['val change']:+.3f} (noise +/-{contrast['noise (2 SE)']:.3f}, {verdict}); "
@@ -770,7 +776,10 @@ def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
             f"The course saw {contrast['course val change']:+.2f}.")
     if len(contrasts):
         holding = int((contrasts["verdict"] == "holds").sum())
-        lines.append(f"{holding} of {len(contrasts)} comparisons move beyond noise in the course's direction.")
+        gap_holding = int((contrasts["gap verdict"] == "holds").sum())
+        lines.append(f"{holding} of {len(contrasts)} comparisons move validation accuracy beyond noise in the "
+                     f"course's direction; {gap_holding} of {len(contrasts)} move overfitting (the gap) beyond noise "
+                     f"in the course's direction.")
     return lines
 
 
@@ -868,7 +877,8 @@ def key_numbers(tables: dict[str, pd.DataFrame],
     course_best = max(EXPERIMENTS.values(), key=lambda experiment: experiment.course_val_accuracy)
     columns = {"course": {"best validation accuracy": course_best.course_val_accuracy,
                           "most overfitting experiment": max(course_gaps, key=course_gaps.get),
-                          "comparisons holding (of those run)": "reported, not tested"}}
+                          "validation changes holding": "reported, not tested",
+                          "overfitting changes holding": "reported, not tested"}}
     for label, rows in tables.items():
         if rows is None or rows.empty:
             columns[label] = {}
@@ -878,8 +888,10 @@ def key_numbers(tables: dict[str, pd.DataFrame],
         columns[label] = {
             "best validation accuracy": float(comparison["ours val"].max()),
             "most overfitting experiment": str(comparison["ours gap"].idxmax()),
-            "comparisons holding (of those run)":
+            "validation changes holding":
                 f"{int((contrasts['verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
+            "overfitting changes holding":
+                f"{int((contrasts['gap verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
         }
     return pd.DataFrame(columns)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -111,7 +112,8 @@ def export_cifar10_reference(row: dict, epoch_log: dict[int, dict[str, float]], 
     folder.mkdir(parents=True, exist_ok=True)
     name = reference_name(profile)
     experiment = str(row["experiment"])
-    _replace_rows(folder / f"{name}.csv", pd.DataFrame([row]), experiment)
+    finished = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    _replace_rows(folder / f"{name}.csv", pd.DataFrame([{**finished, **row}]), experiment)
     epochs = pd.DataFrame([{"experiment": experiment, "epoch": epoch + 1,
                             **{metric: values.get(metric) for metric in EPOCH_COLUMNS[2:]},
                             "seconds": values.get("seconds")}
