@@ -306,7 +306,7 @@ def choose_precision(
     if asked:
         policy, reason = asked
     elif not allow_mixed:
-        policy, reason = "float32", "this notebook keeps float32 (it does not train for speed)"
+        policy, reason = "float32", "this notebook asks for float32 (exact arithmetic matters more here than speed)"
     elif (gpu_count if gpu_count is not None else len(gpu_names())) > 0:
         policy, reason = "mixed_float16", "a GPU is visible: its float16 tensor cores are the fast path"
     else:
