@@ -52,7 +52,7 @@ def not_found(dataset: str, looked_at: Sequence[str], download_problem: str) -> 
     return DatasetNotFoundError(
         f"{dataset} was not found. Looked for: {places}. {download_problem} "
         f"To fix this, either put the dataset in one of those places (set CNN_DATA_DIR to the "
-        f"folder that holds it, e.g. CNN_DATA_DIR=../shared/data), or connect to the internet "
+        f"folder that holds it, e.g. CNN_DATA_DIR=/path/to/datasets), or connect to the internet "
         f"and unset CNN_OFFLINE so it can be downloaded into {runtime.cache_dir()}, or set "
         f"CNN_DATA=synthetic to run on small generated data (labelled synthetic)."
     )
