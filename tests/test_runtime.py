@@ -105,3 +105,9 @@ def test_setup_notebook_reports(capsys: pytest.CaptureFixture[str]) -> None:
     assert context.profile.name == "quick" and context.seed == 3
     assert "Profile: quick" in printed and "tensorflow=" in printed
     assert context.precision_policy == "float32"
+
+
+def test_setup_notebook_for_a_notebook_that_trains_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    runtime.setup_notebook("quick", seed=3, trains=False)
+    printed = capsys.readouterr().out
+    assert "NOT comparable" not in printed and runtime.NOTHING_TRAINED_DESCRIPTION in printed

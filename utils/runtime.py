@@ -55,6 +55,7 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
     "smoke-test sized and NOT comparable with the course",
     "full": "the course's own data sizes, epochs and batch sizes; meant for a GPU",
 }
+NOTHING_TRAINED_DESCRIPTION = "this notebook trains nothing, so its numbers are the same in every profile"
 
 
 def gpu_names() -> list[str]:
@@ -219,11 +220,15 @@ def setup_notebook(
     seed: int = DEFAULT_SEED,
     mixed_precision: bool = False,
     quiet: bool = False,
+    trains: bool = True,
 ) -> NotebookContext:
     """One call at the top of every notebook: profile, seeds, devices, a printed report.
 
     ``mixed_precision=True`` turns on mixed precision where a GPU is present
     (training notebooks ask for it; the others keep float32 everywhere).
+    ``trains=False`` is for notebooks that train nothing: their numbers are the
+    same in every profile, so the report says that instead of the profile's
+    warning about training results.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Our tf.data pipelines shuffle themselves; Keras still warns about fit()'s
@@ -240,7 +245,8 @@ def setup_notebook(
         keras.mixed_precision.set_global_policy("float32")
     strategy = distribution_strategy(gpu_count)
     if not quiet:
-        print(f"Profile: {chosen.name} ({chosen.reason}) - {chosen.description}")
+        description = chosen.description if trains else NOTHING_TRAINED_DESCRIPTION
+        print(f"Profile: {chosen.name} ({chosen.reason}) - {description}")
         print(f"Seed: {seed}   precision: {policy}   replicas: {strategy.num_replicas_in_sync}")
         print("  ".join(f"{key}={value}" for key, value in environment.items()))
         if gpu_count == 0:
