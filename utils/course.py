@@ -117,3 +117,10 @@ DEPTHWISE_RATIO_ABOUT = 0.31  # = 1/5 + 1/9
 TWO_3X3_RECEPTIVE_FIELD, THREE_3X3_RECEPTIVE_FIELD = 5, 7
 TWO_3X3_WEIGHTS, ONE_5X5_WEIGHTS = 18, 25  # one channel in and out
 THREE_3X3_WEIGHTS_PER_C2, ONE_7X7_WEIGHTS_PER_C2 = 27, 49  # C channels in and out: times C^2
+
+# --- A 1D convolutional text model (textbook chapter) -----------------------
+# Embedding(10000, 128) on sequences of 500 tokens, Conv1D(32, 7), MaxPooling1D(5),
+# Conv1D(32, 7), GlobalMaxPooling1D, Dense(1).
+TEXT_CNN_VOCABULARY, TEXT_CNN_EMBEDDING_SIZE, TEXT_CNN_SEQUENCE_LENGTH = 10_000, 128, 500
+TEXT_CNN_FILTERS, TEXT_CNN_KERNEL_SIZE, TEXT_CNN_POOL_SIZE = 32, 7, 5
+TEXT_CNN_PARAMETERS = 1_315_937
