@@ -10,6 +10,11 @@ from __future__ import annotations
 from utils import course
 
 
+def test_reading_images() -> None:
+    assert course.IMAGE_BITS_PER_CHANNEL == 8 and 2**course.IMAGE_BITS_PER_CHANNEL == 256
+    assert course.DIGIT_PRINT_SIZE == (18, 18) and course.TOY_COLOUR_IMAGE_SHAPE == (4, 4, 3)
+
+
 def test_mnist_recipe_and_summary() -> None:
     assert (course.MNIST_TRAINING_SAMPLES, course.MNIST_BATCH_SIZE, course.MNIST_EPOCHS) == (20_000, 128, 12)
     assert (course.MNIST_TEST_ACCURACY, course.MNIST_TEST_LOSS_ABOUT) == (0.9859, 0.04)

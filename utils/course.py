@@ -8,6 +8,11 @@ figure is written down once and checked everywhere it is used.
 
 from __future__ import annotations
 
+# --- Reading digital images (notebook 00) -----------------------------------
+IMAGE_BITS_PER_CHANNEL = 8  # intensities 0-255
+DIGIT_PRINT_SIZE = (18, 18)  # the course prints its MNIST digit resized to 18 x 18
+TOY_COLOUR_IMAGE_SHAPE = (4, 4, 3)
+
 # --- CIFAR-10 experiments I-VII (notebook 03) ---------------------------------
 
 CIFAR10_INPUT_SHAPE: tuple[int, int, int] = (32, 32, 3)
