@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from utils import images, plotting  # noqa: E402
+from utils import anatomy, images, models, plotting  # noqa: E402
 
 
 def text_boxes(figure: plt.Figure) -> list[tuple[str, object]]:
@@ -65,6 +65,7 @@ FIGURES = {
         title="/home/someone/runs: curves"),
     "confusion matrix": lambda: plotting.plot_confusion_matrix(
         np.arange(10), np.arange(10), [f"class {index}" for index in range(10)], title="test set"),
+    "layer costs": lambda: anatomy.plot_layer_costs(anatomy.layer_table(models.vgg_spec(16)), title="VGG16 costs"),
     "matrices": lambda: images.show_matrices(
         [np.arange(36).reshape(6, 6), np.ones((3, 3)), np.arange(16).reshape(4, 4) - 8],
         ["6 x 6 image", "filter", "4 x 4 output"]),
