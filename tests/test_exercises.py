@@ -1,34 +1,57 @@
-"""The exercise checker says right, wrong or unanswered, and never stops a headless run."""
+"""The exercise checker: right, wrong with a hint, and never an error for a blank answer."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from utils import exercises
 
 
-def test_correct_answer_prints_correct(capsys):
-    assert exercises.check("sum", 4, 4, hint="add them") is True
-    assert "Correct." in capsys.readouterr().out
+def test_blank_answer_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    verdict = exercises.check("stride 2", ..., expected=3, hint="use the output-size formula")
+    assert verdict.status == exercises.NOT_ANSWERED and not verdict.is_right
+    assert "not answered yet" in capsys.readouterr().out
 
 
-def test_wrong_answer_prints_the_hint(capsys):
-    assert exercises.check("sum", 5, 4, hint="add them") is False
-    assert "Not yet: add them" in capsys.readouterr().out
+@pytest.mark.parametrize("answer", [None, [1, ...], ((1, 2), (3, None))])
+def test_partly_blank_answers_count_as_blank(answer: object) -> None:
+    assert exercises.check("x", answer, expected=[[1, 2], [3, 4]], hint="", quiet=True).status == exercises.NOT_ANSWERED
 
 
-def test_unanswered_exercise_does_not_raise(capsys):
-    assert exercises.check("sum", None, 4, hint="add them") is False
-    assert "Not answered yet (None)" in capsys.readouterr().out
+def test_right_answer() -> None:
+    verdict = exercises.check("matrix", [[1, 2], [3, 4]], expected=np.array([[1.0, 2.0], [3.0, 4.0]]), hint="h",
+                              quiet=True)
+    assert verdict.is_right
 
 
-def test_tolerance_applies_to_numbers_and_arrays():
-    assert exercises.check("ratio", 0.312, 0.311, hint="", tolerance=0.01)
-    assert not exercises.check("ratio", 0.35, 0.311, hint="", tolerance=0.01)
-    assert exercises.check("map", [1.0, 2.0], np.array([1.0, 2.001]), hint="", tolerance=0.01)
-    assert not exercises.check("map", [1.0, 2.0, 3.0], np.array([1.0, 2.0]), hint="")
+def test_wrong_answer_prints_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    verdict = exercises.check("size", 4, expected=3, hint="floor((n + 2p - k) / s) + 1")
+    assert verdict.status == exercises.WRONG
+    assert "floor((n + 2p - k) / s) + 1" in capsys.readouterr().out
 
 
-def test_an_incomparable_answer_is_wrong_not_an_error():
-    assert exercises.check("word", {"a": 1}, "up", hint="one word") is False
-    assert exercises.check("word", "up", "up", hint="one word") is True
+def test_wrong_shape_is_named() -> None:
+    verdict = exercises.check("map", [[1, 2, 3]], expected=[[1, 2], [3, 4]], hint="h", quiet=True)
+    assert verdict.status == exercises.WRONG and "shape (1, 3)" in verdict.message
+
+
+def test_tolerance_is_respected() -> None:
+    assert exercises.check("acc", 0.347, expected=0.3474, hint="", tolerance=0.001, quiet=True).is_right
+    assert not exercises.check("acc", 0.35, expected=0.3474, hint="", tolerance=0.001, quiet=True).is_right
+
+
+def test_booleans_and_text() -> None:
+    assert exercises.check("b", True, expected=True, hint="", quiet=True).is_right
+    assert not exercises.check("b", 1, expected=True, hint="", quiet=True).is_right
+    assert exercises.check("t", " Red ", expected="red", hint="", quiet=True).is_right
+    assert not exercises.check("t", "blue", expected="red", hint="", quiet=True).is_right
+
+
+def test_text_answer_to_a_number_question_is_wrong_not_an_error() -> None:
+    assert exercises.check("n", "three", expected=3, hint="a number", quiet=True).status == exercises.WRONG
+
+
+def test_nothing_to_compare_with_yet_says_what_to_run() -> None:
+    verdict = exercises.check("run", 0.4, expected=None, hint="set EXERCISE_EPOCHS = 12 first", quiet=True)
+    assert verdict.status == exercises.CANNOT_CHECK and "EXERCISE_EPOCHS" in verdict.message

@@ -157,3 +157,9 @@ def test_cpu_model_name_and_flags_are_read_from_cpuinfo() -> None:
     assert runtime.cpu_model_name(XEON_AMX) == "Intel Xeon"
     assert {"amx_bf16", "avx512_bf16"} <= runtime.cpu_flags(XEON_AMX)
     assert runtime.cpu_flags("") == set()
+
+
+def test_setup_notebook_for_a_notebook_that_trains_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    runtime.setup_notebook("quick", seed=3, trains=False)
+    printed = capsys.readouterr().out
+    assert "NOT comparable" not in printed and runtime.NOTHING_TRAINED_DESCRIPTION in printed

@@ -767,7 +767,8 @@ def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
 
     weighted = table[table["kind"].isin(["conv", "dense"])]
     colours = ["tab:blue" if kind == "conv" else "tab:orange" for kind in weighted["kind"]]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 0.5 * len(weighted)), 7), sharex=True)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 0.5 * len(weighted)), 7), sharex=True,
+                                         layout="constrained")
     positions = range(len(weighted))
     top.bar(positions, weighted["parameters"] / 1e6, color=colours)
     top.set_ylabel("parameters (millions)")
@@ -779,5 +780,4 @@ def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
     top.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange")],
                labels=["convolution", "fully connected"])
     figure.suptitle(title)
-    figure.tight_layout()
     return figure

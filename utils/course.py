@@ -10,6 +10,11 @@ is used; ``tests/`` pins the constants themselves.
 
 from __future__ import annotations
 
+# --- Reading digital images (notebook 00) -----------------------------------
+IMAGE_BITS_PER_CHANNEL = 8  # intensities 0-255
+DIGIT_PRINT_SIZE = (18, 18)  # the course prints its MNIST digit resized to 18 x 18
+TOY_COLOUR_IMAGE_SHAPE = (4, 4, 3)
+
 # --- CIFAR-10 experiments I-VII (notebook 03) ---------------------------------
 
 CIFAR10_INPUT_SHAPE: tuple[int, int, int] = (32, 32, 3)
@@ -119,3 +124,10 @@ DEPTHWISE_RATIO_ABOUT = 0.31  # = 1/5 + 1/9
 TWO_3X3_RECEPTIVE_FIELD, THREE_3X3_RECEPTIVE_FIELD = 5, 7
 TWO_3X3_WEIGHTS, ONE_5X5_WEIGHTS = 18, 25  # one channel in and out
 THREE_3X3_WEIGHTS_PER_C2, ONE_7X7_WEIGHTS_PER_C2 = 27, 49  # C channels in and out: times C^2
+
+# --- A 1D convolutional text model (textbook chapter) -----------------------
+# Embedding(10000, 128) on sequences of 500 tokens, Conv1D(32, 7), MaxPooling1D(5),
+# Conv1D(32, 7), GlobalMaxPooling1D, Dense(1).
+TEXT_CNN_VOCABULARY, TEXT_CNN_EMBEDDING_SIZE, TEXT_CNN_SEQUENCE_LENGTH = 10_000, 128, 500
+TEXT_CNN_FILTERS, TEXT_CNN_KERNEL_SIZE, TEXT_CNN_POOL_SIZE = 32, 7, 5
+TEXT_CNN_PARAMETERS = 1_315_937

@@ -1,48 +1,108 @@
-"""Checkable exercises: a learner's answer compared with the expected one, with a hint.
+"""Checkable "your turn" exercises: the learner edits a value, a check says right or wrong.
 
-A "your turn" cell sets an answer (``None`` until the learner fills it in) and
-calls :func:`check`.  The check prints one line and returns whether the answer
-is right; it never raises, so a notebook executed headless (with the answers
-still ``None``) runs on to the end.  Solutions live in a collapsed markdown
-``<details>`` block under the exercise, reachable but not in the way.
+A notebook's exercise is two cells.  In the first the learner replaces ``...``
+(Python's Ellipsis) with an answer; in the second :func:`check` compares that
+answer with the value the notebook computes and prints one line: right, wrong
+with a hint, or "not answered yet".  A blank answer is not an error, so a
+notebook run headless (``python -m utils.run``) passes through its exercises
+and carries on.  Solutions sit in a collapsed ``<details>`` block under the
+check, reachable but out of the way.
 """
 
 from __future__ import annotations
 
-import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-
-def _matches(answer: Any, expected: Any, tolerance: float) -> bool:
-    """True when ``answer`` equals ``expected``; numbers and arrays may differ by ``tolerance``."""
-    if isinstance(answer, numbers.Number) and isinstance(expected, numbers.Number):
-        return abs(float(answer) - float(expected)) <= tolerance
-    if isinstance(answer, (np.ndarray, list, tuple)) and isinstance(expected, (np.ndarray, list, tuple)):
-        answer_array, expected_array = np.asarray(answer), np.asarray(expected)
-        if answer_array.shape != expected_array.shape:
-            return False
-        if answer_array.dtype.kind in "biuf" and expected_array.dtype.kind in "biuf":
-            return bool(np.allclose(answer_array, expected_array, rtol=0.0, atol=tolerance))
-        return bool(np.array_equal(answer_array, expected_array))
-    return bool(answer == expected)
+NOT_ANSWERED = "not answered"
+RIGHT = "right"
+WRONG = "wrong"
+CANNOT_CHECK = "cannot check yet"
 
 
-def check(name: str, answer: Any, expected: Any, hint: str, tolerance: float = 0.0) -> bool:
-    """Print whether the exercise ``name`` is answered correctly, and return it.
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one check: which exercise, its status and the line printed for the learner."""
 
-    Prints "Correct.", "Not yet: <hint>" or, while ``answer`` is still ``None``,
-    "Not answered yet (None)".  Numbers (and arrays of numbers) count as equal
-    when they differ by at most ``tolerance``; anything else must be equal.
-    An answer that cannot be compared at all counts as "not yet", never as an error.
-    """
-    if answer is None:
-        print(f"[{name}] Not answered yet (None)")
-        return False
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def is_right(self) -> bool:
+        """True only when the answer was given and agrees with the expected value."""
+        return self.status == RIGHT
+
+
+def is_blank(answer: Any) -> bool:
+    """True when the learner has not filled the answer in: ``...`` or ``None``, alone or inside a list/tuple."""
+    if answer is ... or answer is None:
+        return True
+    if isinstance(answer, (list, tuple)):
+        return any(is_blank(item) for item in answer)
+    return False
+
+
+def _as_number_array(value: Any) -> np.ndarray | None:
+    """``value`` as a float array when it is numbers (or nested lists/tuples of numbers), else None."""
+    if isinstance(value, (str, bytes)):
+        return None
     try:
-        correct = _matches(answer, expected, tolerance)
-    except Exception:  # an answer of an unexpected type is a wrong answer, not a crash
-        correct = False
-    print(f"[{name}] Correct." if correct else f"[{name}] Not yet: {hint}")
-    return correct
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return array
+
+
+def answers_agree(answer: Any, expected: Any, tolerance: float = 0.0) -> bool:
+    """Whether an answer matches the expected value.
+
+    Numbers, shapes, lists and arrays agree when they have the same shape and
+    every entry is within ``tolerance`` of the expected one (exact when 0);
+    text agrees ignoring case and surrounding spaces; anything else by ``==``.
+    """
+    if isinstance(expected, str):
+        return isinstance(answer, str) and answer.strip().lower() == expected.strip().lower()
+    if isinstance(expected, (bool, np.bool_)):
+        return isinstance(answer, (bool, np.bool_)) and bool(answer) == bool(expected)
+    expected_numbers, answer_numbers = _as_number_array(expected), _as_number_array(answer)
+    if expected_numbers is not None and answer_numbers is not None:
+        return (answer_numbers.shape == expected_numbers.shape
+                and bool(np.all(np.abs(answer_numbers - expected_numbers) <= tolerance)))
+    return answer == expected
+
+
+def _shape_hint(answer: Any, expected: Any) -> str:
+    """A short note when an array answer has the wrong shape (the most common slip with matrices)."""
+    expected_numbers, answer_numbers = _as_number_array(expected), _as_number_array(answer)
+    if expected_numbers is None or answer_numbers is None or expected_numbers.ndim == 0:
+        return ""
+    if answer_numbers.shape != expected_numbers.shape:
+        return f" (your answer has shape {answer_numbers.shape}; check how many rows and columns there are)"
+    return ""
+
+
+def check(exercise: str, answer: Any, expected: Any, hint: str, tolerance: float = 0.0,
+          quiet: bool = False) -> Verdict:
+    """Compare the learner's ``answer`` with ``expected``, print one line and return the verdict.
+
+    ``answer`` left as ``...`` gives "not answered yet" (never an exception, so
+    a headless run continues).  ``expected=None`` means the notebook has nothing
+    to compare with yet (for example a training run the learner has not started);
+    the ``hint`` then says what to run.  A wrong answer prints the hint.
+    """
+    if is_blank(answer):
+        verdict = Verdict(exercise, NOT_ANSWERED,
+                          f"{exercise}: not answered yet - replace the ... above with your answer and run again.")
+    elif expected is None:
+        verdict = Verdict(exercise, CANNOT_CHECK, f"{exercise}: nothing to compare with yet. {hint}")
+    elif answers_agree(answer, expected, tolerance):
+        verdict = Verdict(exercise, RIGHT, f"{exercise}: right!")
+    else:
+        verdict = Verdict(exercise, WRONG,
+                          f"{exercise}: not quite{_shape_hint(answer, expected)}. Hint: {hint}")
+    if not quiet:
+        print(verdict.message)
+    return verdict

@@ -194,25 +194,35 @@ def show_matrices(
     the reader wants to check the arithmetic and see the pattern at once.
     ``shared_scale=True`` shades every panel on the same scale, so equal numbers
     look equal across panels (useful when one panel is derived from another).
+    Non-negative matrices use the suite's one grey convention (0 = black, the
+    largest value = white, as in notebook 00); matrices with negative entries a
+    diverging scale centred on 0 (blue negative, red positive).  Every panel has
+    a thin frame so white cells at the border stay visible.
     """
     import matplotlib.pyplot as plt
 
+    from utils.plotting import frame
+
     figure, axes = plt.subplots(1, len(matrices), figsize=(panel_size * len(matrices), panel_size),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")
     everything = np.concatenate([np.asarray(matrix, dtype=np.float64).ravel() for matrix in matrices])
     for index, (axis, matrix) in enumerate(zip(axes.flat, matrices)):
         matrix = np.asarray(matrix, dtype=np.float64)
         scale_from = everything if shared_scale else matrix
         limit = float(np.max(np.abs(scale_from))) or 1.0
-        cmap, low = ("RdBu_r", -limit) if scale_from.min() < 0 else ("Greys", 0.0)
-        axis.imshow(matrix, cmap=cmap, vmin=low, vmax=limit)
+        signed = scale_from.min() < 0
+        axis.imshow(matrix, cmap="RdBu_r" if signed else "gray", vmin=-limit if signed else 0.0, vmax=limit)
         for (row, column), value in np.ndenumerate(matrix):
-            strong = abs(value) > 0.6 * limit
-            axis.text(column, row, value_format.format(value), ha="center", va="center",
-                      fontsize=9, color="white" if strong else "black")
-        axis.set_xticks([])
-        axis.set_yticks([])
+            axis.text(column, row, value_format.format(value), ha="center", va="center", fontsize=9,
+                      color=_text_colour(value, limit, signed))
+        frame(axis)
         if titles is not None:
             axis.set_title(titles[index], fontsize=10)
-    figure.tight_layout()
     return figure
+
+
+def _text_colour(value: float, limit: float, signed: bool) -> str:
+    """Black or white, whichever reads on the cell's shade (grey: dark cells get white text)."""
+    if signed:
+        return "white" if abs(value) > 0.6 * limit else "black"
+    return "white" if value < 0.5 * limit else "black"

@@ -10,9 +10,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import re
+
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
+
+# An absolute path (POSIX, home-relative or Windows) inside a title: "/work/data/cifar10", "C:\\data\\x.npz".
+# It needs two separators and nothing word-like before it, so "1/255" or "red / blue" are left alone.
+_PATH_PATTERN = re.compile(r"(?<![\w.])(?:[A-Za-z]:\\|~?/)[^\s,;()'\"]*[\\/][^\s,;()'\"]*")
+FRAME_COLOUR = "0.6"  # mid grey: visible around white and black pixels alike
+
+
+def without_machine_paths(text: str) -> str:
+    """``text`` with every absolute path shortened to its last part.
+
+    Titles are read by learners on other machines: "images in /work/shared/data/flowers"
+    says nothing to them and leaks the author's folders, "images in flowers" says enough.
+    """
+    return _PATH_PATTERN.sub(lambda match: last_path_part(match.group(0)), text)
+
+
+def last_path_part(path_text: str) -> str:
+    """The last non-empty component of a path written with / or \\ separators."""
+    parts = [part for part in re.split(r"[\\/]", path_text) if part and part != "~" and not part.endswith(":")]
+    return parts[-1] if parts else path_text
 
 
 def history_dict(history: Any) -> dict[str, list[float]]:
@@ -31,7 +53,10 @@ def plot_learning_curves(
     ``histories`` maps a run name to its Keras ``History`` or history dict.
     ``mark_epochs`` draws labelled vertical lines, e.g. ``{"fine-tuning starts": 5}``.
     """
-    figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False,
+                                layout="constrained")
+    longest = max((len(values) for history in histories.values() for values in history_dict(history).values()),
+                  default=1)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, metric in zip(axes[0], metrics):
         for index, (name, history) in enumerate(histories.items()):
@@ -47,12 +72,19 @@ def plot_learning_curves(
             axis.axvline(epoch + 0.5, color="grey", linestyle=":")
             axis.annotate(label, (epoch + 0.5, axis.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if longest <= 12:  # every epoch gets its tick; one or two epochs no longer read 0.945-1.05
+            axis.set_xticks(range(1, longest + 1))
+        else:
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        axis.set_xlim(0.5, longest + 0.5)
+        if "accuracy" in metric:
+            low, high = max(0.0, axis.get_ylim()[0]), min(1.0, axis.get_ylim()[1])
+            if high > low:
+                axis.set_ylim(low, high)  # accuracy lives in [0, 1]; no ticks above 100%
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    figure.suptitle(title)
-    figure.tight_layout()
+    figure.suptitle(without_machine_paths(title))
     return figure
 
 
@@ -88,22 +120,33 @@ def show_image_grid(
             f"show_image_grid got {count} images but {len(cmaps)} colour maps and {len(signed)} signed flags; "
             "give one per image, or a single value for all."
         )
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell_size, rows * cell_size * 1.15), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell_size, rows * cell_size * 1.15), squeeze=False,
+                                layout="constrained")
     for index, axis in enumerate(axes.flat):
-        axis.axis("off")
         if index >= count:
+            axis.axis("off")
             continue
+        frame(axis)
         image = np.asarray(images[index])
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
         shown = axis.imshow(image, **_display_scale(image, cmaps[index], signed[index]))
         if titles is not None:
-            axis.set_title(titles[index], fontsize=max(8.0, min(10.0, 3 * cell_size)))
+            axis.set_title(without_machine_paths(titles[index]), fontsize=max(8.0, min(10.0, 3 * cell_size)))
         if colorbar and image.ndim == 2:
             figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
-    figure.suptitle(title)
-    figure.tight_layout()
+    figure.suptitle(without_machine_paths(title))
     return figure
+
+
+def frame(axis: plt.Axes) -> None:
+    """Hide an image panel's ticks but keep a thin grey frame, so white pixels at the edge stay visible."""
+    axis.set_xticks([])
+    axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_visible(True)
+        spine.set_edgecolor(FRAME_COLOUR)
+        spine.set_linewidth(0.8)
 
 
 def _display_scale(image: np.ndarray, cmap: str | None, signed: bool) -> dict[str, Any]:
@@ -142,7 +185,7 @@ def plot_confusion_matrix(
     class_count = len(class_names)
     matrix = confusion_counts(true_labels, predicted_labels, class_count)
     size = max(4.0, 0.55 * class_count + 2)
-    figure, axis = plt.subplots(figsize=(size, size))
+    figure, axis = plt.subplots(figsize=(size, size), layout="constrained")
     axis.imshow(matrix, cmap="Blues")
     threshold = matrix.max() / 2 if matrix.max() else 1
     for row in range(class_count):
@@ -153,8 +196,7 @@ def plot_confusion_matrix(
     axis.set_yticks(range(class_count), class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    axis.set_title(title)
-    figure.tight_layout()
+    axis.set_title(without_machine_paths(title))
     return figure
 
 

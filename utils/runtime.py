@@ -121,6 +121,7 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
     "full": "the course's own data sizes, epochs and batch sizes; hours on a CPU, minutes on a GPU",
 }
 PROFILE_NAMES = ("quick", "lesson", "full")
+NOTHING_TRAINED_DESCRIPTION = "this notebook trains nothing, so its numbers are the same in every profile"
 
 
 def gpu_names() -> list[str]:
@@ -420,6 +421,7 @@ def setup_notebook(
     quiet: bool = False,
     precision: str | None = None,
     keep_on_drive: bool = False,
+    trains: bool = True,
 ) -> NotebookContext:
     """One call at the top of every notebook: profile, seeds, precision, devices, a printed report.
 
@@ -428,6 +430,9 @@ def setup_notebook(
     ``precision`` (a notebook's ``PRECISION`` parameter) names a policy outright.
     ``keep_on_drive=True`` puts ``results/`` and ``runs/`` on Google Drive when
     running on Colab (see :func:`keep_outputs_on_drive`).
+    ``trains=False`` is for notebooks that train nothing: their numbers are the
+    same in every profile, so the report says that instead of the profile's
+    warning about training results.
     """
     if keep_on_drive:
         print(keep_outputs_on_drive())
@@ -443,7 +448,8 @@ def setup_notebook(
     policy = apply_precision(chosen_precision)
     strategy = distribution_strategy(gpu_count)
     if not quiet:
-        print(f"Profile: {chosen.name} ({chosen.reason}) - {chosen.description}")
+        description = chosen.description if trains else NOTHING_TRAINED_DESCRIPTION
+        print(f"Profile: {chosen.name} ({chosen.reason}) - {description}")
         print(f"Precision: {policy} ({chosen_precision.reason})")
         print(f"Seed: {seed}   replicas: {strategy.num_replicas_in_sync}")
         print("  ".join(f"{key}={value}" for key, value in environment.items()))

@@ -1,0 +1,132 @@
+"""The plotting helpers draw readable figures: no overlapping text, no machine paths, frames, short-curve ticks."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from utils import anatomy, images, models, plotting  # noqa: E402
+
+
+def text_boxes(figure: plt.Figure) -> list[tuple[str, object]]:
+    """Bounding boxes (in pixels) of the suptitle and every panel's title and axis labels."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [figure._suptitle] if figure._suptitle is not None else []
+    for axis in figure.axes:
+        texts += [axis.title, axis.xaxis.label, axis.yaxis.label]
+    return [(text.get_text(), text.get_window_extent(renderer)) for text in texts
+            if text.get_visible() and text.get_text().strip()]
+
+
+def overlapping_text(figure: plt.Figure) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than a pixel."""
+    pairs = []
+    for (first, first_box), (second, second_box) in combinations(text_boxes(figure), 2):
+        overlap_width = min(first_box.x1, second_box.x1) - max(first_box.x0, second_box.x0)
+        overlap_height = min(first_box.y1, second_box.y1) - max(first_box.y0, second_box.y0)
+        if overlap_width > 1 and overlap_height > 1:
+            pairs.append((first, second))
+    return pairs
+
+
+def image_titles_clear_of_images(figure: plt.Figure) -> bool:
+    """Every panel title sits above its own image and below the suptitle."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    suptitle_bottom = figure._suptitle.get_window_extent(renderer).y0 if figure._suptitle else np.inf
+    for axis in figure.axes:
+        if axis.title.get_text():
+            title_box = axis.title.get_window_extent(renderer)
+            if title_box.y0 < axis.get_window_extent(renderer).y1 - 1 or title_box.y1 > suptitle_bottom + 1:
+                return False
+    return True
+
+
+FIGURES = {
+    "image grid with suptitle and long titles": lambda: plotting.show_image_grid(
+        [np.zeros((28, 28), np.uint8)] * 12,
+        [f"said 5 {index}%, true 6 with a long caption" for index in range(12)], columns=6, cell_size=2.2,
+        title="mnist (JPEG image folders in /work/shared/data/mnist)"),
+    "samples per class": lambda: plotting.show_samples_per_class(
+        np.zeros((40, 8, 8), np.uint8), np.repeat(np.arange(4), 10), ["zero", "one", "two", "three"], 8,
+        title="a title over the first row"),
+    "signed grid with colour bars": lambda: plotting.show_image_grid(
+        [np.linspace(-1, 1, 64).reshape(8, 8)] * 6, [f"filter {index}" for index in range(6)], signed=True,
+        colorbar=True, columns=3, cell_size=3.5),
+    "learning curves": lambda: plotting.plot_learning_curves(
+        {"a": {"accuracy": [0.5], "val_accuracy": [0.6], "loss": [1.0], "val_loss": [0.9]}},
+        title="/home/someone/runs: curves"),
+    "confusion matrix": lambda: plotting.plot_confusion_matrix(
+        np.arange(10), np.arange(10), [f"class {index}" for index in range(10)], title="test set"),
+    "layer costs": lambda: anatomy.plot_layer_costs(anatomy.layer_table(models.vgg_spec(16)), title="VGG16 costs"),
+    "matrices": lambda: images.show_matrices(
+        [np.arange(36).reshape(6, 6), np.ones((3, 3)), np.arange(16).reshape(4, 4) - 8],
+        ["6 x 6 image", "filter", "4 x 4 output"]),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_no_overlapping_text_and_no_machine_paths(name: str) -> None:
+    figure = FIGURES[name]()
+    try:
+        assert not overlapping_text(figure), overlapping_text(figure)
+        assert image_titles_clear_of_images(figure)
+        assert not any("/work/" in text or "/home/" in text for text, _ in text_boxes(figure))
+    finally:
+        plt.close(figure)
+
+
+def test_overlap_detector_catches_overlap() -> None:
+    figure, axis = plt.subplots()
+    axis.set_title("a long title written twice")
+    figure.suptitle("a long title written twice", y=0.9)
+    try:
+        assert overlapping_text(figure)
+    finally:
+        plt.close(figure)
+
+
+def test_small_images_are_framed_so_white_pixels_show() -> None:
+    figure = plotting.show_image_grid([np.full((4, 4, 3), 255, np.uint8)])
+    try:
+        spines = figure.axes[0].spines.values()
+        assert all(spine.get_visible() for spine in spines)
+    finally:
+        plt.close(figure)
+
+
+def test_one_grey_convention_zero_is_black() -> None:
+    figure = images.show_matrices([np.array([[0, 9]])])
+    try:
+        shown = figure.axes[0].images[0]
+        assert shown.get_cmap().name == "gray" and shown.norm.vmin == 0
+        assert np.allclose(shown.to_rgba(0)[:3], 0.0)  # 0 is black
+    finally:
+        plt.close(figure)
+
+
+def test_one_epoch_curve_has_a_single_whole_tick() -> None:
+    figure = plotting.plot_learning_curves({"run": {"accuracy": [0.9], "val_accuracy": [0.95]}}, metrics=("accuracy",))
+    try:
+        axis = figure.axes[0]
+        low, high = axis.get_xlim()
+        assert [tick for tick in axis.get_xticks() if low <= tick <= high] == [1.0]
+        assert axis.get_ylim()[1] <= 1.0
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("images in /work/shared/data/flowers", "images in flowers"),
+    ("cache ~/data/cifar.npz", "cache cifar.npz"),
+    ("scale 1/255, red / blue", "scale 1/255, red / blue"),
+])
+def test_machine_paths_are_shortened(text: str, expected: str) -> None:
+    assert plotting.without_machine_paths(text) == expected
