@@ -835,3 +835,54 @@ def best_trained_cifar_model(include_quick: bool = False) -> TrainedModel | None
         paths = [experiments.model_path(name) for name in course_rows["experiment"]]
         return _best_saved(course_rows, paths, "notebook 03 (course's experiments)")
     return None
+
+
+# --- Reference rows: measured runs shipped in results/reference/ ------------------------------------------
+
+
+def reference_path(profile: str) -> Path:
+    """``results/reference/fast_cifar_<profile>.csv``: notebook 08's measured rows for one profile."""
+    return runtime.project_root() / "results" / "reference" / f"{RESULTS_TABLE}_{profile}.csv"
+
+
+def read_reference(profile: str) -> pd.DataFrame:
+    """The shipped reference rows of ``profile`` (empty when none were measured yet)."""
+    path = reference_path(profile)
+    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def export_reference(profile: str) -> Path:
+    """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
+
+    Only rows that runs recorded are copied (never estimates); synthetic-data rows are
+    refused. Raises ``FileNotFoundError`` with the command to run when there is nothing to copy.
+    """
+    table = results.read_results(RESULTS_TABLE)
+    rows = table[table["profile"] == profile] if not table.empty else table
+    if not rows.empty:
+        rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
+    if rows.empty:
+        raise FileNotFoundError(
+            f"{results.results_path(RESULTS_TABLE)} has no real-data rows of the {profile!r} profile to export. "
+            f"Run notebook 08 first: CNN_PROFILE={profile} python -m utils.run --only 08 (with CNN_DATA_DIR "
+            "pointing at the real CIFAR-10), then export again.")
+    path = reference_path(profile)
+    results.write_text_atomically(lambda handle: rows.to_csv(handle, index=False), path)
+    return path
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    """``python -m utils.fast_cifar export --profile lesson``: ship the measured rows as reference rows."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("--profile", choices=[name for name in runtime.PROFILE_NAMES if name != "quick"],
+                        required=True)
+    options = parser.parse_args(arguments)
+    print(f"wrote {export_reference(options.profile)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
