@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from utils import data, fast_cifar, recording, results, runtime
@@ -274,3 +275,19 @@ def test_course_recipe_is_the_course_settings():
     assert not (recipe.flip or recipe.use_ema or recipe.tta_flip or recipe.label_smoothing)
     model = fast_cifar.build_model(recipe, tiny_splits().x_train)
     assert model.name == "cifar10_VI"
+
+
+def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monkeypatch):
+    target = own_outputs / "reference" / "fast_cifar_lesson.csv"
+    monkeypatch.setattr(fast_cifar, "reference_path", lambda profile: target)
+    with pytest.raises(FileNotFoundError, match="Run notebook 08 first"):
+        fast_cifar.export_reference("lesson")
+    results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "synthetic (x)",
+                                                     "val_accuracy": 0.5})
+    with pytest.raises(FileNotFoundError):
+        fast_cifar.export_reference("lesson")  # synthetic rows are never reference rows
+    results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "JPEG folders",
+                                                     "val_accuracy": 0.9})
+    assert fast_cifar.export_reference("lesson") == target
+    shipped = pd.read_csv(target)
+    assert list(shipped["val_accuracy"]) == [0.9]
