@@ -65,8 +65,25 @@ def test_batch_norm_is_ported_with_keras_momentum_explicit_epsilon_and_frozen_sc
     assert len(norms) == 6
     for layer in norms:
         assert layer.momentum == pytest.approx(0.6) and layer.epsilon == pytest.approx(1e-12)
-        assert not layer.scale and layer.center  # scale frozen at 1, bias learned
-        assert [weight.name for weight in layer.trainable_weights] == ["beta"]
+        assert not layer.scale and not layer.center  # scale frozen at 1; the bias lives in a ScaledBias
+        assert not layer.trainable_weights
+    assert sum(isinstance(layer, fast_cifar.ScaledBias) for layer in model.layers) == 6
+    plain = fast_cifar.build_network(TINY.changed(bias_lr_scale=1.0), tiny_splits().x_train)
+    assert all(layer.center for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_scaled_bias_learns_lr_scale_times_faster():
+    layer = fast_cifar.ScaledBias(64.0)
+    inputs = keras.ops.zeros((2, 3))
+    layer(inputs)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(layer(inputs))  # d loss / d bias = 2 per channel
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+    effective_bias = keras.ops.convert_to_numpy(layer(inputs))[0]
+    assert np.allclose(effective_bias, -0.01 * 2 * 64, rtol=1e-5)  # a plain bias would move by -0.02
 
 
 # --- augmentation ----------------------------------------------------------------------------
