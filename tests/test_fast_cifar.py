@@ -1,0 +1,310 @@
+"""Tests for utils.fast_cifar: every ingredient of the modern recipe does what it says.
+
+Everything runs on a few dozen tiny random images with a narrow network, so the file
+takes well under a minute on a 2-core CPU; accuracy is never the point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from utils import data, fast_cifar, recording, results, runtime
+
+TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
+
+
+@pytest.fixture
+def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each recording test gets an empty results table and runs folder, in float32."""
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    runtime.apply_precision("float32")
+    return tmp_path
+
+
+def tiny_splits(train: int = 40) -> data.Splits:
+    """Random 32x32 colour images, 10 classes; ``train`` is not a multiple of the tiny batch size."""
+    generator = np.random.default_rng(0)
+
+    def part(count: int) -> tuple[np.ndarray, np.ndarray]:
+        return generator.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), np.arange(count) % 10
+
+    names = [f"class {index}" for index in range(10)]
+    return data.Splits(*part(train), *part(20), *part(20), "holdout", data.VALIDATION_PROTOCOLS["holdout"],
+                       names, "synthetic (test fixture)")
+
+
+# --- porting the records' settings -------------------------------------------------------
+
+
+def test_learning_rate_and_weight_decay_follow_the_summed_loss_conversion():
+    # airbench: lr = 11.5 / (1024 * (1 + 1 / 0.15)) per example of a summed loss.
+    per_example = 11.5 / (1024 * (1 + 1 / 0.15))
+    assert fast_cifar.keras_learning_rate(1024) == pytest.approx(per_example * 1024)
+    assert fast_cifar.keras_learning_rate(512) == pytest.approx(fast_cifar.keras_learning_rate(1024) / 2)
+    # Steady-state shrink per step must match: Keras lr * Keras wd == lr * wd / (1 - momentum).
+    summed_wd = 0.0153 * 1024 / (1024 * (1 + 1 / 0.15))
+    for batch_size in (256, 1024):
+        keras_shrink = fast_cifar.keras_learning_rate(batch_size) * fast_cifar.keras_weight_decay(batch_size)
+        assert keras_shrink == pytest.approx(per_example * summed_wd / 0.15)
+
+
+def test_batch_norm_is_ported_with_keras_momentum_explicit_epsilon_and_frozen_scale():
+    recipe = fast_cifar.modern_recipe()
+    assert fast_cifar.keras_batch_norm_momentum(0.4) == pytest.approx(0.6)
+    assert recipe.batch_norm_momentum == pytest.approx(0.6)
+    model = fast_cifar.build_network(TINY, tiny_splits().x_train)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 6
+    for layer in norms:
+        assert layer.momentum == pytest.approx(0.6) and layer.epsilon == pytest.approx(1e-12)
+        assert not layer.scale and not layer.center  # scale frozen at 1; the bias lives in a ScaledBias
+        assert not layer.trainable_weights
+    assert sum(isinstance(layer, fast_cifar.ScaledBias) for layer in model.layers) == 6
+    plain = fast_cifar.build_network(TINY.changed(bias_lr_scale=1.0), tiny_splits().x_train)
+    assert all(layer.center for layer in plain.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_scaled_bias_learns_lr_scale_times_faster():
+    layer = fast_cifar.ScaledBias(64.0)
+    inputs = keras.ops.zeros((2, 3))
+    layer(inputs)
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(layer(inputs))  # d loss / d bias = 2 per channel
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+    effective_bias = keras.ops.convert_to_numpy(layer(inputs))[0]
+    assert np.allclose(effective_bias, -0.01 * 2 * 64, rtol=1e-5)  # a plain bias would move by -0.02
+
+
+# --- augmentation ----------------------------------------------------------------------------
+
+
+def test_flip_mirrors_exactly_the_chosen_images_and_alternates_between_epochs():
+    images = np.random.default_rng(1).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    recipe = fast_cifar.modern_recipe(translate_pixels=0)
+    first, second = (fast_cifar.augment_epoch(images, recipe, epoch, seed=3) for epoch in (0, 1))
+    assert first.shape == images.shape and first.dtype == np.uint8
+    flipped_first = fast_cifar.flip_mask(len(images), 0, 3, alternating=True)
+    assert 0 < flipped_first.sum() < len(images)
+    assert np.array_equal(first[flipped_first], images[flipped_first][:, :, ::-1])
+    assert np.array_equal(first[~flipped_first], images[~flipped_first])
+    assert np.array_equal(second[flipped_first], images[flipped_first])  # flipped back in epoch 1
+    assert np.array_equal(second[~flipped_first], images[~flipped_first][:, :, ::-1])
+
+
+def test_translation_shifts_each_image_by_at_most_the_padding_with_reflected_edges():
+    image = np.arange(32 * 32 * 3, dtype=np.int64).reshape(1, 32, 32, 3) % 251
+    images = np.repeat(image.astype(np.uint8), 60, axis=0)
+    shifted = fast_cifar.translate_images(images, 2, np.random.default_rng(0))
+    padded = np.pad(images[0], ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    windows = {(row, column): padded[row:row + 32, column:column + 32] for row in range(5) for column in range(5)}
+    offsets = set()
+    for picture in shifted:
+        matches = [offset for offset, window in windows.items() if np.array_equal(picture, window)]
+        assert matches, "a translated image is not a 32x32 window of the reflect-padded image"
+        offsets.add(matches[0])
+    assert len(offsets) > 10  # offsets are drawn per image, not once for the batch
+    assert np.array_equal(fast_cifar.translate_images(images, 0, np.random.default_rng(0)), images)
+
+
+def test_augmentation_is_reproducible_per_epoch_and_off_when_switched_off():
+    images = np.random.default_rng(2).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    again = fast_cifar.augment_epoch(images, TINY, 4, seed=9)
+    assert np.array_equal(again, fast_cifar.augment_epoch(images, TINY, 4, seed=9))
+    plain = TINY.changed(flip=False, alternating_flip=False, translate_pixels=0)
+    assert np.array_equal(fast_cifar.augment_epoch(images, plain, 4, seed=9), images)
+
+
+def test_training_batches_cover_every_image_once_per_epoch_in_unit_range():
+    splits = tiny_splits(train=40)
+    batches = fast_cifar.training_batches(splits.x_train, splits.y_train, TINY, 10, seed=0)
+    assert len(batches) == 3  # 40 images in batches of 16
+    parts = [batches[index] for index in range(len(batches))]
+    assert [len(x) for x, _ in parts] == [16, 16, 8]
+    labels = np.concatenate([y.argmax(axis=1) for _, y in parts])
+    assert sorted(labels) == sorted(splits.y_train)
+    assert all(0.0 <= x.min() and x.max() <= 1.0 and x.dtype == np.float32 for x, _ in parts)
+
+
+# --- label smoothing, schedule, TTA --------------------------------------------------------------
+
+
+def test_smoothed_targets_match_what_keras_label_smoothing_uses():
+    targets = fast_cifar.smoothed_targets(np.array([2, 0]), 10, 0.2)
+    assert targets[0, 2] == pytest.approx(0.82) and targets[0, 0] == pytest.approx(0.02)
+    assert np.allclose(targets.sum(axis=1), 1.0)
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(10), size=2).astype(np.float32)
+    one_hot = np.eye(10, dtype=np.float32)[[2, 0]]
+    keras_loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.2)(one_hot, probabilities)
+    ours = np.mean(-np.sum(targets * np.log(probabilities), axis=1))
+    assert float(keras_loss) == pytest.approx(ours, rel=1e-4)
+
+
+def test_schedule_warms_up_then_decays_linearly_to_its_end_factor():
+    schedule = fast_cifar.WarmupLinearDecay(total_steps=100, peak=2.0, warmup_fraction=0.25,
+                                            start_factor=0.2, end_factor=0.1)
+    values = {step: float(schedule(step)) for step in (0, 12.5, 25, 62.5, 100, 150)}
+    assert values[0] == pytest.approx(0.4)  # 0.2 * peak
+    assert values[12.5] == pytest.approx(1.2)  # half way up
+    assert values[25] == pytest.approx(2.0)  # the peak
+    assert values[62.5] == pytest.approx(1.1)  # half way down to 0.1 * peak
+    assert values[100] == pytest.approx(0.2) and values[150] == pytest.approx(0.2)
+    restored = fast_cifar.WarmupLinearDecay.from_config(schedule.get_config())
+    assert float(restored(40)) == pytest.approx(float(schedule(40)))
+    constant = fast_cifar.WarmupLinearDecay(total_steps=10, peak=0.5, warmup_fraction=0.0, start_factor=1.0,
+                                            end_factor=1.0)
+    assert [float(constant(step)) for step in (0, 5, 10)] == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_tta_averages_the_predictions_of_the_flipped_and_shifted_views():
+    images = np.random.default_rng(3).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    scaled = images.astype(np.float32) / 255.0
+    plain = model.predict(scaled, verbose=0)
+    mirrored = model.predict(scaled[:, :, ::-1], verbose=0)
+    assert not np.allclose(plain, mirrored)  # the model is not symmetric, so the test can fail
+    assert np.allclose(fast_cifar.predict_with_tta(model, images, flip=False), plain, atol=1e-6)
+    assert np.allclose(fast_cifar.predict_with_tta(model, images, flip=True), (plain + mirrored) / 2, atol=1e-6)
+    views = fast_cifar.tta_views(scaled, flip=True, shift_pixels=1)
+    assert len(views) == 6 and all(view.shape == scaled.shape for view in views)
+    assert np.array_equal(views[2][:, 1:, 1:], scaled[:, :-1, :-1])  # shifted one pixel down-right
+    expected = np.mean([model.predict(view, verbose=0) for view in views], axis=0)
+    assert np.allclose(fast_cifar.predict_with_tta(model, images, flip=True, shift_pixels=1), expected, atol=1e-6)
+
+
+# --- network -------------------------------------------------------------------------------------
+
+
+def test_whitening_kernel_decorrelates_patches_to_unit_variance():
+    generator = np.random.default_rng(4)
+    base = generator.normal(size=(30, 32, 32, 1))
+    images = np.concatenate([base, 0.5 * base + 0.1 * generator.normal(size=base.shape),
+                             generator.normal(size=base.shape)], axis=-1)  # correlated channels
+    kernel = fast_cifar.whitening_kernel(images, epsilon=0.0)
+    assert kernel.shape == (2, 2, 3, 24)
+    assert np.allclose(kernel[..., 12:], -kernel[..., :12])
+    patches = fast_cifar.image_patches(images)
+    outputs = (patches - patches.mean(axis=0)) @ kernel[..., :12].reshape(12, 12)
+    assert np.allclose(np.cov(outputs, rowvar=False, bias=True), np.eye(12), atol=1e-6)
+    conv = keras.layers.Conv2D(24, 2, use_bias=False)
+    conv.build((None, 32, 32, 3))
+    conv.set_weights([kernel])
+    keras_outputs = keras.ops.convert_to_numpy(conv(images.astype(np.float32)))[..., :12].reshape(-1, 12)
+    assert np.allclose(keras_outputs, patches @ kernel[..., :12].reshape(12, 12), atol=1e-3)
+
+
+def test_network_shapes_widths_and_frozen_whitening():
+    images = tiny_splits().x_train
+    model = fast_cifar.build_network(TINY, images)
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("block3_conv2").filters == 8
+    assert not model.get_layer("whiten").trainable
+    unwhitened = fast_cifar.build_network(TINY.changed(whitening=False), images)
+    assert unwhitened.get_layer("first_conv").trainable
+    probabilities = keras.ops.convert_to_numpy(model(images[:4].astype(np.float32) / 255.0))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_recipe_with_a_bad_field_gets_a_clear_error():
+    with pytest.raises(ValueError, match="widths"):
+        fast_cifar.modern_recipe(widths=(64, 128))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TINY.changed(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="Unknown ablation"):
+        fast_cifar.ablated_recipes(TINY, ["no such thing"])
+
+
+def test_ablations_change_only_their_own_fields():
+    for name, recipe in fast_cifar.ablated_recipes(TINY).items():
+        changed = {field.name for field in dataclasses.fields(recipe)
+                   if getattr(recipe, field.name) != getattr(TINY, field.name)}
+        assert changed == {"name", *fast_cifar.ABLATIONS[name]} - {
+            field for field, value in fast_cifar.ABLATIONS[name].items() if getattr(TINY, field) == value}
+
+
+# --- running and recording ------------------------------------------------------------------------
+
+
+def test_every_recipe_field_is_in_the_run_key():
+    splits = tiny_splits()
+    key = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32",
+                             time_budget_seconds=None, evaluate_test=False)
+    for field in dataclasses.fields(fast_cifar.Recipe):
+        assert field.name in key
+    other = fast_cifar.run_key(TINY.changed(ema_momentum=0.8), splits, seed=1, profile="quick",
+                               precision="float32", time_budget_seconds=None, evaluate_test=False)
+    assert recording.key_digest(other) != recording.key_digest(key)
+
+
+def test_run_recipe_trains_records_and_reuses_its_row(own_outputs):
+    splits = tiny_splits()
+    first = fast_cifar.run_recipe(TINY, splits, seed=1, profile="quick", evaluate_test=True, save_model=True)
+    assert not first.reused and sorted(first.epoch_log) == [0, 1]
+    row = first.row
+    assert 0.0 <= row["val_accuracy"] <= 1.0 and 0.0 <= row["test_accuracy"] <= 1.0
+    assert row["epochs_done"] == 2 and not row["stopped_by_budget"]
+    assert row["seconds"] >= row["train_seconds"] > 0
+    assert len(first.curve()) == 2
+    again = fast_cifar.run_recipe(TINY, splits, seed=1, profile="quick", evaluate_test=True)
+    assert again.reused and len(results.read_results(fast_cifar.RESULTS_TABLE)) == 1
+    found = fast_cifar.best_trained_cifar_model(include_quick=True)
+    assert found is not None and found.source.startswith("notebook 08") and found.path.exists()
+    assert found.model.output_shape == (None, 10)
+    assert fast_cifar.best_trained_cifar_model() is None  # quick rows are smoke tests, skipped by default
+
+
+class SlowBatches(keras.callbacks.Callback):
+    """Makes every training batch take at least 0.2 s, so a time budget is reached predictably."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.2)
+
+
+def test_time_budget_stops_training_and_records_how_far_it_got(own_outputs):
+    budget = fast_cifar.time_budget_callback(0.5)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    slow = SlowBatches()
+    model.fit(np.zeros((64, 4)), np.zeros((64, 1)), batch_size=4, epochs=5, verbose=0, callbacks=[slow, budget])
+    assert budget.stopped and 0.5 <= budget.spent < 2.0
+    assert 2 <= budget.steps_in_epoch <= 4  # stopped within the first epoch of 16 steps
+
+    splits = tiny_splits()
+    run = fast_cifar.run_recipe(TINY.changed(epochs=5), splits, seed=1, profile="quick", time_budget_seconds=0.01)
+    assert run.row["stopped_by_budget"] and run.row["epochs_done"] < 1.0
+    assert run.row["time_budget_seconds"] == repr(0.01)
+
+
+def test_course_recipe_is_the_course_settings():
+    recipe = fast_cifar.course_recipe()
+    assert (recipe.batch_size, recipe.learning_rate, recipe.momentum) == (32, 0.01, 0.0)
+    assert not (recipe.flip or recipe.use_ema or recipe.tta_flip or recipe.label_smoothing)
+    model = fast_cifar.build_model(recipe, tiny_splits().x_train)
+    assert model.name == "cifar10_VI"
+
+
+def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monkeypatch):
+    target = own_outputs / "reference" / "fast_cifar_lesson.csv"
+    monkeypatch.setattr(fast_cifar, "reference_path", lambda profile: target)
+    with pytest.raises(FileNotFoundError, match="Run notebook 08 first"):
+        fast_cifar.export_reference("lesson")
+    results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "synthetic (x)",
+                                                     "val_accuracy": 0.5})
+    with pytest.raises(FileNotFoundError):
+        fast_cifar.export_reference("lesson")  # synthetic rows are never reference rows
+    results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "JPEG folders",
+                                                     "val_accuracy": 0.9})
+    assert fast_cifar.export_reference("lesson") == target
+    shipped = pd.read_csv(target)
+    assert list(shipped["val_accuracy"]) == [0.9]

@@ -1,0 +1,941 @@
+"""A modern CIFAR-10 training recipe, built from switchable, documented ingredients (notebook 08).
+
+The public CIFAR-10 speed records (Keller Jordan's airbench, David Page's ResNet-9 work,
+summarised in ``../shared/FAST_CIFAR.md``) reach 94% in about ten epochs of a small
+VGG-like network, where the course's plain-SGD recipe needs 50 epochs for 84%. The
+difference is not one trick but a list of ingredients, each small. This module spells
+every one of them out so that notebook 08 can switch them off one at a time and measure
+what each buys:
+
+- the network (:func:`build_network`): a frozen *whitening* first convolution whose
+  filters decorrelate 2x2 pixel patches (:func:`whitening_kernel`), then three blocks of
+  conv -> max-pool -> batch norm -> GELU -> conv -> batch norm -> GELU, a global max pool
+  and a bias-free linear layer whose outputs are scaled down;
+- batch norm ported correctly from PyTorch (:func:`batch_norm_settings`): Keras's
+  momentum is one minus PyTorch's, epsilon must be set, a frozen scale is ``scale=False``;
+  its biases learn 64 times faster through a reparameterised bias (:class:`ScaledBias`);
+- whole-array augmentation once per epoch (:func:`augment_epoch`): random or alternating
+  horizontal flips and translations with reflect padding, vectorised in NumPy because a
+  2-core CPU cannot afford per-image ``map`` calls;
+- label smoothing (:func:`smoothed_targets` shows the targets the loss sees);
+- Nesterov SGD with a warm-up-then-decay learning rate (:class:`WarmupLinearDecay`),
+  with the learning rate and weight decay converted from the records' summed-loss
+  convention to Keras's averaged loss (:func:`keras_learning_rate`,
+  :func:`keras_weight_decay`);
+- weight averaging with periodic overwrite, Keras's stand-in for lookahead
+  (``use_ema``/``ema_overwrite_frequency`` of the optimizer);
+- test-time augmentation by flips and one-pixel shifts (:func:`predict_with_tta`).
+
+A :class:`Recipe` holds every ingredient as a field, so an ablation is
+``dataclasses.replace(recipe, label_smoothing=0.0)``; :func:`run_recipe` trains,
+evaluates and records a recipe through :mod:`utils.recording` (its run key holds every
+field), optionally stopping after a training-time budget so that "accuracy within ten
+minutes" is something a run measures rather than a claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+
+from utils import course, recording, results, runtime
+
+RESULTS_TABLE = "fast_cifar"
+COURSE_ARCHITECTURE = "course_VI"  # the course's best CIFAR-10 model: experiment VI (84%)
+MODERN_ARCHITECTURE = "airbench"
+WHITENING_PATCH_SIZE = 2
+WHITENING_IMAGES = 5_000  # images whose patches estimate the covariance (airbench uses 5,000)
+WHITENING_EPSILON = 5e-4  # added to the eigenvalues so that near-zero directions do not explode
+
+# airbench94's hyperparameters, as its PyTorch code states them (summed loss, L2 weight decay).
+AIRBENCH_LEARNING_RATE = 11.5
+AIRBENCH_WEIGHT_DECAY = 0.0153
+AIRBENCH_MOMENTUM = 0.85
+AIRBENCH_BATCH_SIZE = 1024
+AIRBENCH_BATCH_NORM_MOMENTUM_PYTORCH = 0.4  # PyTorch's convention: weight of the *new* batch
+
+
+# --- Porting the records' settings to Keras -------------------------------------------
+
+
+def kilostep_scale(momentum: float, batch_size: int = AIRBENCH_BATCH_SIZE) -> float:
+    """airbench's normaliser of its learning rate: ``1024 * (1 + 1 / (1 - momentum))``.
+
+    Dividing by it keeps the size of a step (learning rate times the momentum's
+    amplification, per 1,024 examples) fixed when the momentum changes.
+    """
+    return batch_size * (1.0 + 1.0 / (1.0 - momentum))
+
+
+def keras_learning_rate(batch_size: int, learning_rate: float = AIRBENCH_LEARNING_RATE,
+                        momentum: float = AIRBENCH_MOMENTUM) -> float:
+    """The peak learning rate for Keras's *averaged* loss that matches airbench's summed loss.
+
+    airbench steps by ``lr * gradient of the summed loss``; the gradient of the sum is
+    ``batch_size`` times the gradient of the mean that Keras differentiates, so the Keras
+    learning rate is airbench's per-example rate times the batch size (FAST_CIFAR trap 2).
+    """
+    per_example = learning_rate / kilostep_scale(momentum)
+    return per_example * batch_size
+
+
+def keras_weight_decay(batch_size: int, weight_decay: float = AIRBENCH_WEIGHT_DECAY,
+                       momentum: float = AIRBENCH_MOMENTUM) -> float:
+    """Keras's *decoupled* weight decay that shrinks weights as much as airbench's L2 term.
+
+    airbench passes ``wd * w`` (``wd = weight_decay * 1024 / kilostep_scale``) through
+    SGD with momentum, so in the steady state each step shrinks a weight by
+    ``lr * wd / (1 - momentum)``. Keras 3 shrinks it by ``keras_lr * keras_wd`` outside
+    the momentum (FAST_CIFAR trap 3); solving for ``keras_wd`` gives this value.
+    """
+    summed_lr = keras_learning_rate(1, momentum=momentum)  # the per-example learning rate
+    summed_wd = weight_decay * AIRBENCH_BATCH_SIZE / kilostep_scale(momentum)
+    return summed_lr * summed_wd / (1.0 - momentum) / keras_learning_rate(batch_size, momentum=momentum)
+
+
+def keras_batch_norm_momentum(pytorch_momentum: float) -> float:
+    """Keras's batch-norm momentum for a PyTorch one: Keras weighs the *old* average, PyTorch the new batch."""
+    return 1.0 - pytorch_momentum
+
+
+# --- The recipe ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every ingredient of a CIFAR-10 training recipe, one field each (all of them enter the run key).
+
+    The defaults are the modern recipe, sized for a CPU: airbench's ingredients with the
+    narrower widths of its 93% variant. :func:`course_recipe` gives the course's own recipe
+    in the same terms. Network fields (``widths`` to ``output_scale``) apply to the
+    ``airbench`` architecture; the course's network is fixed by notebook 03.
+    """
+
+    name: str = "modern"
+    architecture: str = MODERN_ARCHITECTURE
+    widths: tuple[int, int, int] = (64, 128, 128)
+    whitening: bool = True  # frozen first conv initialised to whiten 2x2 patches (else a trainable conv)
+    activation: str = "gelu"
+    batch_norm_momentum: float = keras_batch_norm_momentum(AIRBENCH_BATCH_NORM_MOMENTUM_PYTORCH)
+    batch_norm_epsilon: float = 1e-12
+    batch_norm_scale: bool = False  # airbench freezes the scale at 1
+    bias_lr_scale: float = 64.0  # batch-norm biases learn this many times faster (airbench: 64)
+    output_scale: float = 1.0 / 9.0
+    epochs: int = 3
+    batch_size: int = 512
+    learning_rate: float = keras_learning_rate(512)  # the peak, for Keras's averaged loss
+    momentum: float = AIRBENCH_MOMENTUM
+    nesterov: bool = True
+    weight_decay: float = keras_weight_decay(512)  # Keras's decoupled decay
+    warmup_fraction: float = 0.23
+    warmup_start_factor: float = 0.2
+    end_factor: float = 0.07
+    label_smoothing: float = 0.2
+    flip: bool = True
+    alternating_flip: bool = True
+    translate_pixels: int = 2
+    use_ema: bool = True  # weight averaging with overwrite every few steps: Keras's lookahead
+    ema_momentum: float = 0.9
+    ema_every_steps: int = 5
+    tta_flip: bool = True
+    tta_shift_pixels: int = 1
+
+    def changed(self, **changes: Any) -> "Recipe":
+        """A copy with some ingredients changed (``dataclasses.replace``), checked for sense."""
+        return validate_recipe(dataclasses.replace(self, **changes))
+
+    def settings(self) -> dict[str, Any]:
+        """Every field by name, ready for a run key (tuples become text, whole-number floats ints)."""
+        return {name: key_value(value) for name, value in dataclasses.asdict(self).items()}
+
+
+def key_value(value: Any) -> Any:
+    """A setting as it survives a CSV round trip: tuples as ``64x128x128``, ``64.0`` as ``64``.
+
+    ``utils.recording`` writes floats out in full (``"64.0"``) but reads a CSV cell of
+    64.0 back as ``"64"``, so a whole-number float in a key would never match its own row.
+    """
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+        return int(value)
+    return value
+
+
+def validate_recipe(recipe: Recipe) -> Recipe:
+    """Return ``recipe`` or raise a ``ValueError`` saying which field is wrong and what fits."""
+    problems = []
+    if recipe.architecture not in (MODERN_ARCHITECTURE, COURSE_ARCHITECTURE):
+        problems.append(f"architecture {recipe.architecture!r} is not {MODERN_ARCHITECTURE!r} or "
+                        f"{COURSE_ARCHITECTURE!r}")
+    if len(recipe.widths) != 3 or min(recipe.widths) < 1:
+        problems.append(f"widths {recipe.widths!r} must be three positive channel counts, e.g. (64, 128, 128)")
+    if recipe.epochs < 1 or recipe.batch_size < 1:
+        problems.append(f"epochs ({recipe.epochs}) and batch_size ({recipe.batch_size}) must be at least 1")
+    if not 0.0 <= recipe.warmup_fraction < 1.0:
+        problems.append(f"warmup_fraction {recipe.warmup_fraction} must be in [0, 1)")
+    if not 0.0 <= recipe.label_smoothing < 1.0:
+        problems.append(f"label_smoothing {recipe.label_smoothing} must be in [0, 1)")
+    if not 0.0 <= recipe.batch_norm_momentum < 1.0:
+        problems.append(f"batch_norm_momentum {recipe.batch_norm_momentum} must be in [0, 1) (Keras's convention)")
+    if recipe.bias_lr_scale <= 0:
+        problems.append(f"bias_lr_scale {recipe.bias_lr_scale} must be positive (1 means no boost)")
+    if recipe.translate_pixels < 0 or recipe.tta_shift_pixels < 0:
+        problems.append("translate_pixels and tta_shift_pixels must be 0 or more")
+    if problems:
+        raise ValueError(f"Recipe {recipe.name!r} cannot be trained: " + "; ".join(problems)
+                         + ". Change the field with recipe.changed(...) or dataclasses.replace(...).")
+    return recipe
+
+
+def modern_recipe(**changes: Any) -> Recipe:
+    """The modern recipe (the :class:`Recipe` defaults), with optional changes."""
+    return Recipe().changed(**changes)
+
+
+def course_recipe(**changes: Any) -> Recipe:
+    """The course's recipe in the same terms: experiment VI, plain SGD at 0.01, batch 32, nothing else."""
+    return Recipe(
+        name="course (experiment VI)", architecture=COURSE_ARCHITECTURE, whitening=False,
+        activation="relu", batch_size=course.CIFAR10_BATCH_SIZE, learning_rate=course.CIFAR10_LEARNING_RATE,
+        momentum=0.0, nesterov=False, weight_decay=0.0, warmup_fraction=0.0, warmup_start_factor=1.0,
+        end_factor=1.0, bias_lr_scale=1.0, label_smoothing=0.0, flip=False, alternating_flip=False, translate_pixels=0,
+        use_ema=False, tta_flip=False, tta_shift_pixels=0,
+    ).changed(**changes)
+
+
+# Each ablation removes one ingredient from the modern recipe (the field changes that do it).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no whitening init (trainable first conv)": {"whitening": False},
+    "no label smoothing": {"label_smoothing": 0.0},
+    "no flip/translate augmentation": {"flip": False, "alternating_flip": False, "translate_pixels": 0},
+    "no weight averaging (lookahead)": {"use_ema": False},
+    "constant learning rate, no warm-up": {"warmup_fraction": 0.0, "warmup_start_factor": 1.0, "end_factor": 1.0},
+    "plain momentum, not Nesterov": {"nesterov": False},
+    "Keras batch-norm defaults (not ported)": {"batch_norm_momentum": 0.99, "batch_norm_epsilon": 1e-3,
+                                              "batch_norm_scale": True},
+    "batch-norm biases at the common learning rate": {"bias_lr_scale": 1.0},
+    "ReLU instead of GELU": {"activation": "relu"},
+}
+NO_TTA = "no test-time augmentation"  # same trained network, evaluated without flips and shifts
+
+
+def ablated_recipes(recipe: Recipe, names: Sequence[str] | None = None) -> dict[str, Recipe]:
+    """The recipe with one ingredient removed per entry of :data:`ABLATIONS` (all, or those named)."""
+    chosen = list(ABLATIONS) if names is None else list(names)
+    unknown = [name for name in chosen if name not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"Unknown ablation(s) {unknown}; choose from {list(ABLATIONS)}.")
+    return {name: recipe.changed(name=name, **ABLATIONS[name]) for name in chosen}
+
+
+# --- Augmentation ---------------------------------------------------------------------------
+
+
+def flip_mask(count: int, epoch: int, seed: int, alternating: bool) -> np.ndarray:
+    """Which images to flip horizontally in ``epoch``: random halves, or alternating per image.
+
+    Alternating flips (airbench) draw one random choice per image in epoch 0 and then flip
+    every image the other way each following epoch, so over two epochs every image is
+    seen both ways: less repetition than independent coin tosses.
+    """
+    if alternating:
+        first = np.random.default_rng(seed).random(count) < 0.5
+        return first ^ bool(epoch % 2)
+    return np.random.default_rng([seed, epoch]).random(count) < 0.5
+
+
+def translate_images(images: np.ndarray, pixels: int, generator: np.random.Generator) -> np.ndarray:
+    """Shift every image by its own random offset of up to ``pixels``, filling edges by reflection.
+
+    Vectorised: the batch is reflect-padded once, then one slice is copied per distinct
+    offset, so a 45,000-image epoch costs ``(2 * pixels + 1) ** 2`` array copies.
+    """
+    if pixels == 0:
+        return images.copy()
+    height, width = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (pixels, pixels), (pixels, pixels), (0, 0)), mode="reflect")
+    rows = generator.integers(0, 2 * pixels + 1, size=len(images))
+    columns = generator.integers(0, 2 * pixels + 1, size=len(images))
+    translated = np.empty_like(images)
+    for row in range(2 * pixels + 1):
+        for column in range(2 * pixels + 1):
+            chosen = np.flatnonzero((rows == row) & (columns == column))
+            translated[chosen] = padded[chosen, row:row + height, column:column + width]
+    return translated
+
+
+def augment_epoch(images: np.ndarray, recipe: Recipe, epoch: int, seed: int) -> np.ndarray:
+    """The training images of one epoch: translated, then flipped, as the recipe says (whole array)."""
+    generator = np.random.default_rng([seed, epoch, 1])
+    augmented = translate_images(images, recipe.translate_pixels, generator)
+    if recipe.flip:
+        flipped = flip_mask(len(images), epoch, seed, recipe.alternating_flip)
+        augmented[flipped] = augmented[flipped, :, ::-1]
+    return augmented
+
+
+def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> np.ndarray:
+    """The targets cross-entropy compares with under label smoothing (what Keras computes inside its loss).
+
+    The true class gets ``1 - smoothing + smoothing / num_classes``, every other class
+    ``smoothing / num_classes``: the network is never pushed towards infinite confidence.
+    """
+    one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
+    return one_hot * (1.0 - smoothing) + smoothing / num_classes
+
+
+def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int,
+                     seed: int) -> Any:
+    """A Keras ``PyDataset`` of shuffled, augmented, one-hot batches of images in [0, 1].
+
+    The whole training array is re-augmented and reshuffled at the start of each epoch
+    (``start_epoch``, called by :func:`epoch_augmenter`), so the augmentation of epoch
+    ``e`` depends only on the seed and ``e``: a resumed run sees what it would have seen.
+    """
+
+    class AugmentedEpochs(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.one_hot = np.eye(num_classes, dtype=np.float32)
+            self.start_epoch(0)
+
+        def start_epoch(self, epoch: int) -> None:
+            order = np.random.default_rng([seed, epoch, 2]).permutation(len(labels))
+            self.images = augment_epoch(images, recipe, epoch, seed)[order]
+            self.labels = np.asarray(labels)[order]
+            self.epoch = epoch
+
+        def __len__(self) -> int:
+            return math.ceil(len(labels) / recipe.batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            batch = slice(index * recipe.batch_size, (index + 1) * recipe.batch_size)
+            return self.images[batch].astype(np.float32) / 255.0, self.one_hot[self.labels[batch]]
+
+    return AugmentedEpochs()
+
+
+def epoch_augmenter(batches: Any) -> Any:
+    """A Keras callback that re-augments ``batches`` at the start of each epoch it has not prepared yet."""
+
+    class EpochAugmenter(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if batches.epoch != epoch:
+                batches.start_epoch(epoch)
+
+    return EpochAugmenter()
+
+
+# --- Learning-rate schedule and time budget -------------------------------------------------------
+
+
+def warmup_linear_decay(total_steps: int, peak: float, warmup_fraction: float, start_factor: float,
+                        end_factor: float) -> "WarmupLinearDecay":
+    """A :class:`WarmupLinearDecay` schedule (keyword-free shorthand)."""
+    return WarmupLinearDecay(total_steps=total_steps, peak=peak, warmup_fraction=warmup_fraction,
+                             start_factor=start_factor, end_factor=end_factor)
+
+
+@keras.saving.register_keras_serializable(package="cnn_notebooks")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate rising linearly from ``start_factor * peak`` to ``peak``, then falling linearly.
+
+    The rise takes the first ``warmup_fraction`` of ``total_steps``; the fall ends at
+    ``end_factor * peak`` on the last step and stays there afterwards. airbench94 uses
+    0.2 -> 1 over 23% of the steps, then down to 0.07. A one-cycle-like shape that Keras
+    does not ship (FAST_CIFAR trap 5).
+    """
+
+    def __init__(self, total_steps: int, peak: float, warmup_fraction: float = 0.23,
+                 start_factor: float = 0.2, end_factor: float = 0.07) -> None:
+        self.total_steps = int(total_steps)
+        self.peak = float(peak)
+        self.warmup_fraction = float(warmup_fraction)
+        self.start_factor = float(start_factor)
+        self.end_factor = float(end_factor)
+
+    def factor(self, step: Any) -> Any:
+        """The multiplier of ``peak`` at ``step`` (works on NumPy numbers and tensors alike)."""
+        from keras import ops
+
+        step = ops.cast(step, "float32")
+        warmup_steps = max(self.warmup_fraction * self.total_steps, 1e-9)
+        decay_steps = max(self.total_steps - warmup_steps, 1e-9)
+        rising = self.start_factor + (1.0 - self.start_factor) * step / warmup_steps
+        falling = 1.0 + (self.end_factor - 1.0) * ops.minimum((step - warmup_steps) / decay_steps, 1.0)
+        return ops.where(step < warmup_steps, rising, falling)
+
+    def __call__(self, step: Any) -> Any:
+        return self.peak * self.factor(step)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"total_steps": self.total_steps, "peak": self.peak, "warmup_fraction": self.warmup_fraction,
+                "start_factor": self.start_factor, "end_factor": self.end_factor}
+
+
+def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.0) -> Any:
+    """A Keras callback that stops training once ``budget_seconds`` of training wall time are spent.
+
+    Training time runs from the start of ``fit`` (tracing and per-epoch augmentation
+    included) minus the per-epoch validation passes, plus ``already_spent`` before a
+    resume. The check comes after every batch; the callback keeps ``stopped``,
+    ``steps_in_epoch`` (batches of the epoch it stopped in) and ``spent`` for the record.
+    """
+
+    class TimeBudget(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.spent = float(already_spent)
+            self.steps_in_epoch = 0
+            self.stopped = False
+
+        def on_train_begin(self, logs=None):
+            self.last_mark = time.perf_counter()
+
+        def _advance(self) -> None:
+            now = time.perf_counter()
+            self.spent += now - self.last_mark
+            self.last_mark = now
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.steps_in_epoch = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._advance()
+            self.steps_in_epoch += 1
+            if budget_seconds is not None and self.spent >= budget_seconds:
+                self.stopped = True
+                self.model.stop_training = True
+
+        def on_test_begin(self, logs=None):
+            self._advance()
+
+        def on_test_end(self, logs=None):
+            self.last_mark = time.perf_counter()  # validation time is not training time
+
+    return TimeBudget()
+
+
+# --- The network -----------------------------------------------------------------------------
+
+
+def image_patches(images: np.ndarray, size: int = WHITENING_PATCH_SIZE) -> np.ndarray:
+    """Every ``size`` x ``size`` patch of every image, flattened in (row, column, channel) order."""
+    windows = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
+    # windows: (N, H', W', C, size, size) -> (N, H', W', size, size, C), the order of a Keras kernel
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * images.shape[-1])
+
+
+def patch_covariance(images: np.ndarray, size: int = WHITENING_PATCH_SIZE, chunk: int = 500) -> np.ndarray:
+    """The covariance matrix of all ``size`` x ``size`` patches (accumulated in chunks to save memory)."""
+    features = size * size * images.shape[-1]
+    total, outer, count = np.zeros(features), np.zeros((features, features)), 0
+    for start in range(0, len(images), chunk):
+        patches = image_patches(images[start:start + chunk].astype(np.float64), size)
+        total += patches.sum(axis=0)
+        outer += patches.T @ patches
+        count += len(patches)
+    mean = total / count
+    return outer / count - np.outer(mean, mean)
+
+
+def whitening_kernel(images: np.ndarray, size: int = WHITENING_PATCH_SIZE,
+                     epsilon: float = WHITENING_EPSILON) -> np.ndarray:
+    """A Keras conv kernel ``(size, size, C, 2 * size * size * C)`` whose outputs have identity covariance.
+
+    Each filter is an eigenvector of the patch covariance divided by the square root of
+    its eigenvalue, so the first half of the outputs are uncorrelated with unit variance
+    on these images; the second half are the same filters negated (airbench), so that a
+    following GELU keeps both signs. Eigenvectors come out of ``eigh`` as columns in the
+    patches' (row, column, channel) order, which is a Keras kernel's order once reshaped
+    (FAST_CIFAR trap 7: PyTorch's is (out, in, row, column)).
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(patch_covariance(images, size))
+    filters = eigenvectors / np.sqrt(np.maximum(eigenvalues, 0.0) + epsilon)
+    kernel = filters.reshape(size, size, images.shape[-1], -1)
+    return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
+
+
+def batch_norm_settings(recipe: Recipe) -> dict[str, Any]:
+    """The batch-norm layer options of a recipe (Keras's momentum convention, explicit epsilon).
+
+    With a ``bias_lr_scale`` other than 1 the layer has no bias of its own: a
+    :class:`ScaledBias` after it holds the bias instead.
+    """
+    return {"momentum": recipe.batch_norm_momentum, "epsilon": recipe.batch_norm_epsilon,
+            "scale": recipe.batch_norm_scale, "center": recipe.bias_lr_scale == 1.0}
+
+
+@keras.saving.register_keras_serializable(package="cnn_notebooks")
+class ScaledBias(keras.layers.Layer):
+    """Adds a per-channel bias stored divided by ``sqrt(lr_scale)``: it learns ``lr_scale`` times faster.
+
+    Keras optimizers have one learning rate for all variables (FAST_CIFAR trap 4). Writing
+    the bias as ``b = c * v`` and training ``v`` instead multiplies the gradient by ``c``
+    and turns each step on ``v`` into a step ``c`` times larger on ``b``: ``c ** 2`` in all.
+    airbench trains its batch-norm biases at 64 times the rate of the weights; ``c = 8``.
+    """
+
+    def __init__(self, lr_scale: float = 64.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lr_scale = float(lr_scale)
+
+    def build(self, input_shape: Any) -> None:
+        self.stored = self.add_weight(name="stored_bias", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, inputs: Any) -> Any:
+        return inputs + keras.ops.cast(math.sqrt(self.lr_scale) * self.stored, inputs.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "lr_scale": self.lr_scale}
+
+
+def _normalise(x: Any, recipe: Recipe, name: str) -> Any:
+    """Batch norm with the recipe's settings, then the fast-learning bias when the recipe has one."""
+    from utils import layers as suite_layers
+
+    x = suite_layers.batch_normalization(name=name, **batch_norm_settings(recipe))(x)
+    if recipe.bias_lr_scale != 1.0:
+        x = ScaledBias(recipe.bias_lr_scale, name=f"{name}_bias")(x)
+    return x
+
+
+def _conv_block(x: Any, width: int, recipe: Recipe, index: int) -> Any:
+    """conv -> max-pool -> BN -> activation -> conv -> BN -> activation (airbench's block)."""
+    from keras import layers
+
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv1")(x)
+    x = layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
+    x = _normalise(x, recipe, f"block{index}_bn1")
+    x = layers.Activation(recipe.activation, name=f"block{index}_act1")(x)
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv2")(x)
+    x = _normalise(x, recipe, f"block{index}_bn2")
+    return layers.Activation(recipe.activation, name=f"block{index}_act2")(x)
+
+
+def build_network(recipe: Recipe, training_images: np.ndarray, num_classes: int = course.CIFAR10_NUM_CLASSES) -> Any:
+    """The airbench-style network of ``recipe`` for images in [0, 1] (uncompiled functional model).
+
+    ``training_images`` (uint8) give the per-channel mean and spread the first layer
+    subtracts and divides by, and the patches the whitening filters are computed from.
+    """
+    from keras import layers
+
+    scaled = training_images[:WHITENING_IMAGES].astype(np.float32) / 255.0
+    mean, spread = scaled.mean(axis=(0, 1, 2)), scaled.std(axis=(0, 1, 2))
+    first_width = 2 * WHITENING_PATCH_SIZE ** 2 * training_images.shape[-1]
+    inputs = keras.Input(shape=training_images.shape[1:], name="image")
+    x = layers.Normalization(mean=mean, variance=spread ** 2, name="normalise")(inputs)
+    if recipe.whitening:
+        kernel = whitening_kernel((scaled - mean) / spread)
+        whitening = layers.Conv2D(first_width, WHITENING_PATCH_SIZE, use_bias=False, trainable=False, name="whiten")
+        x = whitening(x)
+        whitening.set_weights([kernel])
+    else:
+        x = layers.Conv2D(first_width, WHITENING_PATCH_SIZE, name="first_conv")(x)
+    x = layers.Activation(recipe.activation, name="first_act")(x)
+    for index, width in enumerate(recipe.widths, start=1):
+        x = _conv_block(x, int(width), recipe, index)
+    x = layers.GlobalMaxPooling2D(name="global_max_pool")(x)
+    x = layers.Dense(num_classes, use_bias=False, name="logits")(x)
+    x = layers.Rescaling(recipe.output_scale, dtype="float32", name="scale_logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="softmax")(x)
+    return keras.Model(inputs, outputs, name="fast_cifar")
+
+
+def build_model(recipe: Recipe, training_images: np.ndarray, num_classes: int = course.CIFAR10_NUM_CLASSES) -> Any:
+    """The recipe's network: the modern one, or the course's experiment VI (both take images in [0, 1])."""
+    if recipe.architecture == COURSE_ARCHITECTURE:
+        from utils import experiments
+
+        return experiments.build_experiment_model("VI", num_classes=num_classes,
+                                                  input_shape=tuple(training_images.shape[1:]))
+    return build_network(recipe, training_images, num_classes)
+
+
+def compile_recipe(model: Any, recipe: Recipe, steps_per_epoch: int) -> Any:
+    """Compile with the recipe's optimizer, schedule, weight averaging and label-smoothed loss."""
+    schedule = warmup_linear_decay(recipe.epochs * steps_per_epoch, recipe.learning_rate, recipe.warmup_fraction,
+                                   recipe.warmup_start_factor, recipe.end_factor)
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay or None, use_ema=recipe.use_ema, ema_momentum=recipe.ema_momentum,
+        ema_overwrite_frequency=recipe.ema_every_steps if recipe.use_ema else None,
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
+    return model
+
+
+# --- Test-time augmentation ------------------------------------------------------------------------
+
+
+def tta_views(images: np.ndarray, flip: bool, shift_pixels: int) -> list[np.ndarray]:
+    """The views of a batch that test-time augmentation averages over.
+
+    The images themselves, their mirror images (``flip``), and for ``shift_pixels`` > 0
+    both of those shifted by that many pixels up-left and down-right (reflect padding).
+    """
+    views = [images]
+    if flip:
+        views.append(images[:, :, ::-1])
+    if shift_pixels:
+        size = shift_pixels
+        padded = [np.pad(view, ((0, 0), (size, size), (size, size), (0, 0)), mode="reflect") for view in list(views)]
+        height, width = images.shape[1:3]
+        for view in padded:
+            views.append(view[:, :height, :width])
+            views.append(view[:, 2 * size:, 2 * size:])
+    return views
+
+
+def predict_with_tta(model: Any, images: np.ndarray, flip: bool = True, shift_pixels: int = 0,
+                     batch_size: int = 1000) -> np.ndarray:
+    """Class probabilities averaged over the :func:`tta_views` of ``images`` (uint8 or [0, 1] floats)."""
+    scaled = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    outputs = [model.predict(view, batch_size=batch_size, verbose=0) for view in tta_views(scaled, flip, shift_pixels)]
+    return np.mean(outputs, axis=0)
+
+
+def accuracy_of(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The share of images whose most probable class is the true one."""
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
+
+
+# --- Planning, running and recording ----------------------------------------------------------------
+
+
+def steps_per_epoch(train_images: int, batch_size: int) -> int:
+    """Batches per epoch (the last one may be smaller)."""
+    return math.ceil(train_images / batch_size)
+
+
+def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 6, seed: int = runtime.DEFAULT_SEED) -> float:
+    """Seconds one training step of ``recipe`` takes on this machine, in the precision in force.
+
+    Trains a throwaway copy for one step (tracing and warm-up, not counted) and then
+    ``steps`` more, timed. Used to plan how many epochs fit a time budget.
+    """
+    runtime.set_seed(seed)
+    count = min(len(splits.y_train), recipe.batch_size * (steps + 1))
+    images, labels = splits.x_train[:count], splits.y_train[:count]
+    model = compile_recipe(build_model(recipe, images, len(splits.class_names)), recipe,
+                           steps_per_epoch(len(images), recipe.batch_size))
+    batch_x = images[:recipe.batch_size].astype(np.float32) / 255.0
+    batch_y = np.eye(len(splits.class_names), dtype=np.float32)[labels[:recipe.batch_size]]
+    model.train_on_batch(batch_x, batch_y)
+    started = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(batch_x, batch_y)
+    seconds = (time.perf_counter() - started) / steps
+    del model
+    policy = keras.mixed_precision.global_policy().name
+    keras.backend.clear_session()  # clearing the session also resets the precision: restore it
+    keras.mixed_precision.set_global_policy(policy)
+    return seconds
+
+
+def epochs_for_budget(seconds_per_step: float, train_images: int, batch_size: int, budget_seconds: float,
+                      margin: float = 0.9) -> int:
+    """Whole epochs whose training fits in ``margin`` of the budget (at least one).
+
+    The margin leaves room for the first step's tracing, data augmentation and slower
+    moments of a shared machine, so the schedule runs to its end before the budget does.
+    """
+    epoch_seconds = seconds_per_step * steps_per_epoch(train_images, batch_size)
+    return max(1, int(margin * budget_seconds // epoch_seconds))
+
+
+@dataclass
+class RecipeRun:
+    """What one run of a recipe produced: its results row, its per-epoch log, whether it was reused."""
+
+    recipe: Recipe
+    row: dict[str, Any]
+    epoch_log: dict[int, dict[str, float]]
+    reused: bool
+    folder: Path
+    model: Any = None
+
+    def curve(self) -> pd.DataFrame:
+        """Validation accuracy after each epoch against cumulative training seconds (for the wall-time plot)."""
+        return accuracy_against_time(self.epoch_log, self.recipe.name)
+
+
+def accuracy_against_time(epoch_log: dict[int, dict[str, float]], label: str) -> pd.DataFrame:
+    """One row per epoch: recipe, epoch, cumulative training minutes, validation accuracy (no TTA)."""
+    rows, minutes = [], 0.0
+    for epoch in sorted(epoch_log):
+        minutes += epoch_log[epoch]["train_seconds"] / 60.0
+        rows.append({"recipe": label, "epoch": epoch + 1, "training_minutes": minutes,
+                     "val_accuracy": epoch_log[epoch].get("val_accuracy", float("nan"))})
+    return pd.DataFrame(rows)
+
+
+def run_key(recipe: Recipe, splits: Any, *, seed: int, profile: str, precision: str,
+            time_budget_seconds: float | None, evaluate_test: bool) -> dict[str, Any]:
+    """Every recipe field plus the data, seed, profile, precision, budget and whether test was evaluated."""
+    return recording.run_key(
+        **recipe.settings(), seed=seed, profile=profile, precision=precision,
+        time_budget_seconds=key_value(float(time_budget_seconds)) if time_budget_seconds is not None else "none",
+        evaluate_test=evaluate_test, validation_protocol=splits.protocol, data_source=splits.source,
+        train_images=len(splits.y_train),
+        data_fingerprint=recording.data_fingerprint(splits.x_train, splits.y_train, splits.x_validation,
+                                                    splits.y_validation, splits.x_test, splits.y_test),
+    )
+
+
+def model_path(recipe: Recipe, seed: int) -> Path:
+    """Where a trained recipe's model is saved; :func:`best_trained_cifar_model` looks there."""
+    slug = "".join(character if character.isalnum() else "-" for character in recipe.name).strip("-")
+    return runtime.runs_dir() / "models" / f"fast_cifar_{slug}_seed{seed}.keras"
+
+
+def run_recipe(
+    recipe: Recipe,
+    splits: Any,
+    *,
+    seed: int = runtime.DEFAULT_SEED,
+    profile: str,
+    time_budget_seconds: float | None = None,
+    evaluate_test: bool = False,
+    save_model: bool = False,
+    force: bool = False,
+    verbose: int | str = 0,
+    precision: str | None = None,
+    keep_model: bool = False,
+) -> RecipeRun:
+    """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
+
+    A row of ``results/fast_cifar.csv`` with the same run key is reused without training
+    (unless ``force``). Training resumes from its checkpoint after an interruption, and
+    stops early once ``time_budget_seconds`` of training are spent (the row records the
+    steps and epochs done and ``stopped_by_budget``). Validation accuracy is measured with
+    and without the recipe's test-time augmentation; the test set is only evaluated when
+    ``evaluate_test`` is true, so that choices are made on validation and test is read once.
+    """
+    recipe = validate_recipe(recipe)
+    policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
+    key = run_key(recipe, splits, seed=seed, profile=profile, precision=policy,
+                  time_budget_seconds=time_budget_seconds, evaluate_test=evaluate_test)
+    folder = recording.run_folder(RESULTS_TABLE, key, readable=("name", "epochs", "profile", "seed"))
+    recorded = None if force else recording.find_recorded_row(RESULTS_TABLE, key)
+    if recorded is not None:
+        return RecipeRun(recipe, recorded, recording.read_epoch_log(folder), reused=True, folder=folder)
+
+    resuming = recording.prepare_run_folder(folder, force)
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
+    runtime.set_seed(seed)
+    num_classes = len(splits.class_names)
+    batches = training_batches(splits.x_train, splits.y_train, recipe, num_classes, seed)
+    model = compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
+    validation = (splits.x_validation.astype(np.float32) / 255.0, np.eye(num_classes, dtype=np.float32)[splits.y_validation])
+    spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
+    budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
+    epoch_log = recording.fit_resumably(model, batches, folder=folder, epochs=recipe.epochs, validation=validation,
+                                        verbose=verbose, callbacks=[epoch_augmenter(batches), budget])
+    row = _evaluate_and_record(model, recipe, splits, key, epoch_log, budget, len(batches), evaluate_test)
+    if save_model:
+        row["model_path"] = str(model_path(recipe, seed))
+        Path(row["model_path"]).parent.mkdir(parents=True, exist_ok=True)
+        model.save(row["model_path"])
+    results.append_result(RESULTS_TABLE, row)
+    recording.discard_checkpoint(folder)
+    return RecipeRun(recipe, row, epoch_log, reused=False, folder=folder, model=model if keep_model else None)
+
+
+def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str, Any],
+                         epoch_log: dict[int, dict[str, float]], budget: Any, batches_per_epoch: int,
+                         evaluate_test: bool) -> dict[str, Any]:
+    """Evaluate the trained model (validation with and without TTA, test if asked) and build its row."""
+    started = time.perf_counter()
+    plain = accuracy_of(predict_with_tta(model, splits.x_validation, flip=False), splits.y_validation)
+    with_tta = accuracy_of(predict_with_tta(model, splits.x_validation, recipe.tta_flip, recipe.tta_shift_pixels),
+                           splits.y_validation)
+    validation_seconds = time.perf_counter() - started
+    test_accuracy, test_seconds = float("nan"), 0.0
+    if evaluate_test:
+        started = time.perf_counter()
+        test_accuracy = accuracy_of(predict_with_tta(model, splits.x_test, recipe.tta_flip, recipe.tta_shift_pixels),
+                                    splits.y_test)
+        test_seconds = time.perf_counter() - started
+    totals = recording.epoch_log_totals(epoch_log)
+    history = recording.history_from_epoch_log(epoch_log)
+    epochs_done = len(epoch_log)
+    if budget.stopped:  # the last logged epoch was cut short by the budget
+        epochs_done = len(epoch_log) - 1 + budget.steps_in_epoch / batches_per_epoch
+    return {
+        **key,
+        "val_accuracy": with_tta, "val_accuracy_no_tta": plain, "test_accuracy": test_accuracy,
+        "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
+        "train_seconds": round(totals["train_seconds"], 2),
+        "seconds": round(totals["train_seconds"] + (test_seconds if evaluate_test else validation_seconds), 2),
+        "seconds_with_epoch_validation": round(totals["seconds"] + validation_seconds + test_seconds, 2),
+        "epochs_done": round(epochs_done, 3), "stopped_by_budget": bool(budget.stopped),
+        "params": model.count_params(), "val_images": len(splits.y_validation), "test_images": len(splits.y_test),
+        **{name: value for name, value in results.library_versions().items() if name not in key},
+    }
+
+
+# --- Reading the results -------------------------------------------------------------------------------
+
+
+def ablation_table(full: RecipeRun, ablations: dict[str, RecipeRun], course_run: RecipeRun | None = None) -> pd.DataFrame:
+    """Validation accuracy and time of the full recipe, each ingredient removed, and the course's recipe.
+
+    The "no test-time augmentation" row is the full recipe's own network evaluated without
+    TTA (no retraining needed). ``change`` is in percentage points against the full recipe.
+    """
+    base = float(full.row["val_accuracy"])
+    rows = [{"recipe": "full modern recipe", "val_accuracy": base, "train_seconds": float(full.row["train_seconds"]),
+             "epochs_done": float(full.row["epochs_done"])},
+            {"recipe": NO_TTA, "val_accuracy": float(full.row["val_accuracy_no_tta"]),
+             "train_seconds": float(full.row["train_seconds"]), "epochs_done": float(full.row["epochs_done"])}]
+    for name, run in ablations.items():
+        rows.append({"recipe": name, "val_accuracy": float(run.row["val_accuracy"]),
+                     "train_seconds": float(run.row["train_seconds"]), "epochs_done": float(run.row["epochs_done"])})
+    if course_run is not None:
+        rows.append({"recipe": course_run.recipe.name, "val_accuracy": float(course_run.row["val_accuracy"]),
+                     "train_seconds": float(course_run.row["train_seconds"]),
+                     "epochs_done": float(course_run.row["epochs_done"])})
+    table = pd.DataFrame(rows).set_index("recipe")
+    table["change_points"] = (100 * (table["val_accuracy"] - base)).round(2)
+    return table
+
+
+def seed_summary(runs: Sequence[RecipeRun], column: str = "test_accuracy") -> dict[str, float]:
+    """Mean, sample standard deviation, lowest and highest of ``column`` over runs with different seeds."""
+    values = np.array([float(run.row[column]) for run in runs])
+    return {"runs": len(values), "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+            "min": float(values.min()), "max": float(values.max()),
+            "mean_seconds": float(np.mean([float(run.row["seconds"]) for run in runs]))}
+
+
+def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
+    """Validation accuracy after each epoch against cumulative training minutes, one line per recipe."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for label, curve in curves.groupby("recipe", sort=False):
+        ax.plot(curve["training_minutes"], 100 * curve["val_accuracy"], marker="o", label=label)
+    if target is not None:
+        ax.axhline(100 * target, color="grey", linestyle="--", label=f"course's best, {100 * target:.0f}%")
+    ax.set_xlabel("training time (minutes, validation passes excluded)")
+    ax.set_ylabel("validation accuracy (%, no TTA)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+# --- For notebook 07: the best trained CIFAR-10 model on disk ------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """A trained CIFAR-10 model found on disk (input: 32x32x3 images in [0, 1]) and where it came from."""
+
+    model: Any
+    source: str
+    val_accuracy: float
+    path: Path
+
+
+def _best_saved(table: pd.DataFrame, paths: Sequence[Path], source: str) -> TrainedModel | None:
+    """Load the model of the best-validated row whose saved file still exists."""
+    import utils.layers  # noqa: F401  (registers the fused batch norm the saved models use)
+
+    candidates = [(float(accuracy), path) for accuracy, path in zip(table["val_accuracy"], paths)
+                  if path is not None and Path(path).exists()]
+    if not candidates:
+        return None
+    accuracy, path = max(candidates, key=lambda pair: pair[0])
+    return TrainedModel(keras.models.load_model(path, compile=False), source, accuracy, Path(path))
+
+
+def best_trained_cifar_model(include_quick: bool = False) -> TrainedModel | None:
+    """The best trained CIFAR-10 model available: notebook 08's if saved, else notebook 03's, else None.
+
+    Reads the results tables for rows with a saved model and takes the best validation
+    accuracy (quick-profile rows are smoke tests and skipped unless ``include_quick``).
+    Both notebooks' models take images scaled to [0, 1] and output class probabilities.
+    """
+    from utils import experiments
+
+    def usable(table: pd.DataFrame) -> pd.DataFrame:
+        if table.empty or "val_accuracy" not in table.columns:
+            return table.iloc[0:0]
+        return table if include_quick or "profile" not in table.columns else table[table["profile"] != "quick"]
+
+    fast = usable(results.read_results(RESULTS_TABLE))
+    if not fast.empty and "model_path" in fast.columns:
+        found = _best_saved(fast, [path if isinstance(path, str) else None for path in fast["model_path"]],
+                            "notebook 08 (modern recipe)")
+        if found is not None:
+            return found
+    course_rows = usable(results.read_results(experiments.RESULTS_TABLE))
+    if not course_rows.empty:
+        paths = [experiments.model_path(name) for name in course_rows["experiment"]]
+        return _best_saved(course_rows, paths, "notebook 03 (course's experiments)")
+    return None
+
+
+# --- Reference rows: measured runs shipped in results/reference/ ------------------------------------------
+
+
+def reference_path(profile: str) -> Path:
+    """``results/reference/fast_cifar_<profile>.csv``: notebook 08's measured rows for one profile."""
+    return runtime.project_root() / "results" / "reference" / f"{RESULTS_TABLE}_{profile}.csv"
+
+
+def read_reference(profile: str) -> pd.DataFrame:
+    """The shipped reference rows of ``profile`` (empty when none were measured yet)."""
+    path = reference_path(profile)
+    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def export_reference(profile: str) -> Path:
+    """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
+
+    Only rows that runs recorded are copied (never estimates); synthetic-data rows are
+    refused. Raises ``FileNotFoundError`` with the command to run when there is nothing to copy.
+    """
+    table = results.read_results(RESULTS_TABLE)
+    rows = table[table["profile"] == profile] if not table.empty else table
+    if not rows.empty:
+        rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
+    if rows.empty:
+        raise FileNotFoundError(
+            f"{results.results_path(RESULTS_TABLE)} has no real-data rows of the {profile!r} profile to export. "
+            f"Run notebook 08 first: CNN_PROFILE={profile} python -m utils.run --only 08 (with CNN_DATA_DIR "
+            "pointing at the real CIFAR-10), then export again.")
+    path = reference_path(profile)
+    results.write_text_atomically(lambda handle: rows.to_csv(handle, index=False), path)
+    return path
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    """``python -m utils.fast_cifar export --profile lesson``: ship the measured rows as reference rows."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("--profile", choices=[name for name in runtime.PROFILE_NAMES if name != "quick"],
+                        required=True)
+    options = parser.parse_args(arguments)
+    print(f"wrote {export_reference(options.profile)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
