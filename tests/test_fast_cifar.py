@@ -277,8 +277,10 @@ def test_time_budget_stops_training_and_records_how_far_it_got(own_outputs):
     model.compile(optimizer="sgd", loss="mse")
     slow = SlowBatches()
     model.fit(np.zeros((64, 4)), np.zeros((64, 1)), batch_size=4, epochs=5, verbose=0, callbacks=[slow, budget])
-    assert budget.stopped and 0.5 <= budget.spent < 2.0
-    assert 2 <= budget.steps_in_epoch <= 4  # stopped within the first epoch of 16 steps
+    # Only what no machine load can change: it stopped, not before the budget was spent, and
+    # inside the first of five 16-step epochs (each step takes at least 0.2 s of sleep).
+    assert budget.stopped and budget.spent >= 0.5
+    assert 1 <= budget.steps_in_epoch < 16 and len(model.history.history["loss"]) == 1
 
     splits = tiny_splits()
     run = fast_cifar.run_recipe(TINY.changed(epochs=5), splits, seed=1, profile="quick", time_budget_seconds=0.01)
