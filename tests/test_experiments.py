@@ -470,3 +470,10 @@ def test_the_course_recipe_constants_notebook_03_relies_on():
     assert course.CIFAR10_L2_FACTOR == 0.01 and experiments.HOLDOUT_IMAGES == 5_000
     assert course.CIFAR10_EPOCHS_TRAINED_BY_COURSE["VII"] == 5
     assert experiments.OPTIMIZER == "SGD(learning_rate=0.01)"
+
+
+def test_a_whole_number_float_in_a_key_matches_its_row_after_the_csv_round_trip(own_outputs):
+    key = recording.run_key(name="x", width=64.0, rate=0.01, steps=3)
+    results.append_result("keys", {**key, "accuracy": 0.5})
+    assert recording.find_recorded_row("keys", key)["accuracy"] == 0.5
+    assert recording.find_recorded_row("keys", recording.run_key(name="x", width=65.0, rate=0.01, steps=3)) is None

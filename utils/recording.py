@@ -111,10 +111,17 @@ def find_recorded_row(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _cell_text(value: Any) -> str:
-    """How a CSV cell and a key value are compared: as text, with numbers in one spelling."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+    """How a CSV cell and a key value are compared: as text, with numbers in one spelling.
+
+    Both sides go through here, so ``64``, ``64.0`` and ``"64.0"`` (a whole number as the
+    key writes it, and as the CSV reads it back) all compare as ``"64"``.
+    """
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if np.isfinite(number) and number.is_integer() else text
 
 
 # --- The per-epoch log ---------------------------------------------------------------------
