@@ -46,14 +46,52 @@ def tiny_splits(train: int = 40) -> data.Splits:
 
 def test_learning_rate_and_weight_decay_follow_the_summed_loss_conversion():
     # airbench: lr = 11.5 / (1024 * (1 + 1 / 0.15)) per example of a summed loss.
-    per_example = 11.5 / (1024 * (1 + 1 / 0.15))
+    kilostep = 1024 * (1 + 1 / 0.15)
+    per_example = 11.5 / kilostep
     assert fast_cifar.keras_learning_rate(1024) == pytest.approx(per_example * 1024)
     assert fast_cifar.keras_learning_rate(512) == pytest.approx(fast_cifar.keras_learning_rate(1024) / 2)
-    # Steady-state shrink per step must match: Keras lr * Keras wd == lr * wd / (1 - momentum).
-    summed_wd = 0.0153 * 1024 / (1024 * (1 + 1 / 0.15))
-    for batch_size in (256, 1024):
+    # airbench hands PyTorch wd / lr with wd = 0.0153 * batch / kilostep, so each step shrinks a
+    # weight by wd / (1 - momentum) whatever the learning rate; Keras's decoupled decay must match.
+    for batch_size in (256, 512, 1024):
+        airbench_shrink = 0.0153 * batch_size / kilostep / 0.15
         keras_shrink = fast_cifar.keras_learning_rate(batch_size) * fast_cifar.keras_weight_decay(batch_size)
-        assert keras_shrink == pytest.approx(per_example * summed_wd / 0.15)
+        assert keras_shrink == pytest.approx(airbench_shrink)
+    assert fast_cifar.modern_recipe().weight_decay == pytest.approx(0.0153 / (11.5 * 0.15))
+
+
+def test_identity_init_passes_channels_through_and_keeps_pytorch_bounds_elsewhere():
+    kernel = keras.ops.convert_to_numpy(fast_cifar.PartialIdentity(seed=1)((3, 3, 4, 6)))
+    images = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype(np.float32)
+    conv = keras.layers.Conv2D(6, 3, padding="same", use_bias=False)
+    conv.build(images.shape)
+    conv.set_weights([kernel])
+    outputs = keras.ops.convert_to_numpy(conv(images))
+    assert np.allclose(outputs[..., :4], images, atol=1e-6)  # the first four filters copy their channel
+    limit = 1 / np.sqrt(3 * 3 * 4)  # PyTorch's default: uniform in +-1/sqrt(fan_in)
+    assert 0 < np.abs(kernel[..., 4:]).max() <= limit
+    plain = keras.ops.convert_to_numpy(fast_cifar.PartialIdentity(identity=False, seed=1)((3, 3, 4, 6)))
+    assert np.abs(plain).max() <= limit and not np.allclose(plain[1, 1, 0, 0], 1.0)
+
+
+def test_lookahead_follows_early_then_averages_and_ends_on_the_slow_weights():
+    assert fast_cifar.lookahead_decay(0, 100) == 0.0
+    assert fast_cifar.lookahead_decay(50, 100) == pytest.approx(0.95 ** 5 / 8)
+    assert fast_cifar.lookahead_decay(100, 100) == fast_cifar.lookahead_decay(150, 100) == pytest.approx(0.95 ** 5)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.ones((8, 3), np.float32), np.full((8, 1), 5.0, np.float32)
+
+    class Weights(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = model.get_weights()[0].copy()
+
+    seen = Weights()
+    lookahead = fast_cifar.lookahead_callback(total_steps=4, every_steps=2, final_decay=0.5)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[seen, lookahead])
+    slow = lookahead.slow[0]
+    assert np.allclose(model.get_weights()[0], slow)  # training ends on the slow weights
+    assert not np.allclose(slow, seen.last)  # which at the last step lag behind the fast ones
 
 
 def test_batch_norm_is_ported_with_keras_momentum_explicit_epsilon_and_frozen_scale():
@@ -242,7 +280,7 @@ def test_every_recipe_field_is_in_the_run_key():
                              time_budget_seconds=None, evaluate_test=False)
     for field in dataclasses.fields(fast_cifar.Recipe):
         assert field.name in key
-    other = fast_cifar.run_key(TINY.changed(ema_momentum=0.8), splits, seed=1, profile="quick",
+    other = fast_cifar.run_key(TINY.changed(lookahead_final_decay=0.5), splits, seed=1, profile="quick",
                                precision="float32", time_budget_seconds=None, evaluate_test=False)
     assert recording.key_digest(other) != recording.key_digest(key)
 
@@ -291,7 +329,7 @@ def test_time_budget_stops_training_and_records_how_far_it_got(own_outputs):
 def test_course_recipe_is_the_course_settings():
     recipe = fast_cifar.course_recipe()
     assert (recipe.batch_size, recipe.learning_rate, recipe.momentum) == (32, 0.01, 0.0)
-    assert not (recipe.flip or recipe.use_ema or recipe.tta_flip or recipe.label_smoothing)
+    assert not (recipe.flip or recipe.lookahead or recipe.identity_init or recipe.tta_flip or recipe.label_smoothing)
     model = fast_cifar.build_model(recipe, tiny_splits().x_train)
     assert model.name == "cifar10_VI"
 

@@ -22,8 +22,10 @@ what each buys:
   with the learning rate and weight decay converted from the records' summed-loss
   convention to Keras's averaged loss (:func:`keras_learning_rate`,
   :func:`keras_weight_decay`);
-- weight averaging with periodic overwrite, Keras's stand-in for lookahead
-  (``use_ema``/``ema_overwrite_frequency`` of the optimizer);
+- convolutions that start as identities where their shapes allow (:class:`PartialIdentity`,
+  PyTorch's ``dirac_``, which Keras lacks);
+- lookahead (:func:`lookahead_callback`): every five steps the weights are pulled towards
+  a slow average whose weight grows towards the end of training;
 - test-time augmentation by flips and one-pixel shifts (:func:`predict_with_tta`).
 
 A :class:`Recipe` holds every ingredient as a field, so an ablation is
@@ -61,6 +63,7 @@ AIRBENCH_WEIGHT_DECAY = 0.0153
 AIRBENCH_MOMENTUM = 0.85
 AIRBENCH_BATCH_SIZE = 1024
 AIRBENCH_BATCH_NORM_MOMENTUM_PYTORCH = 0.4  # PyTorch's convention: weight of the *new* batch
+LOOKAHEAD_FINAL_DECAY = 0.95 ** 5  # airbench's lookahead keeps this much of the slow weights at the end
 
 
 # --- Porting the records' settings to Keras -------------------------------------------
@@ -88,17 +91,19 @@ def keras_learning_rate(batch_size: int, learning_rate: float = AIRBENCH_LEARNIN
 
 
 def keras_weight_decay(batch_size: int, weight_decay: float = AIRBENCH_WEIGHT_DECAY,
-                       momentum: float = AIRBENCH_MOMENTUM) -> float:
-    """Keras's *decoupled* weight decay that shrinks weights as much as airbench's L2 term.
+                       learning_rate: float = AIRBENCH_LEARNING_RATE, momentum: float = AIRBENCH_MOMENTUM) -> float:
+    """Keras's *decoupled* weight decay that shrinks weights as much per step as airbench's.
 
-    airbench passes ``wd * w`` (``wd = weight_decay * 1024 / kilostep_scale``) through
-    SGD with momentum, so in the steady state each step shrinks a weight by
-    ``lr * wd / (1 - momentum)``. Keras 3 shrinks it by ``keras_lr * keras_wd`` outside
-    the momentum (FAST_CIFAR trap 3); solving for ``keras_wd`` gives this value.
+    airbench sets ``wd = weight_decay * batch_size / kilostep_scale`` and hands PyTorch's
+    SGD the coefficient ``wd / lr``; PyTorch adds ``(wd / lr) * w`` to the gradient, the
+    scheduled learning rate multiplies it back, and Nesterov momentum amplifies it by
+    ``1 / (1 - momentum)``: each step shrinks a weight by ``factor * wd / (1 - momentum)``,
+    whatever the learning rate. Keras 3 shrinks it by ``factor * keras_lr * keras_wd``
+    outside the momentum (FAST_CIFAR trap 3); solving for ``keras_wd`` gives this value,
+    which works out as ``weight_decay / (learning_rate * (1 - momentum))`` for any batch size.
     """
-    summed_lr = keras_learning_rate(1, momentum=momentum)  # the per-example learning rate
-    summed_wd = weight_decay * AIRBENCH_BATCH_SIZE / kilostep_scale(momentum)
-    return summed_lr * summed_wd / (1.0 - momentum) / keras_learning_rate(batch_size, momentum=momentum)
+    airbench_shrink_per_step = weight_decay * batch_size / kilostep_scale(momentum) / (1.0 - momentum)
+    return airbench_shrink_per_step / keras_learning_rate(batch_size, learning_rate, momentum)
 
 
 def keras_batch_norm_momentum(pytorch_momentum: float) -> float:
@@ -123,6 +128,7 @@ class Recipe:
     architecture: str = MODERN_ARCHITECTURE
     widths: tuple[int, int, int] = (64, 128, 128)
     whitening: bool = True  # frozen first conv initialised to whiten 2x2 patches (else a trainable conv)
+    identity_init: bool = True  # convolutions start as identities where their shapes allow (PyTorch's dirac_)
     activation: str = "gelu"
     batch_norm_momentum: float = keras_batch_norm_momentum(AIRBENCH_BATCH_NORM_MOMENTUM_PYTORCH)
     batch_norm_epsilon: float = 1e-12
@@ -142,9 +148,9 @@ class Recipe:
     flip: bool = True
     alternating_flip: bool = True
     translate_pixels: int = 2
-    use_ema: bool = True  # weight averaging with overwrite every few steps: Keras's lookahead
-    ema_momentum: float = 0.9
-    ema_every_steps: int = 5
+    lookahead: bool = True  # every few steps, pull the weights towards a slow average (airbench)
+    lookahead_every_steps: int = 5
+    lookahead_final_decay: float = LOOKAHEAD_FINAL_DECAY
     tta_flip: bool = True
     tta_shift_pixels: int = 1
 
@@ -188,6 +194,9 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         problems.append(f"batch_norm_momentum {recipe.batch_norm_momentum} must be in [0, 1) (Keras's convention)")
     if recipe.bias_lr_scale <= 0:
         problems.append(f"bias_lr_scale {recipe.bias_lr_scale} must be positive (1 means no boost)")
+    if recipe.lookahead_every_steps < 1 or not 0.0 <= recipe.lookahead_final_decay < 1.0:
+        problems.append(f"lookahead_every_steps ({recipe.lookahead_every_steps}) must be at least 1 and "
+                        f"lookahead_final_decay ({recipe.lookahead_final_decay}) in [0, 1)")
     if recipe.translate_pixels < 0 or recipe.tta_shift_pixels < 0:
         problems.append("translate_pixels and tta_shift_pixels must be 0 or more")
     if problems:
@@ -208,7 +217,7 @@ def course_recipe(**changes: Any) -> Recipe:
         activation="relu", batch_size=course.CIFAR10_BATCH_SIZE, learning_rate=course.CIFAR10_LEARNING_RATE,
         momentum=0.0, nesterov=False, weight_decay=0.0, warmup_fraction=0.0, warmup_start_factor=1.0,
         end_factor=1.0, bias_lr_scale=1.0, label_smoothing=0.0, flip=False, alternating_flip=False, translate_pixels=0,
-        use_ema=False, tta_flip=False, tta_shift_pixels=0,
+        identity_init=False, lookahead=False, tta_flip=False, tta_shift_pixels=0,
     ).changed(**changes)
 
 
@@ -217,7 +226,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no whitening init (trainable first conv)": {"whitening": False},
     "no label smoothing": {"label_smoothing": 0.0},
     "no flip/translate augmentation": {"flip": False, "alternating_flip": False, "translate_pixels": 0},
-    "no weight averaging (lookahead)": {"use_ema": False},
+    "no identity init of the convolutions": {"identity_init": False},
+    "no lookahead (weight averaging)": {"lookahead": False},
     "constant learning rate, no warm-up": {"warmup_fraction": 0.0, "warmup_start_factor": 1.0, "end_factor": 1.0},
     "plain momentum, not Nesterov": {"nesterov": False},
     "Keras batch-norm defaults (not ported)": {"batch_norm_momentum": 0.99, "batch_norm_epsilon": 1e-3,
@@ -225,6 +235,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "batch-norm biases at the common learning rate": {"bias_lr_scale": 1.0},
     "ReLU instead of GELU": {"activation": "relu"},
 }
+# The ablations the lesson profile leaves out: the smallest effects in the records' ablations.
+MINOR_ABLATIONS = ("plain momentum, not Nesterov", "ReLU instead of GELU")
 NO_TTA = "no test-time augmentation"  # same trained network, evaluated without flips and shifts
 
 
@@ -425,6 +437,48 @@ def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.
     return TimeBudget()
 
 
+def lookahead_decay(step: int, total_steps: int, final_decay: float = LOOKAHEAD_FINAL_DECAY) -> float:
+    """How much of the slow weights a lookahead update keeps at ``step``: ``final_decay * (step / total) ** 3``.
+
+    Near zero for most of training (the slow weights simply follow the fast ones), it rises
+    to ``final_decay`` at the end, when averaging the last steps' weights pays off (airbench).
+    """
+    return float(final_decay * (min(step, total_steps) / max(total_steps, 1)) ** 3)
+
+
+def lookahead_callback(total_steps: int, every_steps: int = 5, final_decay: float = LOOKAHEAD_FINAL_DECAY) -> Any:
+    """A Keras callback doing airbench's lookahead: every few steps, pull the weights back towards a slow average.
+
+    Every ``every_steps`` optimizer steps the slow copy moves towards the current weights,
+    ``slow = decay * slow + (1 - decay) * weights``, and the weights are set to it; when
+    training ends (schedule finished or budget spent) the weights become the slow copy.
+    Batch-norm moving statistics are averaged too, as in airbench (they are float weights).
+    Keras's ``use_ema`` with a fixed momentum is not the same thing: it damps every step from
+    the first one, which slows a short run down. The slow copy is not checkpointed, so a
+    resumed run starts it again from the weights it resumes with.
+    """
+
+    class Lookahead(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.variables = [variable for variable in self.model.weights if "float" in str(variable.dtype)]
+            self.slow = [np.array(variable.numpy()) for variable in self.variables]
+
+        def _pull(self, decay: float) -> None:
+            for slow, variable in zip(self.slow, self.variables):
+                slow += (1.0 - decay) * (variable.numpy() - slow)
+                variable.assign(slow)
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            if step % every_steps == 0:
+                self._pull(lookahead_decay(step, total_steps, final_decay))
+
+        def on_train_end(self, logs=None):
+            self._pull(1.0)
+
+    return Lookahead()
+
+
 # --- The network -----------------------------------------------------------------------------
 
 
@@ -499,6 +553,35 @@ class ScaledBias(keras.layers.Layer):
         return {**super().get_config(), "lr_scale": self.lr_scale}
 
 
+@keras.saving.register_keras_serializable(package="cnn_notebooks")
+class PartialIdentity(keras.initializers.Initializer):
+    """PyTorch's default conv initialisation, with as many filters as fit set to pass a channel through.
+
+    Filter ``i`` (for ``i`` below the number of input channels) is zero except a one at the
+    centre of input channel ``i``: at the start the convolution copies its input, so the
+    deep network begins close to a shallow one (airbench's ``dirac_``; Keras has no such
+    initializer, FAST_CIFAR trap 7). The remaining filters, and all of them when
+    ``identity`` is false, are uniform in +-1/sqrt(fan_in), PyTorch's default for convolutions.
+    """
+
+    def __init__(self, identity: bool = True, seed: int | None = None) -> None:
+        self.identity = bool(identity)
+        self.seed = seed
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        base = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform", seed=self.seed)
+        kernel = np.array(keras.ops.convert_to_numpy(base(shape, dtype="float32")))
+        if self.identity and len(shape) == 4:
+            rows, columns, inputs, outputs = shape
+            passed = min(inputs, outputs)
+            kernel[..., :passed] = 0.0
+            kernel[rows // 2, columns // 2, np.arange(passed), np.arange(passed)] = 1.0
+        return keras.ops.convert_to_tensor(kernel, dtype=dtype or "float32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"identity": self.identity, "seed": self.seed}
+
+
 def _normalise(x: Any, recipe: Recipe, name: str) -> Any:
     """Batch norm with the recipe's settings, then the fast-learning bias when the recipe has one."""
     from utils import layers as suite_layers
@@ -513,11 +596,12 @@ def _conv_block(x: Any, width: int, recipe: Recipe, index: int) -> Any:
     """conv -> max-pool -> BN -> activation -> conv -> BN -> activation (airbench's block)."""
     from keras import layers
 
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv1")(x)
+    initializer = {"kernel_initializer": PartialIdentity(recipe.identity_init)}
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv1", **initializer)(x)
     x = layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
     x = _normalise(x, recipe, f"block{index}_bn1")
     x = layers.Activation(recipe.activation, name=f"block{index}_act1")(x)
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv2")(x)
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{index}_conv2", **initializer)(x)
     x = _normalise(x, recipe, f"block{index}_bn2")
     return layers.Activation(recipe.activation, name=f"block{index}_act2")(x)
 
@@ -568,8 +652,7 @@ def compile_recipe(model: Any, recipe: Recipe, steps_per_epoch: int) -> Any:
                                    recipe.warmup_start_factor, recipe.end_factor)
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
-        weight_decay=recipe.weight_decay or None, use_ema=recipe.use_ema, ema_momentum=recipe.ema_momentum,
-        ema_overwrite_frequency=recipe.ema_every_steps if recipe.use_ema else None,
+        weight_decay=recipe.weight_decay or None,
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
@@ -645,7 +728,7 @@ def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 6, seed: 
 
 
 def epochs_for_budget(seconds_per_step: float, train_images: int, batch_size: int, budget_seconds: float,
-                      margin: float = 0.9) -> int:
+                      margin: float = 0.85) -> int:
     """Whole epochs whose training fits in ``margin`` of the budget (at least one).
 
     The margin leaves room for the first step's tracing, data augmentation and slower
@@ -742,8 +825,12 @@ def run_recipe(
     validation = (splits.x_validation.astype(np.float32) / 255.0, np.eye(num_classes, dtype=np.float32)[splits.y_validation])
     spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
     budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
+    callbacks = [epoch_augmenter(batches), budget]
+    if recipe.lookahead:
+        callbacks.append(lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
+                                            recipe.lookahead_final_decay))
     epoch_log = recording.fit_resumably(model, batches, folder=folder, epochs=recipe.epochs, validation=validation,
-                                        verbose=verbose, callbacks=[epoch_augmenter(batches), budget])
+                                        verbose=verbose, callbacks=callbacks)
     row = _evaluate_and_record(model, recipe, splits, key, epoch_log, budget, len(batches), evaluate_test)
     if save_model:
         row["model_path"] = str(model_path(recipe, seed))
