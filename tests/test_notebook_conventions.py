@@ -147,3 +147,13 @@ def test_uploaded_utils_folder_is_used_without_cloning(tmp_path: Path) -> None:
     completed = run_setup_block_as_on_colab(tmp_path, str(tmp_path / "no-such-repository"))
     assert completed.returncode == 0, completed.stderr
     assert f"utils found in {tmp_path}" in completed.stdout
+
+
+SHIPPED_TEXT = sorted([*PROJECT_ROOT.glob("utils/**/*.py"), *NOTEBOOKS, PROJECT_ROOT / "CONTRIBUTING.md"])
+OUTSIDE_FILES = re.compile(r"\.\./shared|\b(?:COURSE|FAST_CIFAR|STYLE)\.md\b")
+
+
+@pytest.mark.parametrize("path", SHIPPED_TEXT, ids=lambda path: str(path.relative_to(PROJECT_ROOT)))
+def test_no_reference_to_files_a_clone_does_not_have(path: Path) -> None:
+    found = OUTSIDE_FILES.findall(path.read_text())
+    assert not found, f"{path.relative_to(PROJECT_ROOT)} refers to {found}, which a clone of the repository lacks"

@@ -1,7 +1,7 @@
 """A modern CIFAR-10 training recipe, built from switchable, documented ingredients (notebook 08).
 
-The public CIFAR-10 speed records (Keller Jordan's airbench, David Page's ResNet-9 work,
-summarised in ``../shared/FAST_CIFAR.md``) reach 94% in about ten epochs of a small
+The public CIFAR-10 speed records (Keller Jordan's airbench, arXiv 2404.00498; David Page's
+"How to train your ResNet" series) reach 94% in about ten epochs of a small
 VGG-like network, where the course's plain-SGD recipe needs 50 epochs for 84%. The
 difference is not one trick but a list of ingredients, each small. This module spells
 every one of them out so that notebook 08 can switch them off one at a time and measure
@@ -33,6 +33,20 @@ A :class:`Recipe` holds every ingredient as a field, so an ablation is
 evaluates and records a recipe through :mod:`utils.recording` (its run key holds every
 field), optionally stopping after a training-time budget so that "accuracy within ten
 minutes" is something a run measures rather than a claim.
+
+Porting traps (the records are PyTorch code; each trap silently costs accuracy in Keras):
+
+1. Batch-norm momentum is inverted (Keras's is one minus PyTorch's); epsilon must be set.
+2. The records sum the loss over a batch, Keras averages it: multiply their per-example
+   learning rate by the batch size.
+3. Keras 3's ``weight_decay`` is decoupled (outside the momentum); PyTorch's is a gradient
+   term that passes through it.
+4. Keras optimizers have no parameter groups: a faster learning rate for some variables
+   needs a reparameterisation (or a custom training step).
+5. Keras ships no warm-up-then-linear-decay schedule.
+6. Keras's ``use_ema`` is not lookahead: its fixed momentum damps training from step one.
+7. Keras kernels are (rows, columns, in, out), PyTorch's (out, in, rows, columns); Keras
+   has no identity (``dirac_``) initialiser.
 """
 
 from __future__ import annotations
@@ -84,7 +98,7 @@ def keras_learning_rate(batch_size: int, learning_rate: float = AIRBENCH_LEARNIN
 
     airbench steps by ``lr * gradient of the summed loss``; the gradient of the sum is
     ``batch_size`` times the gradient of the mean that Keras differentiates, so the Keras
-    learning rate is airbench's per-example rate times the batch size (FAST_CIFAR trap 2).
+    learning rate is airbench's per-example rate times the batch size (porting trap 2).
     """
     per_example = learning_rate / kilostep_scale(momentum)
     return per_example * batch_size
@@ -99,7 +113,7 @@ def keras_weight_decay(batch_size: int, weight_decay: float = AIRBENCH_WEIGHT_DE
     scheduled learning rate multiplies it back, and Nesterov momentum amplifies it by
     ``1 / (1 - momentum)``: each step shrinks a weight by ``factor * wd / (1 - momentum)``,
     whatever the learning rate. Keras 3 shrinks it by ``factor * keras_lr * keras_wd``
-    outside the momentum (FAST_CIFAR trap 3); solving for ``keras_wd`` gives this value,
+    outside the momentum (porting trap 3); solving for ``keras_wd`` gives this value,
     which works out as ``weight_decay / (learning_rate * (1 - momentum))`` for any batch size.
     """
     airbench_shrink_per_step = weight_decay * batch_size / kilostep_scale(momentum) / (1.0 - momentum)
@@ -364,7 +378,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     The rise takes the first ``warmup_fraction`` of ``total_steps``; the fall ends at
     ``end_factor * peak`` on the last step and stays there afterwards. airbench94 uses
     0.2 -> 1 over 23% of the steps, then down to 0.07. A one-cycle-like shape that Keras
-    does not ship (FAST_CIFAR trap 5).
+    does not ship (porting trap 5).
     """
 
     def __init__(self, total_steps: int, peak: float, warmup_fraction: float = 0.23,
@@ -511,7 +525,7 @@ def whitening_kernel(images: np.ndarray, size: int = WHITENING_PATCH_SIZE,
     on these images; the second half are the same filters negated (airbench), so that a
     following GELU keeps both signs. Eigenvectors come out of ``eigh`` as columns in the
     patches' (row, column, channel) order, which is a Keras kernel's order once reshaped
-    (FAST_CIFAR trap 7: PyTorch's is (out, in, row, column)).
+    (porting trap 7: PyTorch's is (out, in, row, column)).
     """
     eigenvalues, eigenvectors = np.linalg.eigh(patch_covariance(images, size))
     filters = eigenvectors / np.sqrt(np.maximum(eigenvalues, 0.0) + epsilon)
@@ -533,7 +547,7 @@ def batch_norm_settings(recipe: Recipe) -> dict[str, Any]:
 class ScaledBias(keras.layers.Layer):
     """Adds a per-channel bias stored divided by ``sqrt(lr_scale)``: it learns ``lr_scale`` times faster.
 
-    Keras optimizers have one learning rate for all variables (FAST_CIFAR trap 4). Writing
+    Keras optimizers have one learning rate for all variables (porting trap 4). Writing
     the bias as ``b = c * v`` and training ``v`` instead multiplies the gradient by ``c``
     and turns each step on ``v`` into a step ``c`` times larger on ``b``: ``c ** 2`` in all.
     airbench trains its batch-norm biases at 64 times the rate of the weights; ``c = 8``.
@@ -560,7 +574,7 @@ class PartialIdentity(keras.initializers.Initializer):
     Filter ``i`` (for ``i`` below the number of input channels) is zero except a one at the
     centre of input channel ``i``: at the start the convolution copies its input, so the
     deep network begins close to a shallow one (airbench's ``dirac_``; Keras has no such
-    initializer, FAST_CIFAR trap 7). The remaining filters, and all of them when
+    initializer, porting trap 7). The remaining filters, and all of them when
     ``identity`` is false, are uniform in +-1/sqrt(fan_in), PyTorch's default for convolutions.
     """
 
