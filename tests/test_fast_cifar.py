@@ -348,3 +348,10 @@ def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monke
     assert fast_cifar.export_reference("lesson") == target
     shipped = pd.read_csv(target)
     assert list(shipped["val_accuracy"]) == [0.9]
+
+
+def test_planned_training_minutes_add_up_every_budgeted_run():
+    # lesson profile: 10 min x 3 seeds, 20 min once, the course at 10, 8 ablations + full + course at 3.
+    assert fast_cifar.planned_training_minutes([10, 20], 3, 1, 3, 8) == 30 + 20 + 10 + 8 * 3 + 2 * 3
+    # ablations on the headline's clock reuse its full and course runs.
+    assert fast_cifar.planned_training_minutes([0.5], 1, 1, 0.5, 3) == 0.5 + 0.5 + 3 * 0.5

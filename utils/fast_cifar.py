@@ -757,6 +757,20 @@ def epochs_for_budget(seconds_per_step: float, train_images: int, batch_size: in
     return max(1, int(margin * budget_seconds // epoch_seconds))
 
 
+def planned_training_minutes(budgets: Sequence[float], first_budget_seeds: int, later_budget_seeds: int,
+                             ablation_minutes: float, ablations: int) -> float:
+    """The most training time notebook 08's runs can take: every run stops when its budget is spent.
+
+    The first budget is trained once per seed, the later ones ``later_budget_seeds`` times,
+    the course's recipe once at the first budget, and each ablation row once at
+    ``ablation_minutes`` (plus the full and course recipes at that budget when it differs
+    from the first). Runs recorded earlier are reused and cost nothing.
+    """
+    headline = budgets[0] * first_budget_seeds + sum(budgets[1:]) * later_budget_seeds
+    extra_at_ablation_budget = 0.0 if ablation_minutes == budgets[0] else 2 * ablation_minutes
+    return float(headline + budgets[0] + ablations * ablation_minutes + extra_at_ablation_budget)
+
+
 @dataclass
 class RecipeRun:
     """What one run of a recipe produced: its results row, its per-epoch log, whether it was reused."""
