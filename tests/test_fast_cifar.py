@@ -344,10 +344,13 @@ def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monke
     with pytest.raises(FileNotFoundError):
         fast_cifar.export_reference("lesson")  # synthetic rows are never reference rows
     results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "JPEG folders",
-                                                     "val_accuracy": 0.9})
+                                                     "val_accuracy": 0.9, "train_images": 45000, "epochs_done": 2,
+                                                     "train_seconds": 60.0, "model_path": "/here/model.keras"})
     assert fast_cifar.export_reference("lesson") == target
     shipped = pd.read_csv(target)
     assert list(shipped["val_accuracy"]) == [0.9]
+    assert list(shipped["images_per_second"]) == [1500.0]
+    assert "model_path" not in shipped.columns  # a file on this machine, meaningless elsewhere
 
 
 def test_planned_training_minutes_add_up_every_budgeted_run():

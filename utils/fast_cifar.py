@@ -902,6 +902,7 @@ def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str,
         "seconds": round(totals["train_seconds"] + (test_seconds if evaluate_test else validation_seconds), 2),
         "seconds_with_epoch_validation": round(totals["seconds"] + validation_seconds + test_seconds, 2),
         "epochs_done": round(epochs_done, 3), "stopped_by_budget": bool(budget.stopped),
+        "images_per_second": round(len(splits.y_train) * epochs_done / max(totals["train_seconds"], 1e-9), 1),
         "params": model.count_params(), "val_images": len(splits.y_validation), "test_images": len(splits.y_test),
         **{name: value for name, value in results.library_versions().items() if name not in key},
     }
@@ -1040,8 +1041,23 @@ def export_reference(profile: str) -> Path:
             f"Run notebook 08 first: CNN_PROFILE={profile} python -m utils.run --only 08 (with CNN_DATA_DIR "
             "pointing at the real CIFAR-10), then export again.")
     path = reference_path(profile)
-    results.write_text_atomically(lambda handle: rows.to_csv(handle, index=False), path)
+    shipped = shippable_rows(rows)
+    results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)
     return path
+
+
+def shippable_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as they ship: with their training speed, without this machine's model paths or empty columns.
+
+    ``images_per_second`` (training images seen per second of training) is filled in for
+    rows recorded before it was a column; columns no exported row uses (left over from
+    other rows of the local table) and ``model_path`` (a file on this machine) are dropped.
+    """
+    rows = rows.drop(columns=["model_path"], errors="ignore").dropna(axis="columns", how="all").copy()
+    if {"train_images", "epochs_done", "train_seconds"} <= set(rows.columns):
+        speed = rows["train_images"].astype(float) * rows["epochs_done"].astype(float) / rows["train_seconds"].astype(float)
+        rows["images_per_second"] = rows.get("images_per_second", speed).fillna(speed).round(1)
+    return rows
 
 
 def main(arguments: Sequence[str] | None = None) -> int:
