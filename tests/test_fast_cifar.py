@@ -358,3 +358,16 @@ def test_planned_training_minutes_add_up_every_budgeted_run():
     assert fast_cifar.planned_training_minutes([10, 20], 3, 1, 3, 8) == 30 + 20 + 10 + 8 * 3 + 2 * 3
     # ablations on the headline's clock reuse its full and course runs.
     assert fast_cifar.planned_training_minutes([0.5], 1, 1, 0.5, 3) == 0.5 + 0.5 + 3 * 0.5
+
+
+def test_headline_sits_beside_the_reference_runs_and_says_what_is_not_measured():
+    this_run = pd.DataFrame({"mean": [0.5], "runs": [1]}, index=[0.5])
+    reference = pd.DataFrame({"name": ["modern", "modern", "course (experiment VI)"], "evaluate_test": [True, True, False],
+                              "test_accuracy": [0.89, 0.91, float("nan")], "time_budget_seconds": [600, 600, 600],
+                              "hardware": ["AMD EPYC (2 cores)"] * 3})
+    table = fast_cifar.headline_beside_reference(this_run, {"lesson": reference, "full": pd.DataFrame()}, 0.84)
+    assert list(table.index) == [0.5, 10.0]
+    assert table.loc[10.0, "lesson reference"].startswith("90.00% ± 1.41% (2 seed(s)")
+    assert table.loc[10.0, "this run"] == table.loc[0.5, "lesson reference"] == fast_cifar.NOT_MEASURED
+    assert (table["full reference"] == fast_cifar.NOT_MEASURED).all()
+    assert (table["course's best (50 epochs)"] == "84%").all()

@@ -251,7 +251,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 # The ablations the lesson profile leaves out: the smallest effects in the records' ablations.
 MINOR_ABLATIONS = ("plain momentum, not Nesterov", "ReLU instead of GELU")
-NO_TTA = "no test-time augmentation"  # same trained network, evaluated without flips and shifts
+NO_TTA = "no test-time augmentation"
+NOT_MEASURED = "not measured yet"  # same trained network, evaluated without flips and shifts
 
 
 def ablated_recipes(recipe: Recipe, names: Sequence[str] | None = None) -> dict[str, Recipe]:
@@ -1023,6 +1024,33 @@ def read_reference(profile: str) -> pd.DataFrame:
     """The shipped reference rows of ``profile`` (empty when none were measured yet)."""
     path = reference_path(profile)
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.DataFrame],
+                              course_accuracy: float) -> pd.DataFrame:
+    """Test accuracy per budget: the course's figure, each shipped reference profile, and this run.
+
+    ``this_run`` is the notebook's headline table (index: budget in minutes; ``mean``,
+    ``runs``); a reference profile contributes the mean and seed count of its modern-recipe
+    rows that read the test set. A budget nobody measured shows "not measured yet".
+    """
+    columns: dict[str, dict[float, str]] = {}
+    for name, rows in references.items():
+        column: dict[float, str] = {}
+        if not rows.empty and {"evaluate_test", "test_accuracy", "time_budget_seconds", "name"} <= set(rows.columns):
+            tested = rows[(rows["evaluate_test"].astype(str) == "True") & (rows["name"] == "modern")]
+            for seconds, group in tested.groupby("time_budget_seconds"):
+                values = group["test_accuracy"].astype(float)
+                spread = f" ± {values.std(ddof=1):.2%}" if len(values) > 1 else ""
+                column[float(seconds) / 60] = f"{values.mean():.2%}{spread} ({len(values)} seed(s), {rows['hardware'].iloc[0]})"
+        columns[f"{name} reference"] = column
+    columns["this run"] = {float(minutes): f"{row['mean']:.2%} ({int(row['runs'])} seed(s))"
+                           for minutes, row in this_run.iterrows()}
+    budgets = sorted({minutes for column in columns.values() for minutes in column})
+    table = pd.DataFrame({name: [column.get(minutes, NOT_MEASURED) for minutes in budgets]
+                          for name, column in columns.items()}, index=pd.Index(budgets, name="budget (minutes)"))
+    table.insert(0, "course's best (50 epochs)", f"{course_accuracy:.0%}")
+    return table
 
 
 def export_reference(profile: str) -> Path:
