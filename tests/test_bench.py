@@ -70,3 +70,24 @@ def test_bad_arguments_are_refused():
         bench.benchmark_cifar10(steps=0)
     with pytest.raises(SystemExit):
         bench.main(["imagenet"])
+
+
+def test_make_bench_prints_no_tensorflow_start_up_lines(synthetic_data, tmp_path) -> None:
+    """``make bench`` runs this command; TensorFlow is imported the notebooks' quiet way, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from utils import run
+
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "CNN_TF_LOG_LEVEL")}
+    finished = subprocess.run([sys.executable, "-m", "utils.bench", "cifar10", "--steps", "2", "--repeats", "1",
+                               "--warmup-steps", "1"], cwd=Path(__file__).resolve().parent.parent,
+                              env=environment, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    printed = (finished.stdout + finished.stderr).splitlines()
+    log_lines = [line for line in printed if run.TENSORFLOW_LOG_LINE.search(line)]
+    assert not log_lines, "\n".join(log_lines)
+    assert finished.stdout.strip().splitlines()[-1].startswith("speedup: ")

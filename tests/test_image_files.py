@@ -161,7 +161,7 @@ def test_notebook_shows_the_paragraph_instead_of_a_traceback(data_folder: Path, 
     outcome = run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=300,
                                    extra_environment={"CNN_DATA_DIR": str(data_folder),
                                                       "CNN_CACHE_DIR": str(tmp_path / "cache")})
-    assert outcome.status == "failed" and "cell 2" in outcome.detail
+    assert outcome.status == "error" and "cell 2" in outcome.detail
     [error] = nbformat.read(tmp_path / "out" / source.name, as_version=4).cells[2].outputs
     shown = "\n".join(error["traceback"])
     assert shown.startswith("ImageDecodeError: ") and str(victim) in shown

@@ -33,6 +33,8 @@ def test_notebook_runs_in_quick_profile(path: Path, session_output_dir: Path) ->
                                    extra_environment=environment)
     assert outcome.status == "ok", f"{path.name} failed at {outcome.detail}"
     executed = nbformat.read(session_output_dir / "executed" / path.name, as_version=4)
+    errors = run.error_outputs(executed)  # a figure that fails to render leaves an error and runs on
+    assert not errors, f"{path.name} shows {run.describe_errors(errors)}"
     for cell in run.output_noise(executed):
         assert cell.log_lines == 0, f"{path.name} cell {cell.cell_index}: {cell.log_lines} TensorFlow log line(s)"
         assert cell.progress_lines <= MAX_PROGRESS_LINES_PER_CELL, (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,20 @@ def test_single_seed_noise_includes_the_jitter_of_the_last_epochs():
     assert experiments.validation_noise(summary, jumpy).loc["III"] == pytest.approx(np.std([0.57, 0.53, 0.62], ddof=1))
     steady = {"III": {"val_accuracy": [0.40, 0.620, 0.621, 0.620]}}
     assert experiments.validation_noise(summary, steady).loc["III"] == pytest.approx(sampling)
+
+
+ABSOLUTE_PATH = re.compile(r"(?:^|[\s\"'(,=])(/(?:[\w.-]+/)+[\w.-]*|~/[\w./-]+|[A-Za-z]:\\[^\s,\"]+)")
+
+
+def test_shipped_reference_files_name_no_machine_paths() -> None:
+    """A reader's clone has no /work/shared/... folder: shipped rows say what the data was, not where it lay."""
+    files = sorted(path for path in reference.reference_dir().rglob("*") if path.is_file())
+    assert files, "no shipped reference files found"
+    found = {path.name: ABSOLUTE_PATH.findall(path.read_text()) for path in files}
+    assert not {name: paths[:3] for name, paths in found.items() if paths}
+
+
+def test_the_path_check_would_catch_a_machine_path() -> None:
+    assert ABSOLUTE_PATH.findall("1,JPEG image folders in /work/shared/data/cifar10 (decoded cache x.npz)")
+    assert ABSOLUTE_PATH.findall('"C:\\Users\\me\\data"') and ABSOLUTE_PATH.findall("saved in ~/runs/x")
+    assert not ABSOLUTE_PATH.findall("1,140 img/s, 10/50 epochs, train/validation, CIFAR-10, JPEG image folders")

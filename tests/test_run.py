@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -30,10 +34,41 @@ def test_runner_passes_profile_and_records_failures(tmp_path: Path) -> None:
     executed = nbformat.read(tmp_path / "out" / "10_good.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"].strip() == "quick"
     failed = run.execute_notebook(bad, tmp_path / "out", "quick", timeout_seconds=120)
-    assert failed.status == "failed" and "cell 1" in failed.detail and "boom" in failed.detail
+    assert failed.status == "error" and "cell 1" in failed.detail and "ValueError: boom" in failed.detail
     run.write_summary([outcome, failed], tmp_path / "summary.csv")
-    assert "11_bad,failed" in (tmp_path / "summary.csv").read_text()
-    assert "failed" in run.format_table([outcome, failed])
+    assert "11_bad,error" in (tmp_path / "summary.csv").read_text()
+    assert "error" in run.format_table([outcome, failed])
+
+
+def test_a_figure_that_fails_while_rendering_marks_the_notebook_error(tmp_path: Path) -> None:
+    """The inline backend draws the figure after the cell, so the cell "succeeds" and the next one runs on."""
+    source = write_notebook(tmp_path / "14_broken_figure.ipynb", [
+        "import matplotlib.pyplot as plt",
+        'figure, ax = plt.subplots()\nax.plot([1, 2])\nax.set_title(r"$\\frac{1}{$")',
+        "print('the next cell still ran')",
+    ])
+    outcome = run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=120)
+    executed = nbformat.read(tmp_path / "out" / source.name, as_version=4)
+    assert executed.cells[2].outputs[0]["text"].strip() == "the next cell still ran"  # nbclient did not stop
+    assert outcome.status == "error"
+    assert outcome.detail.startswith("cell 1 ('figure, ax = plt.subplots()'): ValueError")
+    assert {error.cell_index for error in run.error_outputs(executed)} == {1}
+    run.write_summary([outcome], tmp_path / "summary.csv")
+    assert "14_broken_figure,error" in (tmp_path / "summary.csv").read_text()
+
+
+def test_a_traceback_printed_into_a_stream_counts_as_an_error() -> None:
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("train()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "Epoch 1/3\nTraceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+        "    fit()\nKeyboardInterrupt\n"))]
+    clean = nbformat.v4.new_code_cell("print('Tracebacks are explained below')")
+    clean.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a word on tracebacks\n")]
+    notebook.cells = [clean, cell]
+    [error] = run.error_outputs(notebook)
+    assert error.cell_index == 1 and error.exception.startswith("KeyboardInterrupt")
+    assert run.describe_errors([error]).startswith("cell 1 ('train()'): KeyboardInterrupt")
 
 
 def test_list_notebooks_filters_by_number() -> None:
@@ -135,3 +170,37 @@ def test_headless_notebook_has_no_tensorflow_log_lines_and_one_line_per_epoch(tm
     outcome = run.execute_notebook(source, tmp_path / "out", "quick", timeout_seconds=300)
     assert outcome.status == "ok", outcome.detail
     assert outcome.log_lines == 0 and outcome.progress_lines == 4  # "Epoch n/2" and one summary line, twice
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize(("signal_name", "exit_status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_stops_the_whole_run_and_says_what_was_cut(tmp_path: Path, signal_name: str,
+                                                            exit_status: int) -> None:
+    """A quick-profile run of two notebooks, signalled while the first runs: it stops, explains, records.
+
+    Ctrl-C reaches the whole process group (the kernel too), as a terminal sends it; SIGTERM reaches
+    the runner alone, as ``kill`` sends it.
+    """
+    environment = dict(os.environ, CNN_RUNS_DIR=str(tmp_path / "runs"), CNN_RESULTS_DIR=str(tmp_path / "results"))
+    runner = subprocess.Popen([sys.executable, "-m", "utils.run", "--profile", "quick", "--only", "03", "04"],
+                              cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    lines = []
+    for line in runner.stdout:
+        lines.append(line)
+        if line.startswith("Running 03"):
+            time.sleep(8)  # the kernel has started and the first cells are running
+            number = getattr(signal, signal_name)
+            os.killpg(runner.pid, number) if signal_name == "SIGINT" else runner.send_signal(number)
+    assert runner.wait(timeout=120) == exit_status, "".join(lines)
+    output = "".join(lines)
+    assert "Running 04" not in output  # the whole run stopped, not only the current notebook
+    assert "Traceback" not in output and "DeadKernelError" not in output
+    summary = (tmp_path / "runs" / "quick" / "summary.csv").read_text()
+    assert "03_cifar10_experiments,interrupted" in summary and "04_vgg16_dissection,not run" in summary
+    [paragraph] = [line for line in lines if line.startswith("The run was stopped")]
+    assert "03_cifar10_experiments was interrupted at " in paragraph and signal_name in paragraph
+    assert str(tmp_path / "runs" / "quick" / "03_cifar10_experiments.ipynb") in paragraph
+    assert "summary.csv" in paragraph and "reuses those recorded runs" in paragraph
+    partial = nbformat.read(tmp_path / "runs" / "quick" / "03_cifar10_experiments.ipynb", as_version=4)
+    assert any(cell.get("outputs") for cell in partial.cells)  # the cells that ran kept their outputs

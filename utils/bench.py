@@ -270,6 +270,7 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds (each times both ways once)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed batches first, per way")
     options = parser.parse_args(arguments)
+    runtime.import_tensorflow()  # the quiet import the notebooks use: no C++ start-up lines on the terminal
     outcomes = benchmark_cifar10(options.steps, options.repeats, options.warmup_steps)
     record(outcomes)
     first = next(iter(outcomes.values()))

@@ -7,7 +7,16 @@ cell tagged ``parameters`` and assigns the profile and every ``--param``
 Executed copies, with their outputs, are written to ``runs/<profile>/`` so the
 committed notebooks stay output-free.  A table of (notebook, status, seconds) is
 printed and saved as ``runs/<profile>/summary.csv``; the exit status is non-zero
-when any notebook failed, and the failing cell is named.
+when any notebook shows an error, and the cell and exception are named.
+
+A notebook is ``ok`` only when its executed copy holds no error output and no
+traceback in a printed stream, wherever it came from: a cell that raised, or a
+hook that ran after it (the inline backend drawing a figure raises there, and
+the next cell runs on).  Ctrl-C or SIGTERM stops the whole run cleanly: the
+notebook being run is marked ``interrupted``, its partial copy is saved, the
+ones not reached are marked ``not run``, a paragraph says what happened, and
+the exit status is 130 or 143, as a shell reports a process those signals
+stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import ast
 import csv
 import os
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +45,12 @@ TENSORFLOW_LOG_LINE = re.compile(
     r"|oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit"
     r"|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|This TensorFlow binary is optimized"
 )
+# A Python traceback printed into a stream (stderr of a thread, a library's own handler...).
+STREAM_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):", re.MULTILINE)
+# The line that names the exception under a traceback: "ValueError: ..." or a bare "KeyboardInterrupt".
+EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Exhausted))(?::\s*(.*))?$")
+NOT_RUN = "not run"
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM"}
 # A Keras progress line: a bar or "63/63 - 5s - 80ms/step - ..." (each redraw of a live bar counts), or "Epoch 3/12".
 PROGRESS_LINE = re.compile(r"^\s*\d+/\d+\s.*(━|/step|ETA)|^Epoch \d+/\d+")
 
@@ -49,6 +65,19 @@ class NotebookOutcome:
     detail: str = ""
     log_lines: int = 0
     progress_lines: int = 0
+
+
+@dataclass
+class ErrorOutput:
+    """One error a cell's saved outputs show: an ``error`` output or a traceback printed into a stream."""
+
+    cell_index: int
+    exception: str
+    first_source_line: str
+
+    def describe(self) -> str:
+        """``cell 7 ('ax.set_title(...)'): ValueError: ...``, the way the run table names it."""
+        return f"cell {self.cell_index} ({self.first_source_line[:60]!r}): {self.exception}"
 
 
 @dataclass
@@ -73,6 +102,47 @@ def output_lines(cell: Any) -> list[str]:
     text = "\n".join("".join(part) if isinstance(part, list) else part for part in texts).replace("\b", "")
     text = ANSI_ESCAPE.sub("", text)
     return [line for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
+
+
+def _first_source_line(cell: Any) -> str:
+    source = cell.get("source", "").strip()
+    return source.splitlines()[0] if source else ""
+
+
+def _exception_under_traceback(text: str) -> str:
+    """The last exception line of a printed traceback, or a plain 'traceback' when none is recognisable."""
+    lines = [line.strip() for line in ANSI_ESCAPE.sub("", text[STREAM_TRACEBACK.search(text).start():]).splitlines()]
+    names = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return f"{names[-1]} (traceback in a printed stream)" if names else "traceback in a printed stream"
+
+
+def error_outputs(notebook: Any) -> list[ErrorOutput]:
+    """Every error a notebook's saved outputs show, in cell order (empty when it ran cleanly).
+
+    Both kinds count: ``error`` outputs (a cell raised, or a post-execute hook
+    such as figure rendering raised after it) and tracebacks printed into a
+    stream output, which a cell can show without raising.
+    """
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                exception = f"{output.get('ename')}: {output.get('evalue')}".rstrip(": ")
+                found.append(ErrorOutput(index, exception, _first_source_line(cell)))
+            elif output.get("output_type") == "stream":
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else text
+                if STREAM_TRACEBACK.search(text):
+                    found.append(ErrorOutput(index, _exception_under_traceback(text), _first_source_line(cell)))
+    return found
+
+
+def describe_errors(errors: list[ErrorOutput]) -> str:
+    """The first error named in full, and how many more the copy holds."""
+    more = len(errors) - 1
+    cells = len({error.cell_index for error in errors})
+    extra = f" (+{more} more error output(s), {cells} cell(s) in all)" if more else ""
+    return errors[0].describe() + extra
 
 
 def output_noise(notebook: Any) -> list[CellNoise]:
@@ -212,14 +282,83 @@ def check_parameters_are_declared(sources: list[Path], parameters: dict[str, Any
                              f"Their parameters cells declare: {', '.join(sorted(declared))}.")
 
 
-def _failing_cell_description(notebook, error: Exception) -> str:
-    """Name the cell that raised: its index and first source line, plus the error's last line."""
-    for index, cell in enumerate(notebook.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-                return f"cell {index} ({first_line[:60]!r}): {output.get('ename')}: {output.get('evalue')}"
-    return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+class RunInterrupted(Exception):
+    """Raised inside a notebook's execution when a stop signal arrived; stops the kernel the normal way."""
+
+
+class StopSignals:
+    """Turn Ctrl-C and SIGTERM into a clean stop of the whole run.
+
+    The handler raises nothing in the middle of nbclient's event loop, which
+    would leave the kernel running: it records the signal and kills the kernel
+    of the notebook being run, so nbclient ends that notebook through its own
+    dead-kernel path and shuts down cleanly.  The runner then marks the notebook
+    ``interrupted`` and starts nothing more.  Later signals during the clean-up
+    are ignored.  While a notebook runs, nbclient puts its own handlers on the
+    event loop (a graceful shutdown that leaves the runner going on to the next
+    notebook) and resets the process's handlers when it is done, so
+    :class:`_StoppableClient` replaces nbclient's loop handlers with
+    :meth:`handle` and :meth:`install` is called again after every notebook.
+    """
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self.kernel_manager: Any = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM in this process until :meth:`restore`."""
+        for number in STOP_SIGNALS:
+            previous = signal.signal(number, self._handle)
+            self._previous.setdefault(number, previous)
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+    def _handle(self, number: int, _frame: Any) -> None:
+        self.handle(number)
+
+    def handle(self, number: int) -> None:
+        """Record the first stop signal and kill the running kernel; ignore the ones that follow."""
+        if self.signal_number is None:
+            self.signal_number = number
+            self.kill_kernel()
+
+    def kill_kernel(self) -> None:
+        """Kill the kernel process of the notebook being run, if there is one."""
+        process = getattr(getattr(self.kernel_manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+    @property
+    def exit_status(self) -> int:
+        """128 plus the signal number: 130 for Ctrl-C, 143 for SIGTERM (0 when none arrived)."""
+        return 128 + self.signal_number if self.signal_number else 0
+
+
+NO_SIGNALS = StopSignals()  # never installed: execute_notebook called from a test or a notebook
+
+
+def _stoppable_client_class() -> type:
+    """nbclient's NotebookClient, with the stop signals going to a :class:`StopSignals` (imported lazily)."""
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    class _StoppableClient(NotebookClient):
+        stop_signals: StopSignals = NO_SIGNALS
+
+        async def async_start_new_kernel(self, **kwargs: Any) -> None:
+            # nbclient has just put its own SIGINT/SIGTERM handlers on the loop; ours replace them.
+            if self.stop_signals is not NO_SIGNALS:
+                loop = asyncio.get_running_loop()
+                for number in STOP_SIGNALS:
+                    loop.add_signal_handler(number, self.stop_signals.handle, number)
+            await super().async_start_new_kernel(**kwargs)
+
+    return _StoppableClient
 
 
 def execute_notebook(
@@ -229,16 +368,17 @@ def execute_notebook(
     timeout_seconds: int = 3600,
     extra_environment: dict[str, str] | None = None,
     parameters: dict[str, Any] | None = None,
+    stop_signals: StopSignals = NO_SIGNALS,
 ) -> NotebookOutcome:
     """Run one notebook in a fresh kernel and write the executed copy into ``output_folder``.
 
     The profile and the ``parameters`` the notebook declares are injected after
     its parameters cell; the kernel runs headless (``CNN_HEADLESS=1``), so
-    training prints one line per epoch instead of a redrawn bar.
+    training prints one line per epoch instead of a redrawn bar.  The status is
+    ``ok``, ``error`` (the copy shows an error; the first is named) or
+    ``interrupted`` (a stop signal arrived; the cell it cut is named).
     """
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(source, as_version=4)
     inject_parameters(notebook, parameters_for(notebook, profile, parameters or {}))
@@ -248,7 +388,7 @@ def execute_notebook(
     # The kernel's own inline backend embeds figures in the executed copy; a
     # non-interactive MPLBACKEND inherited from a test run would drop them.
     os.environ.pop("MPLBACKEND", None)
-    client = NotebookClient(
+    client = _stoppable_client_class()(
         notebook,
         timeout=timeout_seconds,
         kernel_name="python3",
@@ -256,21 +396,58 @@ def execute_notebook(
         # The kernel's own start-up warnings (e.g. "running over TCP without encryption") are not the notebook's.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
+    current_cell = {"index": None}
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        if cell.cell_type == "code":
+            current_cell["index"] = cell_index
+        stop_signals.kernel_manager = client.km
+        if stop_signals.signal_number:  # the signal came while the kernel was starting
+            raise RunInterrupted(STOP_SIGNALS[stop_signals.signal_number])
+
+    client.on_cell_start = on_cell_start
+    client.stop_signals = stop_signals
     started = time.perf_counter()
-    status, detail = "ok", ""
+    failure = ""
     try:
         client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-        status, detail = "failed", _failing_cell_description(notebook, error)
+    except Exception as error:  # noqa: BLE001 - every way a run ends early is reported below, none is lost
+        failure = _last_line(error)
     finally:
+        stop_signals.kernel_manager = None
+        if stop_signals is not NO_SIGNALS:
+            stop_signals.install()  # nbclient reset the process's handlers on its way out
         os.environ.clear()
         os.environ.update(saved_environment)
     seconds = time.perf_counter() - started
     output_folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, output_folder / source.name)
+    status, detail = _status_and_detail(notebook, current_cell["index"], failure, stop_signals)
     noise = output_noise(notebook)
     return NotebookOutcome(source.stem, status, round(seconds, 1), detail,
                            sum(cell.log_lines for cell in noise), sum(cell.progress_lines for cell in noise))
+
+
+def _last_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[-1]}" if text else type(error).__name__
+
+
+def _status_and_detail(notebook: Any, cell_index: int | None, failure: str,
+                       stop_signals: StopSignals) -> tuple[str, str]:
+    """Classify a finished execution: interrupted beats error, and any error output beats ok."""
+    if stop_signals.signal_number:
+        where = f"cell {cell_index}" if cell_index is not None else "start-up, before its first code cell"
+        if cell_index is not None:
+            where += f" ({_first_source_line(notebook.cells[cell_index])[:60]!r})"
+        return "interrupted", f"{where}, by {STOP_SIGNALS[stop_signals.signal_number]}"
+    errors = error_outputs(notebook)
+    if errors:
+        return "error", describe_errors(errors)
+    if failure:
+        where = f"cell {cell_index}: " if cell_index is not None else ""
+        return "error", where + failure
+    return "ok", ""
 
 
 def write_summary(outcomes: list[NotebookOutcome], path: Path) -> None:
@@ -286,9 +463,10 @@ def write_summary(outcomes: list[NotebookOutcome], path: Path) -> None:
 def format_table(outcomes: list[NotebookOutcome]) -> str:
     """A plain-text table of the run, for the terminal."""
     width = max([len("notebook"), *(len(outcome.notebook) for outcome in outcomes)])
-    lines = [f"{'notebook':<{width}}  status  seconds", "-" * (width + 17)]
+    lines = [f"{'notebook':<{width}}  {'status':<11}  seconds", "-" * (width + 22)]
     for outcome in outcomes:
-        lines.append(f"{outcome.notebook:<{width}}  {outcome.status:<6}  {outcome.seconds:>7.1f}")
+        seconds = "" if outcome.status == NOT_RUN else f"{outcome.seconds:.1f}"
+        lines.append(f"{outcome.notebook:<{width}}  {outcome.status:<11}  {seconds:>7}")
         if outcome.detail:
             lines.append(f"{'':<{width}}  -> {outcome.detail}")
     return "\n".join(lines)
@@ -316,19 +494,63 @@ def main(arguments: list[str] | None = None) -> int:
     if parameters:
         print("Parameters: " + ", ".join(f"{name}={value!r}" for name, value in parameters.items()))
     output_folder = runtime.runs_dir() / profile.name
-    outcomes = []
-    for source in sources:
-        print(f"Running {source.name} ...", flush=True)
-        outcome = execute_notebook(source, output_folder, profile.name, options.timeout, parameters=parameters)
-        print(f"  {outcome.status} in {outcome.seconds:.1f} s {outcome.detail}", flush=True)
-        outcomes.append(outcome)
+    stop_signals = StopSignals()
+    stop_signals.install()
+    try:
+        outcomes = run_notebooks(sources, output_folder, profile.name, options.timeout, parameters, stop_signals)
+    finally:
+        stop_signals.restore()
     write_summary(outcomes, output_folder / "summary.csv")
     print()
     print(format_table(outcomes))
     print(f"\nExecuted copies and summary.csv are in {output_folder}")
-    failed = [outcome for outcome in outcomes if outcome.status != "ok"]
-    return 1 if failed else 0
+    if stop_signals.signal_number:
+        print("\n" + interruption_paragraph(outcomes, output_folder), flush=True)
+        return stop_signals.exit_status
+    return 1 if any(outcome.status != "ok" for outcome in outcomes) else 0
 
+
+def run_notebooks(sources: list[Path], output_folder: Path, profile: str, timeout_seconds: int,
+                  parameters: dict[str, Any], stop_signals: StopSignals) -> list[NotebookOutcome]:
+    """Execute ``sources`` in order; after a stop signal, the rest are listed as ``not run``."""
+    outcomes = []
+    for source in sources:
+        if stop_signals.signal_number:
+            outcomes.append(NotebookOutcome(source.stem, NOT_RUN, 0.0))
+            continue
+        print(f"Running {source.name} ...", flush=True)
+        outcome = execute_notebook(source, output_folder, profile, timeout_seconds, parameters=parameters,
+                                   stop_signals=stop_signals)
+        print(f"  {outcome.status} in {outcome.seconds:.1f} s {outcome.detail}", flush=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def interruption_paragraph(outcomes: list[NotebookOutcome], output_folder: Path) -> str:
+    """One paragraph after a stop: what was cut where, where the partial copy and summary are, what is kept."""
+    cut = next((outcome for outcome in outcomes if outcome.status == "interrupted"), None)
+    not_run = [outcome.notebook for outcome in outcomes if outcome.status == NOT_RUN]
+    folder = _display_path(output_folder)
+    if cut is not None:
+        what = (f"The run was stopped: notebook {cut.notebook} was interrupted at {cut.detail}; its partial "
+                f"executed copy, with the outputs up to that cell, is {folder / (cut.notebook + '.ipynb')}")
+    else:
+        what = "The run was stopped between two notebooks"
+    rest = f"; {len(not_run)} notebook(s) were not started ({', '.join(not_run)})" if not_run else ""
+    rerun = " ".join(name[:2] for name in ([cut.notebook] if cut else []) + not_run)
+    command = f'make run PROFILE={output_folder.name}' + (f' ONLY="{rerun}"' if rerun else "")
+    return (f"{what}{rest}. The run table, with each notebook marked ok, error, interrupted or not run, is "
+            f"{folder / 'summary.csv'}. Little is lost: every training run that finished was recorded, and the "
+            f"next run reuses those recorded runs instead of training them again, so "
+            f"`{command}` picks up about where this one stopped.")
+
+
+def _display_path(path: Path) -> Path:
+    """``path`` relative to the project when it lies inside it (shorter to read), else as it is."""
+    try:
+        return path.resolve().relative_to(runtime.project_root().resolve())
+    except ValueError:
+        return path
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -165,8 +165,10 @@ def read_image_folder(folder: Path, name: str | None = None) -> FileDataset:
     if not kept:
         raise DataFormatError(f"{folder} holds no complete, decodable images ({len(paths)} files checked); "
                               f"check the folder or copy the dataset again.")
+    # The source names the data, not the machine: it is recorded in result rows that others read.
+    source = f"{folder.name} image folders, fingerprint {fingerprint_files(paths, folder)}"
     return FileDataset(name or folder.name, [str(paths[index]) for index in kept], labels[kept], class_names,
-                       f"image folders in {folder}", notes=skipped_note(skipped, len(paths)), skipped=skipped)
+                       source, notes=skipped_note(skipped, len(paths)), skipped=skipped)
 
 
 def decode_image_files(
@@ -209,7 +211,7 @@ def _cifar10_from_cache(cache_file: Path, class_names: list[str], source: str) -
             skipped = [SkippedFile(str(path), str(reason))
                        for path, reason in zip(cached["skipped_paths"], cached["skipped_reasons"])]
         return ImageDataset("cifar10", cached["x_train"], cached["y_train"], cached["x_test"], cached["y_test"],
-                            class_names, f"{source} (decoded cache {cache_file.name})", notes=notes, skipped=skipped)
+                            class_names, source, notes=notes, skipped=skipped)
 
 
 def _save_cifar10_cache(dataset: ImageDataset, cache_file: Path) -> None:
@@ -232,7 +234,8 @@ def read_cifar10_image_folders(folder: Path) -> ImageDataset:
     if class_names != test_class_names:
         raise DataFormatError(f"{folder}: train classes {class_names} differ from test classes {test_class_names}.")
     cache_file = runtime.cache_dir() / f"cifar10-{fingerprint_files(train_paths + test_paths, folder)}.npz"
-    source = f"JPEG image folders in {folder}"
+    # The same words whether the cache was just written or read: result rows compare it, and share it.
+    source = f"CIFAR-10, JPEG image folders, decoded cache {cache_file.stem}"
     if cache_file.exists():
         return _cifar10_from_cache(cache_file, class_names, source)
     x_train, kept_train, skipped_train = decode_image_files(train_paths, (32, 32, 3), "CIFAR-10 train")
