@@ -140,3 +140,14 @@ def test_the_path_check_would_catch_a_machine_path() -> None:
     assert ABSOLUTE_PATH.findall("1,JPEG image folders in /work/shared/data/cifar10 (decoded cache x.npz)")
     assert ABSOLUTE_PATH.findall('"C:\\Users\\me\\data"') and ABSOLUTE_PATH.findall("saved in ~/runs/x")
     assert not ABSOLUTE_PATH.findall("1,140 img/s, 10/50 epochs, train/validation, CIFAR-10, JPEG image folders")
+
+
+def test_every_shipped_table_has_as_many_fields_per_row_as_columns() -> None:
+    """An unquoted comma in a hand-migrated value would shift every later column of that row."""
+    import csv
+
+    for path in sorted(reference.reference_dir().glob("*.csv")):
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        widths = {len(row) for row in rows}
+        assert widths == {len(rows[0])}, f"{path.name}: rows of {sorted(widths)} fields under {len(rows[0])} columns"
