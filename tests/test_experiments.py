@@ -365,7 +365,11 @@ def test_contrasts_measure_each_switch_against_noise():
 def test_reading_is_computed_from_the_tables():
     rows = made_up_rows()
     lines = experiments.reading_of(experiments.comparison_table(rows), experiments.contrast_table(rows))
-    assert lines[0].startswith("Largest train-validation gap (most overfitting): experiment VI (0.120)")
+    measured = sorted(set(rows["experiment"]), key=list(experiments.EXPERIMENTS).index)
+    assert lines[0] == (f"These readings rest on {len(measured)} of 7 experiments ({', '.join(measured)}); "
+                        "the others are not measured.")
+    lines = lines[1:]
+    assert lines[0].startswith("Largest train-validation gap (most overfitting) among them: experiment VI (0.120)")
     assert "smallest: experiment I (0.090)" in lines[0]
     assert "Best validation accuracy: experiment VI (0.850)" in lines[1]
     assert "batch norm (with dropout) (I -> III): validation accuracy +0.090" in lines[2]

@@ -107,10 +107,60 @@ def test_contrast_verdicts_follow_the_course_direction_and_noise():
     dropout = contrasts.loc[("II", "III")]
     assert dropout["gap change"] < -dropout["gap noise (2 SE)"]  # dropout cuts overfitting, beyond noise
     assert dropout["gap verdict"] == "holds"  # as the course saw: its gap fell from 0.19 to 0.07
-    numbers = experiments.key_numbers({"run": made_up, "none yet": pd.DataFrame()})
-    assert numbers.loc["most overfitting experiment", "run"] == "II"
+    numbers = experiments.key_numbers({"run": made_up, "none yet": pd.DataFrame(), "smoke": made_up},
+                                      smoke_tests=["smoke"])
+    assert numbers.loc["experiments measured", "run"] == "4 of 7"  # every reading says what it rests on
+    assert numbers.loc["most overfitting experiment", "run"] == "II (of the 4 measured)"
     assert numbers.loc["overfitting changes holding", "run"].endswith("of 3")
     assert pd.isna(numbers.loc["best validation accuracy", "none yet"])
+    assert numbers.loc["best validation accuracy", "smoke"] == pytest.approx(0.64)  # a smoke test keeps its accuracy
+    assert (numbers.loc[["most overfitting experiment", "validation changes holding"], "smoke"]
+            == experiments.SMOKE_TEST_READING).all()  # and gives no verdicts
+
+
+def made_up_full_table(**changes: tuple[float, float]) -> pd.DataFrame:
+    """All seven experiments at 50 epochs on 45,000 images; ``changes`` overrides (train, val) per experiment."""
+    values = {"I": (0.80, 0.75), "II": (0.97, 0.77), "III": (0.88, 0.80), "IV": (0.96, 0.77),
+              "V": (0.87, 0.80), "VI": (0.88, 0.81), "VII": (0.93, 0.81), **changes}
+    return pd.DataFrame([{"experiment": name, "seed": 42, "epochs": 50, "train_accuracy": train,
+                          "val_accuracy": val, "test_accuracy": val, "val_images": 5_000, "train_images": 45_000,
+                          "seconds": 1.0, "images_per_second": 1.0} for name, (train, val) in values.items()])
+
+
+def test_course_conclusions_are_checked_against_noise_and_say_when_unmeasured():
+    rows = made_up_full_table()
+    # Flat last epochs: no epoch-to-epoch jitter adds to the sampling noise of 5,000 images.
+    histories = {"I": {"val_accuracy": [0.30, 0.40, 0.45, 0.75, 0.75, 0.75]},
+                 "III": {"val_accuracy": [0.50, 0.60, 0.62, 0.80, 0.80, 0.80]}}
+    says = experiments.check_course_conclusions(rows, histories)["says"]
+    assert says["dropout helps most"] == "helps, but I -> III gains more"  # +0.03 beyond noise; BN gains +0.05
+    assert says["batch norm speeds training"] == "agrees"  # +0.19 on average over epochs 1-3
+    assert says["L2 alone does not help"] == "agrees: no gain beyond noise"  # 0.77 -> 0.77
+    assert says["an extra unit adds a little"] == "within noise"  # +0.01 on 5,000 images
+    assert says["wider layers overfit more"] == "agrees"  # gap 0.07 -> 0.12
+    l2_helps = experiments.check_course_conclusions(made_up_full_table(IV=(0.96, 0.82)))["says"]
+    assert l2_helps["L2 alone does not help"] == "disagrees: a gain beyond noise"
+    assert l2_helps["batch norm speeds training"] == "not measured yet (no learning curves)"
+    two_rows = experiments.check_course_conclusions(rows[rows["experiment"].isin(["I", "III"])])
+    assert (two_rows["says"] == experiments.NOT_MEASURED_YET).sum() == 4 and two_rows["ours"].isna().sum() == 5
+
+
+def test_fidelity_compares_our_test_accuracy_with_the_courses_validation_on_its_test_set():
+    rows = pd.DataFrame([{**reference_row("I", 0.84, 0.785), "test_accuracy": 0.77}])
+    fidelity = experiments.fidelity_table(rows)
+    assert fidelity.loc["I", "test vs course val"] == pytest.approx(0.77 - 0.79)
+
+
+def test_contrast_curves_draw_one_panel_per_comparison_and_name_what_is_missing():
+    histories = {"I": {"accuracy": [0.3, 0.5], "val_accuracy": [0.3, 0.45]},
+                 "III": {"accuracy": [0.4, 0.6], "val_accuracy": [0.42, 0.55]}}
+    figure = experiments.plot_contrast_curves(histories, title="test")
+    assert len(figure.axes) == len(experiments.CONTRASTS)
+    batch_norm = figure.axes[1]
+    assert [line.get_label() for line in batch_norm.lines] == ["I train", "I validation", "III train", "III validation"]
+    dropout = figure.axes[0]  # II vs III: only III is measured
+    assert [text.get_text() for text in dropout.texts] == [f"II: {experiments.NOT_MEASURED_YET}"]
+    assert figure.axes[3].lines[0].get_color() == batch_norm.lines[2].get_color()  # III keeps its colour
 
 
 def test_single_seed_noise_includes_the_jitter_of_the_last_epochs():

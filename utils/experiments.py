@@ -755,7 +755,9 @@ def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
     """
     gaps = comparison["ours gap"]
     lines = [
-        f"Largest train-validation gap (most overfitting): experiment {gaps.idxmax()} ({gaps.max():.3f}); "
+        f"These readings rest on {len(comparison)} of {len(EXPERIMENTS)} experiments "
+        f"({', '.join(comparison.index)}){'' if len(comparison) == len(EXPERIMENTS) else '; the others are not measured'}.",
+        f"Largest train-validation gap (most overfitting) among them: experiment {gaps.idxmax()} ({gaps.max():.3f}); "
         f"smallest: experiment {gaps.idxmin()} ({gaps.min():.3f}).",
         f"Best validation accuracy: experiment {comparison['ours val'].idxmax()} "
         f"({comparison['ours val'].max():.3f}); worst: experiment {comparison['ours val'].idxmin()} "
@@ -850,7 +852,72 @@ def fidelity_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
     })
     fidelity["within 2 points"] = ((fidelity["train difference"].abs() <= FIDELITY_POINTS)
                                    & (fidelity["val difference"].abs() <= FIDELITY_POINTS))
+    # The course "validated" on the test set, so our test accuracy is its like-for-like twin.
+    tests = reference_rows.groupby("experiment")["test_accuracy"].mean().reindex(fidelity.index).astype(float)
+    fidelity["reference test"] = tests
+    fidelity["test vs course val"] = tests - fidelity["course val"]
     return fidelity
+
+
+# The course's conclusions from its table, and the one-switch comparison each rests on.
+COURSE_CONCLUSIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("dropout helps most", "II", "III", "largest validation gain"),
+    ("batch norm speeds training", "I", "III", "early validation gain"),
+    ("L2 alone does not help", "II", "IV", "no validation gain"),
+    ("an extra unit adds a little", "V", "VI", "validation gain"),
+    ("wider layers overfit more", "V", "VII", "gap gain"),
+)
+
+
+def check_course_conclusions(rows: pd.DataFrame,
+                             histories: dict[str, dict[str, list[float]]] | None = None) -> pd.DataFrame:
+    """Each of the course's conclusions against a table of runs: the number, its noise, and what it says.
+
+    ``ours`` is the change when the switch is turned on (validation accuracy, or the
+    train-validation gap for overfitting, or for batch norm the mean validation gain over
+    epochs 1-3 from ``histories``); ``says`` is ``agrees`` / ``disagrees`` (beyond two
+    standard errors) or ``within noise``, and ``not measured yet`` where a run is missing.
+    """
+    contrasts = contrast_table(rows, histories).set_index(["from", "to"]) if not rows.empty else pd.DataFrame()
+    entries = []
+    for conclusion, baseline, variant, measure in COURSE_CONCLUSIONS:
+        entry = {"the course's conclusion": conclusion, "comparison": f"{baseline} -> {variant}",
+                 "measured as": measure, "ours": np.nan, "noise (2 SE)": np.nan, "says": NOT_MEASURED_YET}
+        if (baseline, variant) in contrasts.index:
+            entry.update(_conclusion_figures(contrasts, (baseline, variant), measure, histories or {}))
+        entries.append(entry)
+    return pd.DataFrame(entries).set_index("the course's conclusion")
+
+
+NOT_MEASURED_YET = "not measured yet"
+
+
+def _conclusion_figures(contrasts: pd.DataFrame, pair: tuple[str, str], measure: str,
+                        histories: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """The number a conclusion rests on, its noise, and whether it agrees (see :func:`check_course_conclusions`)."""
+    row = contrasts.loc[pair]
+    if measure == "gap gain":
+        change, noise = float(row["gap change"]), float(row["gap noise (2 SE)"])
+    elif measure == "early validation gain":
+        early = early_learning_table(histories, baseline=pair[0], variant=pair[1])
+        if early.empty:
+            return {"says": "not measured yet (no learning curves)"}
+        change, noise = float(early["difference"].mean()), float(early["noise (2 SE)"].mean())
+    else:
+        change, noise = float(row["val change"]), float(row["noise (2 SE)"])
+    if measure == "no validation gain":
+        says = "disagrees: a gain beyond noise" if change > noise else "agrees: no gain beyond noise"
+    elif abs(change) <= noise:
+        says = "within noise"
+    else:
+        says = "agrees" if change > 0 else "disagrees"
+        if measure == "largest validation gain" and change > 0:
+            largest = contrasts["val change"].astype(float).idxmax()
+            if largest != pair:
+                says = f"helps, but {largest[0]} -> {largest[1]} gains more"
+            else:
+                says += f" (the largest of the {len(contrasts)} comparisons measured)"
+    return {"ours": change, "noise (2 SE)": noise, "says": says}
 
 
 def provenance_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
@@ -864,18 +931,26 @@ def provenance_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+SMOKE_TEST_READING = "smoke test: not read"
+
+
 def key_numbers(tables: dict[str, pd.DataFrame],
-                histories: dict[str, dict[str, dict[str, list[float]]]] | None = None) -> pd.DataFrame:
+                histories: dict[str, dict[str, dict[str, list[float]]]] | None = None,
+                smoke_tests: Sequence[str] = ()) -> pd.DataFrame:
     """A few headline figures for the course and each table of runs (NaN where a table is empty).
 
-    Rows: best validation accuracy, the experiment with the largest train-validation gap,
-    and how many of the one-switch comparisons hold beyond noise in the course's direction
-    (``histories`` maps a table's label to its learning curves, for the noise).
+    Rows: how many experiments a table holds (every other row rests on those), best
+    validation accuracy, the experiment with the largest train-validation gap, and how
+    many of the one-switch comparisons hold beyond noise in the course's direction
+    (``histories`` maps a table's label to its learning curves, for the noise).  Tables
+    named in ``smoke_tests`` get their accuracy but no readings: a smoke test's
+    differences are noise, so its verdicts would teach nothing.
     """
     course_gaps = {name: experiment.course_train_accuracy - experiment.course_val_accuracy
                    for name, experiment in EXPERIMENTS.items()}
     course_best = max(EXPERIMENTS.values(), key=lambda experiment: experiment.course_val_accuracy)
-    columns = {"course": {"best validation accuracy": course_best.course_val_accuracy,
+    columns = {"course": {"experiments measured": f"{len(EXPERIMENTS)} of {len(EXPERIMENTS)}",
+                          "best validation accuracy": course_best.course_val_accuracy,
                           "most overfitting experiment": max(course_gaps, key=course_gaps.get),
                           "validation changes holding": "reported, not tested",
                           "overfitting changes holding": "reported, not tested"}}
@@ -885,9 +960,19 @@ def key_numbers(tables: dict[str, pd.DataFrame],
             continue
         comparison = comparison_table(rows)
         contrasts = contrast_table(rows, (histories or {}).get(label))
+        measured = f"{len(comparison)} of {len(EXPERIMENTS)}"
+        if label in smoke_tests:
+            columns[label] = {"experiments measured": measured,
+                              "best validation accuracy": float(comparison["ours val"].max()),
+                              **{row: SMOKE_TEST_READING for row in ("most overfitting experiment",
+                                                                     "validation changes holding",
+                                                                     "overfitting changes holding")}}
+            continue
         columns[label] = {
+            "experiments measured": measured,
             "best validation accuracy": float(comparison["ours val"].max()),
-            "most overfitting experiment": str(comparison["ours gap"].idxmax()),
+            "most overfitting experiment": str(comparison["ours gap"].idxmax())
+            + ("" if len(comparison) == len(EXPERIMENTS) else f" (of the {len(comparison)} measured)"),
             "validation changes holding":
                 f"{int((contrasts['verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
             "overfitting changes holding":
@@ -936,4 +1021,42 @@ def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     axis.set_title("CIFAR-10 experiments: the course, the reference run and this run")
+    return figure
+
+
+def plot_contrast_curves(histories: dict[str, dict[str, list[float]]], title: str = ""):
+    """Learning curves read the way the course reads its table: one panel per one-switch comparison.
+
+    Each panel overlays the two experiments of a comparison in :data:`CONTRASTS`
+    (II vs III for dropout, I vs III for batch norm, ...): validation accuracy solid,
+    training accuracy dashed, so the gap (overfitting) and the speed of learning can be
+    seen.  A panel whose experiments are not both in ``histories`` says so instead.
+    """
+    import matplotlib.pyplot as plt
+
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {name: palette[index % len(palette)] for index, name in enumerate(EXPERIMENTS)}  # one per experiment
+    figure, axes = plt.subplots(2, 3, figsize=(15, 7.5), sharey=True, layout="constrained")
+    for axis, (question, baseline, variant) in zip(axes.flat, CONTRASTS):
+        missing = [name for name in (baseline, variant) if name not in histories]
+        axis.set_title(f"{question}: {baseline} vs {variant}", fontsize=10)
+        if missing:
+            axis.text(0.5, 0.5, f"{', '.join(missing)}: {NOT_MEASURED_YET}", ha="center", va="center",
+                      transform=axis.transAxes, color="grey")
+            axis.set_xticks([])
+        for name in (baseline, variant):
+            colour, history = colours[name], histories.get(name)
+            if not history:
+                continue
+            marker = "o" if len(history["val_accuracy"]) <= 3 else None  # a single epoch is a point, not a line
+            epochs = np.arange(1, len(history["val_accuracy"]) + 1)
+            axis.plot(epochs, history["accuracy"], linestyle="--", marker=marker, color=colour, label=f"{name} train")
+            axis.plot(epochs, history["val_accuracy"], marker=marker, color=colour, label=f"{name} validation")
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        if not missing:
+            axis.legend(fontsize=8, loc="lower right")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("accuracy")
+    figure.suptitle(title)
     return figure

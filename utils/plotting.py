@@ -64,7 +64,8 @@ def plot_learning_curves(
             colour = colours[index % len(colours)]
             if metric in values:
                 epochs = np.arange(1, len(values[metric]) + 1)
-                axis.plot(epochs, values[metric], linestyle="--", color=colour, label=f"{name} train")
+                marker = "x" if len(epochs) <= 3 else None  # a one-epoch dashed "line" would be invisible
+                axis.plot(epochs, values[metric], linestyle="--", marker=marker, color=colour, label=f"{name} train")
             if f"val_{metric}" in values:
                 epochs = np.arange(1, len(values[f"val_{metric}"]) + 1)
                 axis.plot(epochs, values[f"val_{metric}"], marker="o", color=colour, label=f"{name} validation")
@@ -83,7 +84,11 @@ def plot_learning_curves(
                 axis.set_ylim(low, high)  # accuracy lives in [0, 1]; no ticks above 100%
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if len(labels) > 6:  # many runs: the legend goes beside the panels, where it covers no data
+        figure.legend(handles, labels, fontsize=8, loc="outside right upper")
+    else:
+        axes[0][0].legend(fontsize=8)
     figure.suptitle(without_machine_paths(title))
     return figure
 
