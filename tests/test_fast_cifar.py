@@ -371,3 +371,120 @@ def test_headline_sits_beside_the_reference_runs_and_says_what_is_not_measured()
     assert table.loc[10.0, "this run"] == table.loc[0.5, "lesson reference"] == fast_cifar.NOT_MEASURED
     assert (table["full reference"] == fast_cifar.NOT_MEASURED).all()
     assert (table["course's best (50 epochs)"] == "84%").all()
+
+
+# --- the shipped reference rows, read in every profile ----------------------------------------------
+
+
+def shipped_rows() -> pd.DataFrame:
+    """A small shipped table: a 3-minute ablation (seed 42) with its full and course rows, and races at 3 and 10 min."""
+    common = {"seed": 42, "precision": "mixed_bfloat16", "hardware": "AMD EPYC (2 cores)", "profile": "lesson",
+              "time_budget_seconds": 180, "evaluate_test": False, "test_accuracy": float("nan"),
+              "train_seconds": 170.0, "seconds": 185.0, "epochs_done": 5.0, "stopped_by_budget": False,
+              "val_images": 5000}
+
+    def row(name: str, accuracy: float, **changes) -> dict:
+        return {**common, "name": name, "val_accuracy": accuracy, "val_accuracy_no_tta": accuracy - 0.01, **changes}
+
+    return pd.DataFrame([
+        row("modern", 0.80, time_budget_seconds=600, train_seconds=530.0, seconds=560.0, evaluate_test=True,
+            test_accuracy=0.81),
+        row("course (experiment VI)", 0.70, time_budget_seconds=600, train_seconds=590.0, stopped_by_budget=True),
+        row("modern", 0.79, seed=43, time_budget_seconds=600, evaluate_test=True, test_accuracy=0.83),
+        row("modern", 0.60),
+        row("course (experiment VI)", 0.50, train_seconds=178.0),
+        row("no label smoothing", 0.61),
+        row("constant learning rate, no warm-up", 0.55),
+        row("Keras batch-norm defaults (not ported)", 0.10),
+        row("no lookahead (weight averaging)", 0.70, seed=43),  # no full recipe with seed 43 at 3 min: left out
+    ])
+
+
+def test_shipped_ablation_compares_each_row_with_its_own_full_recipe():
+    table = fast_cifar.shipped_ablation_table(shipped_rows())
+    assert list(table.index) == [fast_cifar.FULL_RECIPE, fast_cifar.NO_TTA, "no label smoothing",
+                                 "constant learning rate, no warm-up", "Keras batch-norm defaults (not ported)",
+                                 "course (experiment VI)"]
+    assert table.loc["no label smoothing", "change_points"] == pytest.approx(1.0)
+    assert table.loc["Keras batch-norm defaults (not ported)", "change_points"] == pytest.approx(-50.0)
+    assert table.loc[fast_cifar.NO_TTA, "change_points"] == pytest.approx(-1.0)  # the full run, without TTA
+    assert table.loc[fast_cifar.FULL_RECIPE, "change_points"] == 0
+    # 11 table rows in the real file come from 10 shipped rows: "no TTA" is the full run read again.
+    assert table["source_row"].nunique() == len(table) - 1 == 5
+    assert fast_cifar.describe_rows(table) == ("5 shipped rows; hardware AMD EPYC (2 cores), precision mixed_bfloat16, "
+                                               "budget 3 min, seed 42")
+
+
+def test_ingredient_costs_rank_costliest_first_without_the_full_or_course_rows():
+    costs = fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(shipped_rows()), validation_images=5000)
+    assert list(costs.index) == ["Keras batch-norm defaults (not ported)", "constant learning rate, no warm-up",
+                                 fast_cifar.NO_TTA, "no label smoothing"]
+    assert "course (experiment VI)" not in costs.index and fast_cifar.FULL_RECIPE not in costs.index
+    # two standard errors of a difference of two accuracies on 5,000 images, in points
+    assert costs.loc["no label smoothing", "noise_points"] == pytest.approx(
+        200 * np.sqrt((0.6 * 0.4 + 0.61 * 0.39) / 5000), abs=0.01)
+    assert costs["beyond_noise"].tolist() == [True, True, False, False]
+    assert "noise_points" not in fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(shipped_rows())).columns
+
+
+def test_same_clock_race_pairs_the_recipes_at_each_budget_and_seed():
+    race = fast_cifar.same_clock_race(shipped_rows())
+    assert race[["budget_minutes", "recipe", "val_accuracy"]].values.tolist() == [
+        [3.0, "modern", 0.60], [3.0, "course (experiment VI)", 0.50],
+        [10.0, "modern", 0.80], [10.0, "course (experiment VI)", 0.70]]  # seed 43 had no course run: not a race
+    summary = fast_cifar.race_summary(race)
+    assert summary["modern lead (points)"].tolist() == pytest.approx([10.0, 10.0])
+    assert fast_cifar.describe_rows(race).startswith("4 shipped rows") and "budget 3 min / 10 min" in fast_cifar.describe_rows(race)
+    assert fast_cifar.plot_same_clock_race(race, target=0.84).get_lines()[0].get_xdata().tolist() == pytest.approx(
+        [170 / 60, 530 / 60])  # final points of the runs, nothing in between
+
+
+def test_reference_headline_key_numbers_and_verdicts_come_from_the_rows():
+    rows = shipped_rows()
+    headline = fast_cifar.reference_headline(rows)
+    assert list(headline.index) == [10.0] and headline.loc[10.0, "runs"] == 2
+    assert headline.loc[10.0, "mean"] == pytest.approx(0.82)
+    label = fast_cifar.reference_label(rows)
+    assert label == "shipped reference run (lesson profile, AMD EPYC (2 cores), mixed_bfloat16)"
+    costs = fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(rows))
+    race = fast_cifar.same_clock_race(rows)
+    numbers = fast_cifar.key_numbers(0.84, race, headline, costs, label)
+    assert numbers["ingredient whose removal cost most (validation)"] == "Keras batch-norm defaults (not ported) (-50.00 points)"
+    assert numbers["course's recipe, validation after 10 min (seed 42)"] == "70.00% (5.00 epochs)"
+    assert numbers["modern recipe, test within 10 min (2 seed(s))"].startswith("82.00% ± 1.41%")
+    assert numbers["measured by"] == label
+    smoke = fast_cifar.key_numbers(0.84, race, headline, costs, "this run", verdicts=False)
+    assert smoke["ingredient whose removal cost most (validation)"] == "no verdict: smoke test"
+    assert fast_cifar.headline_verdicts(headline, 0.84, label) == [
+        f"{label}: within 10 min the modern recipe did not reach the course's 84% on the test set: "
+        "82.00% mean over 2 seed(s) in 372 s."]
+
+
+def test_costs_beside_keeps_the_shipped_ranking_and_marks_rows_not_run():
+    shipped = fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(shipped_rows()))
+    own = pd.DataFrame({"val_accuracy": [0.2, 0.3], "change_points": [-5.0, 3.0]},
+                       index=["no label smoothing", "ReLU instead of GELU"])
+    beside = fast_cifar.costs_beside(shipped, own, "this run")
+    assert list(beside.index) == [*shipped.index, "ReLU instead of GELU"]
+    assert beside.loc["no label smoothing", "this run: change (points)"] == -5.0
+    assert np.isnan(beside.loc[fast_cifar.NO_TTA, "this run: validation"])
+
+
+def test_shipped_reference_file_gives_the_ablation_and_race_it_is_documented_for():
+    rows = fast_cifar.read_reference("lesson")
+    if rows.empty:
+        pytest.skip("no lesson reference rows shipped")
+    table = fast_cifar.shipped_ablation_table(rows)
+    assert len(table) == 11 and table["source_row"].nunique() == 10
+    assert fast_cifar.ingredient_costs(table).index[0] == "Keras batch-norm defaults (not ported)"
+    assert len(fast_cifar.race_summary(fast_cifar.same_clock_race(rows))) >= 1
+
+
+def test_empty_reference_gives_empty_tables_not_errors():
+    empty = pd.DataFrame()
+    assert fast_cifar.shipped_ablation_table(empty).empty and fast_cifar.same_clock_race(empty).empty
+    assert fast_cifar.reference_headline(empty).empty and fast_cifar.race_summary(fast_cifar.same_clock_race(empty)).empty
+    assert fast_cifar.describe_rows(empty) == fast_cifar.NOT_MEASURED
+    numbers = fast_cifar.key_numbers(0.84, fast_cifar.same_clock_race(empty), fast_cifar.reference_headline(empty),
+                                     fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(empty)), "x")
+    assert numbers["ingredient whose removal cost most (validation)"] == fast_cifar.NOT_MEASURED

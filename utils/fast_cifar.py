@@ -1053,6 +1053,243 @@ def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.D
     return table
 
 
+# --- The shipped reference rows, read in every profile (a smoke test has no numbers worth reading) -------
+
+FULL_RECIPE = "full modern recipe"  # the ablation table's row of the recipe with every ingredient
+REFERENCE_SETTING = ("time_budget_seconds", "seed", "precision", "hardware")  # what rows must share to be compared
+
+
+def _named(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows whose ``name`` column is ``name`` (none when the table is empty or has no such column)."""
+    return rows[rows["name"].astype(str) == name] if "name" in rows.columns else rows.iloc[0:0]
+
+
+def _in_setting(rows: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
+    """The rows measured with the same budget, seed, precision and hardware as ``setting`` (compared as text)."""
+    same = np.ones(len(rows), dtype=bool)
+    for column, value in setting.items():
+        same &= (rows[column].astype(str) == str(value)).to_numpy()
+    return rows[same]
+
+
+def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ablation in shipped rows, in :func:`ablation_table`'s form, each row against its own full recipe.
+
+    Why: the quick profile's one-epoch ablation is noise, so every profile shows the one the
+    maintainers measured. The setting (budget, seed, precision, hardware) with the most
+    ablation rows is chosen; the full recipe is the latest ``modern`` row of that setting,
+    "no test-time augmentation" is that run evaluated without TTA, and the course's row of
+    that setting is kept for context. ``source_row`` is the row's index in ``rows`` (so the
+    number of shipped rows behind the table is ``source_row.nunique()``). Empty when the
+    rows hold no ablation with its full recipe.
+    """
+    empty = pd.DataFrame(columns=["val_accuracy", "change_points"]).rename_axis("recipe")
+    if "name" not in rows.columns:
+        return empty
+    ablated = rows[rows["name"].astype(str).isin(list(ABLATIONS))]
+    with_base = [setting for setting, _ in ablated.groupby(list(REFERENCE_SETTING), sort=True)
+                 if not _in_setting(_named(rows, "modern"), dict(zip(REFERENCE_SETTING, setting))).empty]
+    if not with_base:
+        return empty
+    counts = {setting: len(_in_setting(ablated, dict(zip(REFERENCE_SETTING, setting)))) for setting in with_base}
+    setting = dict(zip(REFERENCE_SETTING, max(with_base, key=lambda chosen: counts[chosen])))
+    chosen = _in_setting(rows, setting)
+    base = _named(chosen, "modern").iloc[-1]
+
+    def entry(recipe: str, row: pd.Series, accuracy_column: str = "val_accuracy") -> dict[str, Any]:
+        return {"recipe": recipe, "val_accuracy": float(row[accuracy_column]),
+                "train_seconds": float(row["train_seconds"]), "epochs_done": float(row["epochs_done"]),
+                "stopped_by_budget": str(row["stopped_by_budget"]) == "True", "val_images": int(row["val_images"]),
+                **setting, "source_row": row.name}
+
+    entries = [entry(FULL_RECIPE, base), entry(NO_TTA, base, "val_accuracy_no_tta")]
+    entries += [entry(name, _named(chosen, name).iloc[-1]) for name in ABLATIONS if not _named(chosen, name).empty]
+    course_rows = _named(chosen, course_recipe().name)
+    if not course_rows.empty:
+        entries.append(entry(course_recipe().name, course_rows.iloc[-1]))
+    table = pd.DataFrame(entries).set_index("recipe")
+    table.insert(1, "change_points", (100 * (table["val_accuracy"] - float(base["val_accuracy"]))).round(2))
+    return table
+
+
+def ingredient_costs(table: pd.DataFrame, validation_images: int | None = None) -> pd.DataFrame:
+    """The ingredients of an ablation table ranked by what removing each cost, costliest first.
+
+    Why: the full recipe and the course's recipe are not ingredients, so ranking them beside
+    the ablations (as a table sorted by accuracy does) misreads the table. With
+    ``validation_images`` two columns say whether a change exceeds two standard errors of
+    the difference of two accuracies measured on that many images (``noise_points``):
+    image-sampling noise only, seed-to-seed variation comes on top, so smaller changes say nothing.
+    """
+    costs = table.drop(index=[FULL_RECIPE, course_recipe().name], errors="ignore")
+    costs = costs.sort_values("change_points", kind="stable")
+    if validation_images and not costs.empty:
+        base = float(table.loc[FULL_RECIPE, "val_accuracy"])
+        variance = base * (1 - base) + costs["val_accuracy"] * (1 - costs["val_accuracy"])
+        costs["noise_points"] = (200 * np.sqrt(variance / validation_images)).round(2)
+        costs["beyond_noise"] = costs["change_points"].abs() > costs["noise_points"]
+    return costs
+
+
+def _joined(values: pd.Series, formatter: Any = str) -> str:
+    """The distinct values of a column, formatted and joined (several mean the rows were not all alike)."""
+    return " / ".join(formatter(value) for value in pd.unique(values))
+
+
+def describe_rows(table: pd.DataFrame) -> str:
+    """How many shipped rows a table rests on and where they were measured, read from their columns.
+
+    Why: a reference number means little without its hardware, precision, budget and seed.
+    ``table`` is one made by :func:`shipped_ablation_table` or :func:`same_clock_race`.
+    """
+    if table.empty:
+        return NOT_MEASURED
+    count = table["source_row"].nunique() if "source_row" in table.columns else len(table)
+    return (f"{count} shipped rows; hardware {_joined(table['hardware'])}, precision {_joined(table['precision'])}, "
+            f"budget {_joined(table['time_budget_seconds'], lambda seconds: f'{float(seconds) / 60:g} min')}, "
+            f"seed {_joined(table['seed'], lambda seed: str(int(seed)))}")
+
+
+def reference_label(rows: pd.DataFrame) -> str:
+    """``shipped reference run (lesson profile, <hardware>, <precision>)``, read from the rows' columns."""
+    if rows.empty:
+        return f"shipped reference run ({NOT_MEASURED})"
+    return (f"shipped reference run ({_joined(rows['profile'])} profile, {_joined(rows['hardware'])}, "
+            f"{_joined(rows['precision'])})")
+
+
+def same_clock_race(rows: pd.DataFrame) -> pd.DataFrame:
+    """The modern and the course's recipe at each budget and seed where both were trained on the same clock.
+
+    Why: the fair comparison of two recipes is the same wall-clock budget on the same machine
+    and precision, not the same epochs. One row per recipe and setting (the latest row
+    recorded), sorted by budget and seed; works on shipped rows and on this run's rows alike.
+    """
+    columns = ["budget_minutes", "recipe", "seed", "val_accuracy", "train_seconds", "seconds", "epochs_done",
+               "stopped_by_budget", "time_budget_seconds", "precision", "hardware", "source_row"]
+    modern, course_rows = _named(rows, "modern"), _named(rows, course_recipe().name)
+    entries: list[dict[str, Any]] = []
+    if modern.empty or course_rows.empty:
+        return pd.DataFrame(entries, columns=columns)
+    for setting, _ in modern.groupby(list(REFERENCE_SETTING), sort=True):
+        setting = dict(zip(REFERENCE_SETTING, setting))
+        rival = _in_setting(course_rows, setting)
+        if rival.empty:
+            continue
+        for row in (_in_setting(modern, setting).iloc[-1], rival.iloc[-1]):
+            entries.append({"budget_minutes": float(setting["time_budget_seconds"]) / 60, "recipe": row["name"],
+                            "seed": int(setting["seed"]), "val_accuracy": float(row["val_accuracy"]),
+                            "train_seconds": float(row["train_seconds"]), "seconds": float(row["seconds"]),
+                            "epochs_done": float(row["epochs_done"]),
+                            "stopped_by_budget": str(row["stopped_by_budget"]) == "True",
+                            **{name: setting[name] for name in ("time_budget_seconds", "precision", "hardware")},
+                            "source_row": row.name})
+    race = pd.DataFrame(entries, columns=columns)
+    return race.sort_values(["budget_minutes", "seed"], kind="stable").reset_index(drop=True)
+
+
+def race_summary(race: pd.DataFrame) -> pd.DataFrame:
+    """One row per budget and seed of :func:`same_clock_race`: both validation accuracies and the modern lead in points."""
+    course_name = course_recipe().name
+    summary = []
+    for (minutes, seed), pair in race.groupby(["budget_minutes", "seed"], sort=True):
+        modern, rival = pair[pair["recipe"] == "modern"].iloc[0], pair[pair["recipe"] == course_name].iloc[0]
+        summary.append({"budget (minutes)": minutes, "seed": seed, "modern recipe": modern["val_accuracy"],
+                        "course's recipe": rival["val_accuracy"],
+                        "modern lead (points)": round(100 * (modern["val_accuracy"] - rival["val_accuracy"]), 2),
+                        "modern epochs done": modern["epochs_done"], "course epochs done": rival["epochs_done"],
+                        "modern train s": modern["train_seconds"], "course train s": rival["train_seconds"]})
+    return pd.DataFrame(summary).set_index(["budget (minutes)", "seed"]) if summary else pd.DataFrame()
+
+
+def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
+    """Final validation accuracy against training minutes, one point per run of :func:`same_clock_race`.
+
+    Why: the shipped rows carry no per-epoch log, so each point is a whole run trained for
+    its budget (its own schedule), joined per recipe by a dotted line, never an invented curve.
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for recipe, runs in race.groupby("recipe", sort=False):
+        runs = runs.sort_values("train_seconds")
+        ax.plot(runs["train_seconds"] / 60, 100 * runs["val_accuracy"], marker="o", linestyle=":", label=recipe)
+        for _, run in runs.iterrows():
+            ax.annotate(f"{run['budget_minutes']:g}-min run", (run["train_seconds"] / 60, 100 * run["val_accuracy"]),
+                        textcoords="offset points", xytext=(6, 6), fontsize=8)
+    if target is not None:
+        ax.axhline(100 * target, color="grey", linestyle="--", label=f"course's best, {100 * target:.0f}%")
+    ax.margins(x=0.12, y=0.12)
+    ax.set_xlabel("training time (minutes, validation passes excluded)")
+    ax.set_ylabel("validation accuracy at the end of the run (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def reference_headline(rows: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy of the modern recipe per budget over the rows that read the test set, as :func:`seed_summary`."""
+    tested = _named(rows, "modern")
+    tested = tested[tested["evaluate_test"].astype(str) == "True"] if not tested.empty else tested
+    summary: dict[float, dict[str, float]] = {}
+    if tested.empty:
+        return pd.DataFrame(columns=["runs", "mean", "std", "min", "max", "mean_seconds"]).rename_axis("budget (minutes)")
+    for seconds, group in tested.groupby("time_budget_seconds", sort=True):
+        values = group["test_accuracy"].astype(float)
+        summary[float(seconds) / 60] = {
+            "runs": len(values), "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+            "min": values.min(), "max": values.max(), "mean_seconds": group["seconds"].astype(float).mean()}
+    table = pd.DataFrame(summary).T
+    table.index.name = "budget (minutes)"
+    return table
+
+
+def key_numbers(course_accuracy: float, race: pd.DataFrame, headline: pd.DataFrame, costs: pd.DataFrame,
+                source: str, verdicts: bool = True) -> pd.Series:
+    """Notebook 08's key numbers from a race, a headline and ranked ingredient costs, naming their source.
+
+    Why: one builder for the shipped reference run and for this run keeps the two readable
+    side by side; with ``verdicts=False`` (a smoke test) no ingredient is named the costliest.
+    """
+    course_name = course_recipe().name
+    numbers = {"course's best test accuracy (experiment VI, 50 epochs)": f"{course_accuracy:.0%}"}
+    for _, run in race.iterrows():
+        recipe = "course's recipe" if run["recipe"] == course_name else "modern recipe"
+        numbers[f"{recipe}, validation after {run['budget_minutes']:g} min (seed {run['seed']})"] = (
+            f"{run['val_accuracy']:.2%} ({run['epochs_done']:.2f} epochs)")
+    for minutes, row in headline.iterrows():
+        spread = "" if np.isnan(row["std"]) else f" ± {row['std']:.2%}"
+        numbers[f"modern recipe, test within {minutes:g} min ({int(row['runs'])} seed(s))"] = f"{row['mean']:.2%}{spread}"
+    costliest = "ingredient whose removal cost most (validation)"
+    if not verdicts:
+        numbers[costliest] = "no verdict: smoke test"
+    elif costs.empty:
+        numbers[costliest] = NOT_MEASURED
+    else:
+        numbers[costliest] = f"{costs.index[0]} ({costs['change_points'].iloc[0]:+.2f} points)"
+    numbers["measured by"] = source
+    return pd.Series(numbers, name="value")
+
+
+def headline_verdicts(headline: pd.DataFrame, course_accuracy: float, source: str) -> list[str]:
+    """One sentence per budget: whether the modern recipe's mean test accuracy reached the course's figure."""
+    return [f"{source}: within {minutes:g} min the modern recipe "
+            f"{'reached' if row['mean'] >= course_accuracy else 'did not reach'} the course's {course_accuracy:.0%} "
+            f"on the test set: {row['mean']:.2%} mean over {int(row['runs'])} seed(s) in {row['mean_seconds']:.0f} s."
+            for minutes, row in headline.iterrows()]
+
+
+def costs_beside(shipped: pd.DataFrame, this_run: pd.DataFrame, this_run_label: str) -> pd.DataFrame:
+    """Shipped and this run's ingredient costs side by side, in the shipped ranking (NaN where a row was not run)."""
+    names = list(shipped.index) + [name for name in this_run.index if name not in shipped.index]
+    table = pd.DataFrame(index=pd.Index(names, name="ingredient removed"))
+    for label, costs in (("shipped", shipped), (this_run_label, this_run)):
+        for column, heading in (("val_accuracy", "validation"), ("change_points", "change (points)")):
+            table[f"{label}: {heading}"] = [float(costs.loc[name, column]) if name in costs.index else float("nan")
+                                            for name in names]
+    return table
+
+
 def export_reference(profile: str) -> Path:
     """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
 
