@@ -923,7 +923,7 @@ def _conclusion_figures(contrasts: pd.DataFrame, pair: tuple[str, str], measure:
 def provenance_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
     """Where and how each reference row was measured: hardware, precision, time, speed, data, versions."""
     columns = ["epochs", "train_images", "precision", "hardware", "seconds", "images_per_second", "data_source",
-               "tensorflow", "keras", "timestamp"]
+               "tensorflow", "keras", "timestamp", "timing_note"]
     present = [column for column in columns if column in reference_rows.columns]
     table = reference_rows.set_index("experiment")[present].copy()
     if "seconds" in table.columns:
