@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from utils import course, recording, results, runtime
+from utils import course, recording, reference, results, runtime
 
 RESULTS_TABLE = "cifar10_experiments"
 PROTOCOLS = ("holdout", "course")
@@ -889,7 +889,7 @@ def check_course_conclusions(rows: pd.DataFrame,
     return pd.DataFrame(entries).set_index("the course's conclusion")
 
 
-NOT_MEASURED_YET = "not measured yet"
+NOT_MEASURED_YET = reference.NOT_MEASURED  # one wording for every unmeasured figure
 
 
 def _conclusion_figures(contrasts: pd.DataFrame, pair: tuple[str, str], measure: str,
