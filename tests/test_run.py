@@ -179,28 +179,46 @@ def test_a_signal_stops_the_whole_run_and_says_what_was_cut(tmp_path: Path, sign
     """A quick-profile run of two notebooks, signalled while the first runs: it stops, explains, records.
 
     Ctrl-C reaches the whole process group (the kernel too), as a terminal sends it; SIGTERM reaches
-    the runner alone, as ``kill`` sends it.
+    the runner alone, as ``kill`` sends it.  The signal is sent once the first notebook's set-up cell
+    has finished (it leaves a marker file), so a slow machine cannot turn the test into a race.
     """
-    environment = dict(os.environ, CNN_RUNS_DIR=str(tmp_path / "runs"), CNN_RESULTS_DIR=str(tmp_path / "results"))
-    runner = subprocess.Popen([sys.executable, "-m", "utils.run", "--profile", "quick", "--only", "03", "04"],
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    marker = tmp_path / "set_up_done"
+    write_notebook(folder / "01_long_lesson.ipynb", [
+        f"import sys, pathlib\nsys.path.insert(0, {str(PROJECT_ROOT)!r})\nfrom utils import runtime\n"
+        f"context = runtime.setup_notebook('quick', quiet=True)\nprint('set up')\n"
+        f"pathlib.Path({str(marker)!r}).touch()",
+        "import time\nfor second in range(300):\n    time.sleep(1)",
+        "print('never reached')",
+    ])
+    write_notebook(folder / "02_next_lesson.ipynb", ["print('never started')"])
+    environment = dict(os.environ, CNN_RUNS_DIR=str(tmp_path / "runs"), CNN_RESULTS_DIR=str(tmp_path / "results"),
+                       CNN_NOTEBOOKS_DIR=str(folder))
+    runner = subprocess.Popen([sys.executable, "-m", "utils.run", "--profile", "quick"],
                               cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
-    lines = []
-    for line in runner.stdout:
-        lines.append(line)
-        if line.startswith("Running 03"):
-            time.sleep(8)  # the kernel has started and the first cells are running
-            number = getattr(signal, signal_name)
-            os.killpg(runner.pid, number) if signal_name == "SIGINT" else runner.send_signal(number)
+    lines = [runner.stdout.readline()]
+    while not lines[-1].startswith("Running 01"):
+        lines.append(runner.stdout.readline())
+    deadline = time.monotonic() + 240
+    while not marker.exists() and time.monotonic() < deadline and runner.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), "the set-up cell never finished:\n" + "".join(lines)
+    time.sleep(1)  # the second cell is running
+    number = getattr(signal, signal_name)
+    os.killpg(runner.pid, number) if signal_name == "SIGINT" else runner.send_signal(number)
+    lines.extend(runner.stdout)
     assert runner.wait(timeout=120) == exit_status, "".join(lines)
     output = "".join(lines)
-    assert "Running 04" not in output  # the whole run stopped, not only the current notebook
+    assert "Running 02" not in output  # the whole run stopped, not only the current notebook
     assert "Traceback" not in output and "DeadKernelError" not in output
     summary = (tmp_path / "runs" / "quick" / "summary.csv").read_text()
-    assert "03_cifar10_experiments,interrupted" in summary and "04_vgg16_dissection,not run" in summary
+    assert "01_long_lesson,interrupted" in summary and "02_next_lesson,not run" in summary
     [paragraph] = [line for line in lines if line.startswith("The run was stopped")]
-    assert "03_cifar10_experiments was interrupted at " in paragraph and signal_name in paragraph
-    assert str(tmp_path / "runs" / "quick" / "03_cifar10_experiments.ipynb") in paragraph
+    assert "01_long_lesson was interrupted at cell 1" in paragraph and signal_name in paragraph
+    assert str(tmp_path / "runs" / "quick" / "01_long_lesson.ipynb") in paragraph
     assert "summary.csv" in paragraph and "reuses those recorded runs" in paragraph
-    partial = nbformat.read(tmp_path / "runs" / "quick" / "03_cifar10_experiments.ipynb", as_version=4)
-    assert any(cell.get("outputs") for cell in partial.cells)  # the cells that ran kept their outputs
+    partial = nbformat.read(tmp_path / "runs" / "quick" / "01_long_lesson.ipynb", as_version=4)
+    assert "set up" in "".join(output["text"] for output in partial.cells[0].outputs if "text" in output)
+    assert not partial.cells[2].get("outputs")  # the cell after the cut never ran

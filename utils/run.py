@@ -160,8 +160,13 @@ def output_noise(notebook: Any) -> list[CellNoise]:
 
 
 def notebooks_dir() -> Path:
-    """The folder holding the numbered source notebooks."""
-    return runtime.project_root() / "notebooks"
+    """The folder holding the numbered source notebooks: ``CNN_NOTEBOOKS_DIR`` or ``notebooks/``.
+
+    The variable lets an instructor (or a test) run a folder of their own numbered
+    notebooks through the same runner, summary and stop handling.
+    """
+    configured = os.environ.get("CNN_NOTEBOOKS_DIR")
+    return Path(configured).expanduser() if configured else runtime.project_root() / "notebooks"
 
 
 def list_notebooks(only: list[str] | None = None) -> list[Path]:
