@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,26 @@ def test_setup_notebook_for_a_notebook_that_trains_nothing(capsys: pytest.Captur
     runtime.setup_notebook("quick", seed=3, trains=False)
     printed = capsys.readouterr().out
     assert "NOT comparable" not in printed and runtime.NOTHING_TRAINED_DESCRIPTION in printed
+
+
+def test_tested_version_ranges_come_from_requirements(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# stack\ntensorflow>=2.16,<2.22\nkeras>=3.3,<4  # Keras 3\nnumpy>=1.26\n")
+    assert runtime.tested_version_ranges(requirements) == {"tensorflow": ">=2.16,<2.22", "keras": ">=3.3,<4"}
+    assert set(runtime.tested_version_ranges()) == {"tensorflow", "keras"}  # the project's own file
+
+
+def test_a_version_outside_the_tested_range_gets_one_warning_line() -> None:
+    ranges = {"tensorflow": ">=2.16,<2.22", "keras": ">=3.3,<4"}
+    assert runtime.untested_versions({"tensorflow": "2.21.0", "keras": "3.15.1"}, ranges) == ""
+    warning = runtime.untested_versions({"tensorflow": "2.22.0", "keras": "3.15.1"}, ranges)
+    assert "tensorflow 2.22.0 (tested: >=2.16,<2.22)" in warning and "keras" not in warning.split("outside")[0]
+    assert "pip install -r requirements.txt" in warning and "\n" not in warning
+    assert "not a version number" in runtime.untested_versions({"keras": "custom"}, ranges)
+
+
+def test_this_environment_is_inside_the_tested_ranges() -> None:
+    import keras
+    import tensorflow as tf
+
+    assert runtime.untested_versions({"tensorflow": tf.__version__, "keras": keras.__version__}) == ""

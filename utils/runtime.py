@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 import warnings
@@ -453,12 +454,49 @@ def setup_notebook(
         print(f"Precision: {policy} ({chosen_precision.reason})")
         print(f"Seed: {seed}   replicas: {strategy.num_replicas_in_sync}")
         print("  ".join(f"{key}={value}" for key, value in environment.items()))
+        outside = untested_versions({"tensorflow": environment["tensorflow"], "keras": environment["keras"]})
+        if outside:
+            print(outside)
         if gpu_count == 0 and chosen.name == "full":
             print(
                 "No GPU visible: the full profile takes hours on a CPU. On Colab choose "
                 "Runtime > Change runtime type > GPU, or run the lesson profile here."
             )
     return NotebookContext(chosen, seed, policy, strategy, environment, chosen_precision.reason)
+
+
+def tested_version_ranges(requirements: Path | None = None) -> dict[str, str]:
+    """The version ranges ``requirements.txt`` pins for TensorFlow and Keras (the ones the suite is tested with).
+
+    Colab brings its own TensorFlow and Keras and never installs ``requirements.txt``,
+    so the setup compares what it finds with these ranges.
+    """
+    path = requirements or project_root() / "requirements.txt"
+    ranges = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        found = re.match(r"^(tensorflow|keras)\s*([<>=!~][^#\s]*)", line.strip())
+        if found:
+            ranges[found.group(1)] = found.group(2)
+    return ranges
+
+
+def untested_versions(installed: dict[str, str], ranges: dict[str, str] | None = None) -> str:
+    """One warning line naming each package whose installed version lies outside its tested range, else ''."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    ranges = tested_version_ranges() if ranges is None else ranges
+    outside = []
+    for name, version in installed.items():
+        try:
+            if name in ranges and Version(version) not in SpecifierSet(ranges[name]):
+                outside.append(f"{name} {version} (tested: {ranges[name]})")
+        except InvalidVersion:
+            outside.append(f"{name} {version} (not a version number; tested: {ranges[name]})")
+    if not outside:
+        return ""
+    return ("Warning: this runtime has " + ", ".join(outside) + ", outside the versions the suite is tested "
+            "with (requirements.txt). If a cell fails, run `pip install -r requirements.txt` and restart the runtime.")
 
 
 # --------------------------------------------------------------------------- output, Colab and long runs
