@@ -112,6 +112,44 @@ def test_estimate_is_measured_on_a_copy() -> None:
         runtime.estimate_training_minutes(model, pipeline.repeat(), epochs=1, loss="categorical_crossentropy")
 
 
+def test_estimate_charges_no_step_with_the_pipeline_start_up() -> None:
+    """A pipeline that takes 2 s to deliver its first batch (a shuffle buffer filling, a decode) at every fit.
+
+    Dividing one short fit by its steps would put 2 s / 5 on every step, 12.8 s for the 32-batch epoch;
+    the marginal cost of a step leaves the start-up out.
+    """
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    def slow_first(index):
+        if int(index) == 0:
+            time.sleep(2.0)
+        return np.zeros((8, 4), np.float32)
+
+    features = tf.data.Dataset.range(32).map(
+        lambda index: tf.ensure_shape(tf.py_function(slow_first, [index], tf.float32), (8, 4)))
+    pipeline = tf.data.Dataset.zip(features, tf.data.Dataset.from_tensors(tf.one_hot(tf.zeros(8, tf.int32), 3)).repeat(32))
+    pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(32))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    minutes = runtime.estimate_training_minutes(model, pipeline, epochs=1, loss="categorical_crossentropy")
+    assert 0 < minutes * 60 < 2.0, f"{minutes * 60:.1f} s for 32 tiny steps: the start-up was charged to the steps"
+
+
+def test_estimate_probes_whole_executions() -> None:
+    import keras
+
+    from utils import data
+
+    images, labels = np.zeros((256, 4, 4), np.uint8), np.arange(256) % 3
+    pipeline = data.make_pipeline(images, labels, batch_size=8, num_classes=3, training=True)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    minutes = runtime.estimate_training_minutes(model, pipeline, epochs=1, loss="categorical_crossentropy",
+                                                steps_per_execution=4, probe_steps=2)
+    assert 0 < minutes < 1
+
+
 def test_badge_target_is_built_from_the_repository_url() -> None:
     target = runtime.colab_badge_target("03_x.ipynb")
     assert target.startswith("https://colab.research.google.com/github/")

@@ -479,19 +479,25 @@ def run_experiment(
 
 
 def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int, seeds: int = 1,
-                              batch_size: int = course.CIFAR10_BATCH_SIZE) -> float:
+                              batch_size: int = course.CIFAR10_BATCH_SIZE,
+                              steps_per_execution: int | None = None) -> float:
     """Minutes the training of ``names`` (each for ``seeds`` seeds) should take on this machine.
 
     Each experiment's model is timed for a few steps on the real training pipeline
     (:func:`utils.runtime.estimate_training_minutes`), because the experiments differ
     several-fold in cost (VII's wider units). Validation and testing come on top.
     """
+    import keras
+
+    steps_per_execution = steps_per_execution or default_steps_per_execution()
     train = _experiment_pipelines(splits, batch_size, seed=0)[0]
     total = 0.0
     for name in names:
         model = build_experiment_model(name, num_classes=len(splits.class_names),
                                        input_shape=tuple(splits.x_train.shape[1:]))
-        total += runtime.estimate_training_minutes(model, train, epochs, runs=seeds, loss="categorical_crossentropy")
+        total += runtime.estimate_training_minutes(
+            model, train, epochs, runs=seeds, loss="categorical_crossentropy", steps_per_execution=steps_per_execution,
+            optimizer=keras.optimizers.SGD(learning_rate=course.CIFAR10_LEARNING_RATE), jit_compile=False)
         clear_session_keeping_precision()
     return total
 

@@ -592,14 +592,19 @@ def confirm_long_run(
 
 def estimate_training_minutes(
     model: Any, pipeline: Any, epochs: int, runs: int = 1, loss: Any = None, probe_steps: int = 5,
+    steps_per_execution: int = 1, optimizer: Any = "adam", jit_compile: Any = "auto", repeats: int = 3,
 ) -> float:
     """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
 
-    Trains an untrained copy of ``model`` (same layers, same frozen ones) for
-    ``probe_steps`` batches twice, the first paying for tracing, and scales the
-    second timing to the pipeline's length; ``model`` itself is not touched.
-    ``loss`` defaults to the model's own (pass it when the model is not compiled
-    yet).  Validation and evaluation come on top, so read it as a lower bound.
+    Times an untrained copy of ``model`` (same layers, same frozen ones; ``model``
+    itself is not touched) on a short and a longer slice of the pipeline and keeps
+    the *difference*: the marginal cost of a step.  A single short fit divided by its
+    steps would also charge every step with the fit's start-up and the refill of the
+    pipeline's shuffle buffer, several times too much when a step takes milliseconds
+    (a GPU).  The probe compiles as the run does (``steps_per_execution``, ``optimizer``,
+    ``jit_compile``) and times slices of whole executions.  ``loss`` defaults to the model's own (pass it
+    when the model is not compiled yet).  Validation and evaluation come on top, so read
+    it as a lower bound.
     """
     import time
 
@@ -610,10 +615,26 @@ def estimate_training_minutes(
         raise ValueError("estimate_training_minutes needs a pipeline of known, finite length (a batched tf.data "
                          "pipeline from utils.data).")
     probe = keras.models.clone_model(model)
-    probe.compile(optimizer="adam", loss=loss or model.loss)
-    steps = max(1, min(probe_steps, batches))
-    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
-    started = time.perf_counter()
-    probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
-    seconds_per_step = (time.perf_counter() - started) / steps
+    probe.compile(optimizer=optimizer, loss=loss or model.loss, steps_per_execution=steps_per_execution,
+                  jit_compile=jit_compile)
+    short = min(steps_per_execution, batches)
+    long = min(short + max(1, probe_steps) * steps_per_execution, batches)
+
+    def seconds_for(steps: int) -> float:
+        started = time.perf_counter()
+        probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - started
+
+    seconds_for(long)  # traces the training function; not timed
+    if long == short:  # a pipeline of one execution: nothing to subtract
+        return seconds_for(long) / long * batches * epochs * runs / 60
+    # Lengthen the long slice until its extra steps take a second (or the pipeline ends), so that they
+    # stand out of the noise of a fit's start-up; then alternate the two lengths and keep the median.
+    while long < batches and seconds_for(long) - seconds_for(short) < 1.0:
+        long = min(batches, short + 2 * (long - short))
+    differences = sorted(seconds_for(long) - seconds_for(short) for _ in range(repeats))
+    median = differences[len(differences) // 2]
+    noise = differences[-1] - differences[0]
+    # A step too cheap to time against the noise costs at most the noise; never claim zero.
+    seconds_per_step = max(median, noise, 1e-6) / (long - short)
     return seconds_per_step * batches * epochs * runs / 60
