@@ -38,6 +38,10 @@ def test_benchmark_prints_both_experiments_and_ends_with_the_geometric_mean_spee
     assert [("full profile" in line, "lesson profile" in line) for line in projections] == [(True, False),
                                                                                              (False, True)]
     assert any("synthetic" in line for line in lines)  # the data source is in plain sight
+    [estimate] = [line for line in lines if line.startswith("training-time estimate, experiment I")]
+    estimated, measured, ratio = (float(number) for number in
+                                  re.search(r"estimated (\S+) s, measured (\S+) s .*measured (\S+)$", estimate).groups())
+    assert estimated > 0 and measured > 0 and ratio == pytest.approx(estimated / measured, abs=0.01)
 
 
 def test_benchmark_records_a_row_per_experiment(synthetic_data):

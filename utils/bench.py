@@ -48,6 +48,7 @@ class BenchmarkResult:
     course_cpu_rates: list[float] = field(default_factory=list)
     suite_cpu_rates: list[float] = field(default_factory=list)
     suite_settings: str = ""
+    estimate_seconds: float | None = None  # runtime's training-time estimate for one measured fit
 
     @property
     def course_median(self) -> float:
@@ -185,6 +186,11 @@ def benchmark_cifar10(steps: int = 100, repeats: int = 5, warmup_steps: int = 10
         print(f"round {round_index + 1}: " + "; ".join(
             f"{name} course {outcomes[name].course_rates[-1]:,.1f}, suite {outcomes[name].suite_rates[-1]:,.1f}"
             for name in names) + " images/s", flush=True)
+    if "I" in outcomes:  # the estimate the long-run guard relies on, against the fits just measured
+        runtime.apply_precision(suite_policy)
+        outcomes["I"].estimate_seconds = 60 * experiments.estimate_experiment_minutes(
+            "I", suite_pipeline, epochs=1, steps_per_execution=steps_per_execution,
+            input_shape=tuple(images.shape[1:]), num_classes=num_classes)
     runtime.apply_precision("float32")
     keras.backend.clear_session()
     return outcomes
@@ -290,6 +296,12 @@ def main(arguments: list[str] | None = None) -> int:
         ratio = outcomes[names[0]].suite_best / outcomes[names[-1]].suite_best
         print(f"suite's way, experiment {names[0]} over {names[-1]}: {ratio:.2f}x")
     print_projections(outcomes)
+    for name, result in outcomes.items():
+        if result.estimate_seconds is not None:
+            measured = result.steps * result.batch_size / result.suite_median
+            print(f"training-time estimate, experiment {name}, one fit of {result.steps} steps: estimated "
+                  f"{result.estimate_seconds:.2f} s, measured {measured:.2f} s (median round): "
+                  f"estimate/measured {result.estimate_seconds / measured:.2f}")
     print(f"speedup: {geometric_mean_speedup(outcomes):.2f}x")
     return 0
 

@@ -484,22 +484,32 @@ def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int,
     """Minutes the training of ``names`` (each for ``seeds`` seeds) should take on this machine.
 
     Each experiment's model is timed for a few steps on the real training pipeline
-    (:func:`utils.runtime.estimate_training_minutes`), because the experiments differ
-    several-fold in cost (VII's wider units). Validation and testing come on top.
+    (:func:`estimate_experiment_minutes`), because the experiments differ several-fold
+    in cost (VII's wider units). Validation and testing come on top.
+    """
+    train = _experiment_pipelines(splits, batch_size, seed=0)[0]
+    shape, classes = tuple(splits.x_train.shape[1:]), len(splits.class_names)
+    return sum(estimate_experiment_minutes(name, train, epochs, runs=seeds, steps_per_execution=steps_per_execution,
+                                           input_shape=shape, num_classes=classes) for name in names)
+
+
+def estimate_experiment_minutes(name: str, train: Any, epochs: int, runs: int = 1,
+                                steps_per_execution: int | None = None,
+                                input_shape: tuple[int, ...] = (32, 32, 3), num_classes: int = 10) -> float:
+    """Minutes ``runs`` trainings of experiment ``name`` for ``epochs`` epochs of ``train`` should take here.
+
+    The probe is compiled as :func:`run_experiment` compiles (the course's SGD, no XLA,
+    the run's ``steps_per_execution``); see :func:`utils.runtime.estimate_training_minutes`.
     """
     import keras
 
-    steps_per_execution = steps_per_execution or default_steps_per_execution()
-    train = _experiment_pipelines(splits, batch_size, seed=0)[0]
-    total = 0.0
-    for name in names:
-        model = build_experiment_model(name, num_classes=len(splits.class_names),
-                                       input_shape=tuple(splits.x_train.shape[1:]))
-        total += runtime.estimate_training_minutes(
-            model, train, epochs, runs=seeds, loss="categorical_crossentropy", steps_per_execution=steps_per_execution,
-            optimizer=keras.optimizers.SGD(learning_rate=course.CIFAR10_LEARNING_RATE), jit_compile=False)
-        clear_session_keeping_precision()
-    return total
+    model = build_experiment_model(name, num_classes=num_classes, input_shape=input_shape)
+    minutes = runtime.estimate_training_minutes(
+        model, train, epochs, runs=runs, loss="categorical_crossentropy",
+        steps_per_execution=steps_per_execution or default_steps_per_execution(),
+        optimizer=keras.optimizers.SGD(learning_rate=course.CIFAR10_LEARNING_RATE), jit_compile=False)
+    clear_session_keeping_precision()
+    return minutes
 
 
 def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
