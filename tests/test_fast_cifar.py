@@ -488,3 +488,16 @@ def test_empty_reference_gives_empty_tables_not_errors():
     numbers = fast_cifar.key_numbers(0.84, fast_cifar.same_clock_race(empty), fast_cifar.reference_headline(empty),
                                      fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(empty)), "x")
     assert numbers["ingredient whose removal cost most (validation)"] == fast_cifar.NOT_MEASURED
+
+
+def test_the_course_target_line_says_it_is_a_test_figure_from_50_epochs_on_50000_images():
+    import matplotlib.pyplot as plt
+
+    race = fast_cifar.same_clock_race(shipped_rows())
+    curves = pd.DataFrame({"recipe": ["modern"] * 2, "epoch": [1, 2], "training_minutes": [0.5, 1.0],
+                           "val_accuracy": [0.4, 0.5]})
+    for ax in (fast_cifar.plot_same_clock_race(race, target=0.84),
+               fast_cifar.plot_accuracy_against_time(curves, target=0.84)):
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert "course's best: 84% test accuracy (test set used as validation), 50 epochs on 50,000 images" in labels
+        plt.close(ax.figure)

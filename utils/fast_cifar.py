@@ -944,6 +944,17 @@ def seed_summary(runs: Sequence[RecipeRun], column: str = "test_accuracy") -> di
             "mean_seconds": float(np.mean([float(run.row["seconds"]) for run in runs]))}
 
 
+def course_target_label(target: float) -> str:
+    """The legend entry of the course's best figure, saying what kind of number it is.
+
+    Why: the course measured its 84% on the test set (which it used as validation) after
+    50 epochs on all 50,000 training images, so drawn on a holdout-validation axis it is a
+    landmark, not a like-for-like point; the label has to say so.
+    """
+    return (f"course's best: {target:.0%} test accuracy (test set used as validation), "
+            f"{course.CIFAR10_EPOCHS} epochs on {course.CIFAR10_TRAIN_IMAGES:,} images")
+
+
 def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
     """Validation accuracy after each epoch against cumulative training minutes, one line per recipe."""
     import matplotlib.pyplot as plt
@@ -952,10 +963,10 @@ def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None
     for label, curve in curves.groupby("recipe", sort=False):
         ax.plot(curve["training_minutes"], 100 * curve["val_accuracy"], marker="o", label=label)
     if target is not None:
-        ax.axhline(100 * target, color="grey", linestyle="--", label=f"course's best, {100 * target:.0f}%")
+        ax.axhline(100 * target, color="grey", linestyle="--", label=course_target_label(target))
     ax.set_xlabel("training time (minutes, validation passes excluded)")
     ax.set_ylabel("validation accuracy (%, no TTA)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
     ax.grid(alpha=0.3)
     return ax
 
@@ -1218,11 +1229,11 @@ def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: An
             ax.annotate(f"{run['budget_minutes']:g}-min run", (run["train_seconds"] / 60, 100 * run["val_accuracy"]),
                         textcoords="offset points", xytext=(6, 6), fontsize=8)
     if target is not None:
-        ax.axhline(100 * target, color="grey", linestyle="--", label=f"course's best, {100 * target:.0f}%")
+        ax.axhline(100 * target, color="grey", linestyle="--", label=course_target_label(target))
     ax.margins(x=0.12, y=0.12)
     ax.set_xlabel("training time (minutes, validation passes excluded)")
     ax.set_ylabel("validation accuracy at the end of the run (%)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
     ax.grid(alpha=0.3)
     return ax
 
