@@ -208,3 +208,35 @@ def test_comparison_plots_draw_one_mark_per_model():
     assert [line.get_label() for line in lines.get_lines()] == ["A", "B"]
     points = architectures.plot_time_vs_operations(summary, 1)
     assert len(points.collections[0].get_offsets()) == 2
+
+
+def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models():
+    """The six models of the full profile, with their published figures: no two labels may overlap."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    published = architectures.published_accuracy_table().set_index("model")
+    names = ["VGG16", "ResNet50", "InceptionV3", "MobileNetV2", "DenseNet121", "EfficientNetB0"]
+    giga_macs = {"VGG16": 15.5, "ResNet50": 3.9, "InceptionV3": 5.7, "MobileNetV2": 0.3, "DenseNet121": 2.9,
+                 "EfficientNetB0": 0.39}
+    summary = pd.DataFrame({"model": names, "top1": published.loc[names, "top1"].to_numpy(),
+                            "parameters": published.loc[names, "parameters_millions"].to_numpy() * 1e6,
+                            "macs_per_image": [giga_macs[name] * 1e9 for name in names],
+                            "ms_per_image_batch1": [90.0, 30.0, 45.0, 8.0, 25.0, 10.0]})
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    architectures.plot_accuracy_vs_operations(summary, ax=left)
+    architectures.plot_time_vs_operations(summary, 1, ax=right)
+    figure.tight_layout()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    try:
+        for axis in (left, right):
+            boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in axis.texts]
+            assert len(boxes) == len(names)
+            clashes = [(first, second) for index, (first, box) in enumerate(boxes)
+                       for second, other in boxes[index + 1:] if box.overlaps(other)]
+            assert not clashes, clashes
+            inside = axis.get_window_extent(renderer)
+            assert all(inside.x0 <= box.x0 and box.x1 <= inside.x1 + 1 for _, box in boxes), "a label leaves its panel"
+    finally:
+        plt.close(figure)

@@ -329,3 +329,15 @@ def test_misclassified_captions_fit_on_one_line():
     paths, captions = transfer.misclassified(["a.jpg", "b.jpg"], np.array([0, 1]), np.array([1, 1]),
                                              ["daisy", "rose"])
     assert paths == ["a.jpg"] and captions == ["rose (true: daisy)"]
+
+
+def test_banner_wraps_long_reasons_to_a_readable_width():
+    long_reason = ("no cached copy in " + ", ".join(f"/a/rather/long/folder/number/{index}/.keras/models"
+                                                    for index in range(4))
+                   + " and downloads are switched off (CNN_OFFLINE=1)")
+    choice = transfer.WeightsChoice("imagenet", transfer.RANDOM_INIT_LABEL, None, (long_reason,))
+    lines = choice.banner().splitlines()
+    assert max(len(line) for line in lines) <= transfer.BANNER_WIDTH
+    assert len({len(line) for line in lines}) == 1, "the box's right edge must be straight"
+    text = " ".join(line.strip("# ").strip() for line in lines)
+    assert "downloads are switched off (CNN_OFFLINE=1)" in text and "NOT transfer learning" in text

@@ -311,3 +311,62 @@ def test_grad_cam_figure_keeps_captions_clear_of_the_images():
     plt.close(figure)
     with pytest.raises(ValueError, match="as many overlays and titles as images"):
         visualize.plot_grad_cam(images, overlays[:2], ["a"] * 4)
+
+
+def _texts_clear(figure) -> list[str]:
+    """Problems with a figure's text: titles that overlap each other or run into another panel's image."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    titled = [(axis, axis.title.get_window_extent(renderer)) for axis in figure.axes if axis.title.get_text()]
+    images = [(axis, axis.get_window_extent(renderer)) for axis in figure.axes if axis.images]
+    problems = []
+    for index, (axis, box) in enumerate(titled):
+        problems += [f"{axis.title.get_text()!r} overlaps {other.title.get_text()!r}"
+                     for other, other_box in titled[index + 1:] if box.overlaps(other_box)]
+        problems += [f"{axis.title.get_text()!r} runs into an image"
+                     for other, other_box in images if other is not axis and box.overlaps(other_box)]
+    return problems
+
+
+def _adversarial_examples(epsilon: float) -> visualize.AdversarialExamples:
+    original = random_images(1, 16, seed=3)
+    perturbation = np.full_like(original, epsilon)
+    return visualize.AdversarialExamples(original + perturbation, perturbation, epsilon, np.array([0]),
+                                         np.array([1]), np.array([0.93]), np.array([0.71]))
+
+
+FIGURES = {
+    "activation maps": lambda: visualize.plot_activation_maps(
+        {"conv2d": random_images(1, 30, 8), "conv2d_1": random_images(1, 28, 8), "conv2d_2": random_images(1, 12, 16)},
+        channels=8, title="Feature maps, shallow (top) to deep (bottom)"),
+    "adversarial example": lambda: visualize.plot_adversarial(
+        random_images(1, 16, seed=3)[0], _adversarial_examples(2 / 255), ["airplane", "automobile"]),
+    "neighbours": lambda: visualize.plot_neighbours(
+        random_images(2, 16), random_images(20, 16, seed=1),
+        {"feature space": np.arange(10).reshape(2, 5), "pixel space": np.arange(10, 20).reshape(2, 5)},
+        ["airplane", "automobile"], np.arange(20) % 2, np.array([0, 1])),
+}
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figures_keep_their_titles_readable(name):
+    import matplotlib.pyplot as plt
+
+    figure = FIGURES[name]()
+    try:
+        assert not _texts_clear(figure), _texts_clear(figure)
+    finally:
+        plt.close(figure)
+
+
+def test_adversarial_captions_give_whole_levels_and_the_magnification():
+    import matplotlib.pyplot as plt
+
+    figure = visualize.plot_adversarial(random_images(1, 16, seed=3)[0], _adversarial_examples(2 / 255),
+                                        ["airplane", "automobile"])
+    try:
+        captions = [axis.title.get_text() for axis in figure.axes]
+        assert captions[0] == "original: airplane\n(93% sure)" and captions[2] == "adversarial: automobile\n(71% sure)"
+        assert "x64" in captions[1] and "2/255" in captions[1]
+    finally:
+        plt.close(figure)

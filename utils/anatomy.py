@@ -761,7 +761,9 @@ def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
 
     Only layers that own weights are drawn (convolutions and dense layers), in
     network order, so the contrast is plain: in a VGG-style network the
-    parameters sit at the end and the compute at the beginning.
+    parameters sit in the fully connected layers at the end, while the compute
+    is spread over the convolutions (halving the side and doubling the channels
+    keep a convolution's cost the same from block to block).
     """
     import matplotlib.pyplot as plt
 

@@ -32,6 +32,7 @@ for tf.keras 2, where it does work.
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ FINE_TUNING_LEARNING_RATE = 1e-5
 
 WEIGHTS_ENVIRONMENT_VARIABLE = "CNN_RESNET50_WEIGHTS"
 RANDOM_INIT_LABEL = "random init (no pretrained weights)"
+BANNER_WIDTH = 100  # characters per line of WeightsChoice.banner(), its border included
 IMAGENET_LABEL = "imagenet"
 IMAGENET_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_WEIGHTS_URL = (
@@ -121,9 +123,20 @@ class WeightsChoice:
                 f"  {WEIGHTS_ENVIRONMENT_VARIABLE}=/path/to/{IMAGENET_WEIGHTS_FILE}",
                 "  (or the notebook parameter RESNET50_WEIGHTS_FILE) and rerun.",
             ]
-        width = max(len(line) for line in lines) + 4
+        wrapped = [piece for line in lines for piece in _wrap_banner_line(line, BANNER_WIDTH - 4)]
+        width = max(len(line) for line in wrapped) + 4
         border = "#" * width
-        return "\n".join([border, *[f"# {line:<{width - 4}} #" for line in lines], border])
+        return "\n".join([border, *[f"# {line:<{width - 4}} #" for line in wrapped], border])
+
+
+def _wrap_banner_line(line: str, width: int) -> list[str]:
+    """``line`` broken into pieces of at most ``width`` characters, continuations indented under its text.
+
+    The reasons in the banner quote paths and error messages of any length; unwrapped they
+    made a box hundreds of characters wide that a notebook output cannot show in one view.
+    """
+    indent = " " * (len(line) - len(line.lstrip(" -")))
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
 def keras_cache_candidates() -> list[Path]:

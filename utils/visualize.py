@@ -552,7 +552,7 @@ def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_na
     magnified = 0.5 + attack.perturbation[index] / (2 * max(attack.epsilon, 1e-12))
     original_caption = f"original: {original_label}\n({attack.original_confidence[index]:.0%} sure)"
     perturbation_caption = (f"perturbation x{1 / max(2 * attack.epsilon, 1e-12):.0f}\n"
-                            f"(each pixel +/- {attack.epsilon * 255:.1f}/255)")
+                            f"(each pixel +/- {attack.epsilon * 255:.3g}/255)")  # 2/255, not 2.0/255
     adversarial_caption = f"adversarial: {adversarial_label}\n({attack.adversarial_confidence[index]:.0%} sure)"
     panels = [
         (to_display(original, value_range), original_caption),
