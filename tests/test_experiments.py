@@ -103,7 +103,7 @@ def test_mixed_precision_model_keeps_float32_outputs_and_trains():
         loss, accuracy = model.train_on_batch(images, labels)
         assert np.isfinite(loss)
         # Clearing the session between runs must not drop the policy.
-        assert experiments.clear_session_keeping_precision() == "mixed_float16"
+        assert runtime.clear_session_keeping_precision() == "mixed_float16"
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
     finally:
         keras.mixed_precision.set_global_policy("float32")

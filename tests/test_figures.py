@@ -83,6 +83,67 @@ def test_no_overlapping_text_and_no_machine_paths(name: str) -> None:
         plt.close(figure)
 
 
+def blank_bands_between_rows(figure: plt.Figure) -> list[float]:
+    """Empty height (pixels) between each row of image panels and the next, as a fraction of the panel height.
+
+    The gap is measured from the bottom of the lowest image in a row to the top of the next
+    row's highest title (or image, when untitled), after the figure is drawn, so the fixed
+    aspect of the images has already shrunk their panels; colour bars are not panels.
+    """
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    rows: dict[int, list[plt.Axes]] = {}
+    for axis in figure.axes:
+        if axis.images and axis.get_subplotspec() is not None and not hasattr(axis, "_colorbar"):
+            rows.setdefault(axis.get_subplotspec().rowspan.start, []).append(axis)
+    ordered = [rows[row] for row in sorted(rows)]
+    bands = []
+    for upper, lower in zip(ordered, ordered[1:]):
+        upper_bottom = min(axis.get_window_extent(renderer).y0 for axis in upper)
+        lower_top = max(axis.title.get_window_extent(renderer).y1 if axis.title.get_text()
+                        else axis.get_window_extent(renderer).y1 for axis in lower)
+        panel_height = max(axis.get_window_extent(renderer).height for axis in upper)
+        bands.append((upper_bottom - lower_top) / panel_height)
+    return bands
+
+
+GRID_SHAPES = {
+    "landscape photos, 2 x 4, titled": lambda: plotting.show_image_grid(
+        [np.zeros((300, 451, 3), np.uint8)] * 8, [f"panel {index}" for index in range(8)], columns=4, cell_size=3),
+    "landscape photos with colour bars, 2 x 3": lambda: plotting.show_image_grid(
+        [np.linspace(-1, 1, 300 * 451).reshape(300, 451)] * 6, [f"map {index}" for index in range(6)], signed=True,
+        columns=3, cell_size=4, colorbar=True),
+    "portrait images, 3 x 2, untitled": lambda: plotting.show_image_grid(
+        [np.zeros((120, 40), np.uint8)] * 6, columns=2, cell_size=1.5),
+    "square digits, one row per class, suptitle": lambda: plotting.show_samples_per_class(
+        np.zeros((40, 28, 28), np.uint8), np.repeat(np.arange(10), 4), [str(digit) for digit in range(10)], 4,
+        title="digits"),
+    "mixed shapes, 2 x 3": lambda: plotting.show_image_grid(
+        [np.zeros((28, 28)), np.zeros((30, 90)), np.zeros((90, 30))] * 2, list("abcdef"), columns=3),
+}
+
+
+@pytest.mark.parametrize("name", GRID_SHAPES)
+def test_image_grid_rows_sit_close(name: str) -> None:
+    figure = GRID_SHAPES[name]()
+    try:
+        bands = blank_bands_between_rows(figure)
+        assert bands, "the figure has a single row; this test needs at least two"
+        assert max(bands) < 0.12, f"blank band of {max(bands):.0%} of a panel's height between rows"
+    finally:
+        plt.close(figure)
+
+
+def test_blank_band_detector_catches_a_band() -> None:
+    figure, axes = plt.subplots(2, 2, figsize=(4, 8), layout="constrained")  # square images in tall cells
+    for axis in axes.flat:
+        axis.imshow(np.zeros((10, 10)))
+    try:
+        assert max(blank_bands_between_rows(figure)) > 0.5
+    finally:
+        plt.close(figure)
+
+
 def test_overlap_detector_catches_overlap() -> None:
     figure, axis = plt.subplots()
     axis.set_title("a long title written twice")

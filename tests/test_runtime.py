@@ -77,6 +77,22 @@ def test_mixed_precision_only_with_gpu() -> None:
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_clearing_the_session_through_the_helper_keeps_a_mixed_policy(policy: str) -> None:
+    """Keras 3's own clear_session falls back to float32; the helper must restore the policy."""
+    import keras
+
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        assert runtime.clear_session_keeping_precision() == policy
+        assert keras.mixed_precision.global_policy().name == policy
+        layer = keras.layers.Dense(2)
+        layer.build((None, 3))
+        assert layer.compute_dtype == policy.removeprefix("mixed_")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_distribution_strategy_choice() -> None:
     import tensorflow as tf
 
@@ -188,3 +204,9 @@ def test_this_environment_is_inside_the_tested_ranges() -> None:
     import tensorflow as tf
 
     assert runtime.untested_versions({"tensorflow": tf.__version__, "keras": keras.__version__}) == ""
+
+
+def test_report_items_are_joined_in_short_lines_without_splitting_an_item() -> None:
+    items = ["hardware=Intel(R) Xeon(R) Processor (2 cores)", "python=3.11.7", "x" * 30, "platform=" + "y" * 120]
+    lines = runtime.joined_in_lines(items, 70)
+    assert lines == [f"{items[0]}  {items[1]}", items[2], items[3]]

@@ -214,7 +214,7 @@ def projected_training_hours(rates: dict[str, float], train_images: int, epochs:
     macs = {}
     for name in experiments.EXPERIMENTS:
         macs[name] = architectures.count_macs(experiments.build_experiment_model(name))
-    experiments.clear_session_keeping_precision()
+    runtime.clear_session_keeping_precision()
     hours = {}
     for name, experiment in experiments.EXPERIMENTS.items():
         if name in rates:

@@ -231,7 +231,7 @@ def build_experiment_model(experiment: Experiment | str, **overrides: Any):
 def parameter_counts() -> pd.DataFrame:
     """Total, trainable and non-trainable parameters of all seven models (built, never trained).
 
-    Frees each model with :func:`clear_session_keeping_precision`, so the notebook's
+    Frees each model with :func:`utils.runtime.clear_session_keeping_precision`, so the notebook's
     precision survives the call.
     """
     rows = []
@@ -241,7 +241,7 @@ def parameter_counts() -> pd.DataFrame:
         frozen = sum(int(np.prod(weight.shape)) for weight in model.non_trainable_weights)
         rows.append({"experiment": experiment.name, "params": model.count_params(),
                      "trainable": trainable, "non-trainable": frozen})
-        clear_session_keeping_precision()
+        runtime.clear_session_keeping_precision()
     return pd.DataFrame(rows).set_index("experiment")
 
 
@@ -285,22 +285,6 @@ def usable_steps_per_execution(requested: int, replicas: int) -> int:
               f"(see utils.experiments.usable_steps_per_execution)")
         return 1
     return requested
-
-
-def clear_session_keeping_precision() -> str:
-    """``keras.backend.clear_session()`` between runs, keeping the mixed-precision policy.
-
-    Clearing the session frees the previous model's graph and memory, but it also
-    resets Keras's global state, including the dtype policy: without restoring it
-    a GPU run would silently fall back to float32 after the first experiment.
-    Returns the policy name in force afterwards.
-    """
-    import keras
-
-    policy = keras.mixed_precision.global_policy().name
-    keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
 
 
 # --- Recording runs ----------------------------------------------------------------
@@ -445,7 +429,7 @@ def run_experiment(
         return RunResult(experiment.name, recorded, history, reused=True, model_path=None, folder=folder)
 
     resuming = recording.prepare_run_folder(folder, force)
-    clear_session_keeping_precision()
+    runtime.clear_session_keeping_precision()
     runtime.set_seed(seed)
     strategy = strategy or runtime.distribution_strategy()
     steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
@@ -474,7 +458,7 @@ def run_experiment(
     results.append_result(RESULTS_TABLE, row)
     recording.discard_checkpoint(folder)
     del model
-    clear_session_keeping_precision()
+    runtime.clear_session_keeping_precision()
     return RunResult(experiment.name, row, history, reused=False, model_path=saved_to, folder=folder)
 
 
@@ -508,7 +492,7 @@ def estimate_experiment_minutes(name: str, train: Any, epochs: int, runs: int = 
         model, train, epochs, runs=runs, loss="categorical_crossentropy",
         steps_per_execution=steps_per_execution or default_steps_per_execution(),
         optimizer=keras.optimizers.SGD(learning_rate=course.CIFAR10_LEARNING_RATE), jit_compile=False)
-    clear_session_keeping_precision()
+    runtime.clear_session_keeping_precision()
     return minutes
 
 

@@ -125,8 +125,10 @@ def show_image_grid(
             f"show_image_grid got {count} images but {len(cmaps)} colour maps and {len(signed)} signed flags; "
             "give one per image, or a single value for all."
         )
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell_size, rows * cell_size * 1.15), squeeze=False,
-                                layout="constrained")
+    aspects = {_aspect(image) for image in images}
+    figure, axes = plt.subplots(rows, columns, squeeze=False, layout=_grid_layout(aspects),
+                                figsize=grid_figure_size(max(aspects, default=1.0), rows, columns, cell_size,
+                                                         titles is not None, colorbar, bool(title)))
     for index, axis in enumerate(axes.flat):
         if index >= count:
             axis.axis("off")
@@ -142,6 +144,36 @@ def show_image_grid(
             figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     figure.suptitle(without_machine_paths(title))
     return figure
+
+
+def grid_figure_size(
+    aspect: float, rows: int, columns: int, cell_size: float, titled: bool, colorbar: bool, suptitle: bool,
+) -> tuple[float, float]:
+    """Width and height (inches) of an image grid whose rows sit close, whatever the images' shape.
+
+    Each panel is ``cell_size`` wide and ``aspect`` (the tallest image's height / width) times
+    that high, plus room for a panel title; colour bars widen a column instead of shrinking
+    the image. A square cell for a landscape photo would leave a blank band under every row.
+    """
+    width = columns * cell_size * (1.3 if colorbar else 1.0)
+    height = rows * (cell_size * aspect + (0.35 if titled else 0.1)) + (0.45 if suptitle else 0.0)
+    return width, height
+
+
+def _grid_layout(aspects: set[float]) -> str:
+    """Matplotlib's layout engine for a grid of images with these height / width ratios.
+
+    "compressed" pulls fixed-aspect panels together (no blank bands when the figure size is
+    a little off), but it assumes one shape for all panels: given a mix, it would shrink every
+    panel to fit the widest, so mixed grids keep the "constrained" layout.
+    """
+    return "compressed" if len(aspects) <= 1 else "constrained"
+
+
+def _aspect(image: np.ndarray) -> float:
+    """Height / width of an image array (H x W or H x W x C)."""
+    shape = np.shape(image)
+    return shape[0] / shape[1]
 
 
 def frame(axis: plt.Axes) -> None:

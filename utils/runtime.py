@@ -22,6 +22,7 @@ import random
 import re
 import sys
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -335,6 +336,22 @@ def apply_precision(precision: Precision | str) -> str:
     return policy
 
 
+def clear_session_keeping_precision() -> str:
+    """``keras.backend.clear_session()`` between runs, keeping the dtype policy in force.
+
+    Clearing the session frees the previous model's graph and memory, but in Keras 3
+    it also resets the global dtype policy to float32: without restoring it, every
+    model built after the first clear would silently train in float32 although the
+    setup cell announced a mixed precision. Returns the policy name in force afterwards.
+    """
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
 def use_mixed_precision_if_gpu(gpu_count: int | None = None) -> str:
     """Switch Keras to ``mixed_float16`` on a GPU and keep ``float32`` elsewhere (returns the policy).
 
@@ -415,6 +432,24 @@ class NotebookContext:
     precision_reason: str = ""
 
 
+REPORT_WIDTH = 110  # characters per line of the setup report: no side-scrolling in a notebook's output
+
+
+def joined_in_lines(items: Sequence[str], width: int, separator: str = "  ") -> list[str]:
+    """``items`` joined by ``separator`` into lines of at most ``width`` characters, never splitting an item.
+
+    The environment report has items such as "hardware=Intel(R) Xeon(R) Processor (2 cores)" that a
+    word wrapper would cut in the middle; an item longer than ``width`` gets a line of its own.
+    """
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(separator) + len(item) <= width:
+            lines[-1] += separator + item
+        else:
+            lines.append(item)
+    return lines
+
+
 def setup_notebook(
     profile: str | None = None,
     seed: int = DEFAULT_SEED,
@@ -450,10 +485,11 @@ def setup_notebook(
     strategy = distribution_strategy(gpu_count)
     if not quiet:
         description = chosen.description if trains else NOTHING_TRAINED_DESCRIPTION
-        print(f"Profile: {chosen.name} ({chosen.reason}) - {description}")
-        print(f"Precision: {policy} ({chosen_precision.reason})")
+        print(f"Profile: {chosen.name} ({chosen.reason})")
+        print(textwrap.fill(description, REPORT_WIDTH, initial_indent="  ", subsequent_indent="  "))
+        print(textwrap.fill(f"Precision: {policy} ({chosen_precision.reason})", REPORT_WIDTH, subsequent_indent="  "))
         print(f"Seed: {seed}   replicas: {strategy.num_replicas_in_sync}")
-        print("  ".join(f"{key}={value}" for key, value in environment.items()))
+        print("\n".join(joined_in_lines([f"{key}={value}" for key, value in environment.items()], REPORT_WIDTH)))
         outside = untested_versions({"tensorflow": environment["tensorflow"], "keras": environment["keras"]})
         if outside:
             print(outside)

@@ -9,6 +9,7 @@ was left out.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,8 @@ class _Provenance:
 
     def _describe(self, headline: str) -> str:
         lines = [f"{self.name}: {headline}", f"source: {self.source}"]
-        lines += [f"note: {note}" for note in self.notes]
+        # Notes are long sentences: wrapped, they stay readable in a notebook's output.
+        lines += [textwrap.fill(f"note: {note}", width=110, subsequent_indent="      ") for note in self.notes]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s) that are not complete, decodable images:")
             lines += [f"  {item.path}: {item.reason}" for item in self.skipped[:SKIPPED_FILES_SHOWN]]

@@ -71,9 +71,9 @@ class Splits:
     source: str
 
     def describe(self) -> str:
-        """One line per part, for printing."""
+        """The size of each part, then the protocol and the data source on a second line, for printing."""
         return (f"train {len(self.y_train):,} | {self.validation_label} {len(self.y_validation):,} | "
-                f"test {len(self.y_test):,}   (protocol: {self.protocol}; data: {self.source})")
+                f"test {len(self.y_test):,}\n  (protocol: {self.protocol}; data: {self.source})")
 
 
 VALIDATION_PROTOCOLS = {
