@@ -27,7 +27,7 @@ bench: setup  ## Print the CIFAR-10 input-pipeline benchmark.
 	$(VENV_PYTHON) -m utils.bench cifar10
 
 strip: setup  ## Remove outputs and execution counts from the committed notebooks.
-	$(VENV_PYTHON) -m nbstripout notebooks/*.ipynb
+	$(VENV_PYTHON) -m nbstripout --keep-id notebooks/*.ipynb
 
 clean:  ## Delete run outputs (keeps datasets and caches in data/).
 	rm -rf runs .pytest_cache

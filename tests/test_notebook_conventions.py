@@ -18,6 +18,10 @@ NOTEBOOK_FOLDER = PROJECT_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_FOLDER.glob("[0-9][0-9]_*.ipynb"))
 
 
+NAVIGATION_MARK = "<!-- navigation -->"
+MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -44,7 +48,8 @@ def test_title_badge_setup_and_closing(path: Path) -> None:
     cells = notebook["cells"]
     title = source(cells[0])
     assert cells[0]["cell_type"] == "markdown" and title.startswith(f"# {path.stem[:2]}")
-    badge_targets = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", title)
+    above_navigation = title.split(NAVIGATION_MARK)[0]  # the links to the neighbours open in Colab too
+    badge_targets = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", above_navigation)
     assert badge_targets == [runtime.colab_badge_target(path.name)], (
         f"{path.name}: the Colab badge must link to {runtime.colab_badge_target(path.name)} "
         f"(built from runtime.REPOSITORY_URL), found {badge_targets}")
@@ -157,3 +162,59 @@ OUTSIDE_FILES = re.compile(r"\.\./shared|\b(?:COURSE|FAST_CIFAR|STYLE)\.md\b")
 def test_no_reference_to_files_a_clone_does_not_have(path: Path) -> None:
     found = OUTSIDE_FILES.findall(path.read_text())
     assert not found, f"{path.relative_to(PROJECT_ROOT)} refers to {found}, which a clone of the repository lacks"
+
+
+def navigation_links(text: str) -> dict[str, str]:
+    """The links of a navigation line: 'previous', 'next' (local notebook files), 'contents', and their Colab twins."""
+    assert NAVIGATION_MARK in text, "no navigation line (previous / all notebooks / next) at the top and the bottom"
+    line = text.split(NAVIGATION_MARK)[1].strip()
+    links = {}
+    for label in ("Previous", "Next"):
+        found = re.search(rf"{label}: \[[^\]]+\]\(([^)]+)\) \(\[Colab\]\(([^)]+)\)\)", line)
+        if found:
+            links[label.lower()], links[f"{label.lower()} colab"] = found.groups()
+    [links["contents"]] = re.findall(r"\[All notebooks\]\(([^)]+)\)", line)
+    return links
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_previous_and_next_links_lead_to_the_neighbours(path: Path) -> None:
+    """Top and bottom of every notebook link its neighbours (file and Colab) and the README's contents table."""
+    cells = load(path)["cells"]
+    position = NOTEBOOKS.index(path)
+    readme_headings = re.findall(r"^#+ (.+)$", (PROJECT_ROOT / "README.md").read_text(), flags=re.M)
+    anchors = {re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-") for heading in readme_headings}
+    for where, cell in (("title", cells[0]), ("closing", cells[-1])):
+        links = navigation_links(source(cell))
+        expected = {}
+        if position > 0:
+            expected["previous"] = NOTEBOOKS[position - 1].name
+        if position + 1 < len(NOTEBOOKS):
+            expected["next"] = NOTEBOOKS[position + 1].name
+        assert {key: links[key] for key in ("previous", "next") if key in links} == expected, f"{path.name} {where}"
+        for key, name in expected.items():
+            assert (NOTEBOOK_FOLDER / links[key]).is_file()
+            assert links[f"{key} colab"] == runtime.colab_badge_target(name), f"{path.name} {where} {key}"
+        readme, _, anchor = links["contents"].partition("#")
+        assert (NOTEBOOK_FOLDER / readme).resolve() == PROJECT_ROOT / "README.md" and anchor in anchors, (
+            f"{path.name} {where}: {links['contents']} does not lead to a README heading")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_parameters_cell_names_every_profile_and_the_default(path: Path) -> None:
+    [parameters] = [cell for cell in load(path)["cells"] if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    [profile_line] = [line for line in source(parameters).splitlines() if line.startswith("PROFILE = ")]
+    for name in runtime.PROFILE_NAMES:
+        assert f'"{name}"' in profile_line, f"{path.name}: the PROFILE comment does not name {name!r}"
+    assert "None:" in profile_line and "GPU" in profile_line, f"{path.name}: the PROFILE comment omits the default rule"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_references_cell_cites_the_course_and_the_sources(path: Path) -> None:
+    cells = load(path)["cells"]
+    [references] = [cell for cell in cells if "references" in cell.get("metadata", {}).get("tags", [])]
+    text = source(references)
+    entries = [line for line in text.splitlines() if line.startswith("- ")]
+    assert text.startswith("## References") and len(entries) >= 3, f"{path.name}: too few references"
+    assert "The course this suite reproduces" in entries[0]
+    assert cells.index(references) == len(cells) - 2, f"{path.name}: References belongs just before the closing cell"
