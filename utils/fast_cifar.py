@@ -741,9 +741,7 @@ def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 8, seed: 
     augment_epoch(splits.x_train, recipe, epoch=0, seed=seed)
     augmentation_per_step = (time.perf_counter() - started) / steps_per_epoch(len(splits.y_train), recipe.batch_size)
     del model
-    policy = keras.mixed_precision.global_policy().name
-    keras.backend.clear_session()  # clearing the session also resets the precision: restore it
-    keras.mixed_precision.set_global_policy(policy)
+    runtime.clear_session_keeping_precision()
     return seconds + augmentation_per_step
 
 
