@@ -300,7 +300,7 @@ def main(arguments: list[str] | None = None) -> int:
         if result.estimate_seconds is not None:
             measured = result.steps * result.batch_size / result.suite_median
             print(f"training-time estimate, experiment {name}, one fit of {result.steps} steps: estimated "
-                  f"{result.estimate_seconds:.2f} s, measured {measured:.2f} s (median round): "
+                  f"{result.estimate_seconds:.3f} s, measured {measured:.3f} s (median round): "
                   f"estimate/measured {result.estimate_seconds / measured:.2f}")
     print(f"speedup: {geometric_mean_speedup(outcomes):.2f}x")
     return 0
