@@ -7,7 +7,7 @@ PROFILE ?=
 ONLY ?=
 PARAMS ?=
 
-.PHONY: run test setup strip bench clean
+.PHONY: run test setup strip bench gpu-check clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: setup  ## Run the whole test suite (unit tests and every notebook in the q
 
 bench: setup  ## Print the CIFAR-10 input-pipeline benchmark.
 	$(VENV_PYTHON) -m utils.bench cifar10
+
+gpu-check: setup  ## On a GPU machine: every notebook quick in mixed_float16, one full epoch of III, one budgeted minute of 08.
+	$(VENV_PYTHON) -m tools.gpu_check
 
 strip: setup  ## Remove outputs and execution counts from the committed notebooks.
 	$(VENV_PYTHON) -m nbstripout --keep-id notebooks/*.ipynb

@@ -1,0 +1,1 @@
+"""Maintainer commands that no notebook imports: ``python -m tools.<name>`` (``make gpu-check``)."""
