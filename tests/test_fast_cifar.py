@@ -89,9 +89,85 @@ def test_lookahead_follows_early_then_averages_and_ends_on_the_slow_weights():
     seen = Weights()
     lookahead = fast_cifar.lookahead_callback(total_steps=4, every_steps=2, final_decay=0.5)
     model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[seen, lookahead])
-    slow = lookahead.slow[0]
+    slow = lookahead.slow[0].numpy()
+    assert lookahead.pulled_at == [2, 4]
     assert np.allclose(model.get_weights()[0], slow)  # training ends on the slow weights
     assert not np.allclose(slow, seen.last)  # which at the last step lag behind the fast ones
+
+
+def legacy_pull(weights: list[np.ndarray], slow: list[np.ndarray], decay: float) -> None:
+    """The former NumPy lookahead update (kept only here, as the reference the compiled pull must equal)."""
+    for average, weight in zip(slow, weights):
+        average += (1.0 - decay) * (weight - average)
+        weight[...] = average
+
+
+def test_compiled_lookahead_pull_is_bit_identical_to_the_numpy_update():
+    import tensorflow as tf
+
+    generator = np.random.default_rng(7)
+    shapes = [(3, 3, 4, 8), (8,), (17, 5)]
+    weights = [(generator.normal(size=shape) * 10.0 ** generator.integers(-3, 3)).astype(np.float32)
+               for shape in shapes]  # several magnitudes, so rounding differences would show
+    slow = [(weight + generator.normal(size=weight.shape).astype(np.float32)).astype(np.float32) for weight in weights]
+    variables = [keras.Variable(weight) for weight in weights]
+    averages = [tf.Variable(average) for average in slow]
+    pull = fast_cifar.lookahead_pull(variables, averages)
+    reference_weights, reference_slow = [w.copy() for w in weights], [a.copy() for a in slow]
+    decays = [0.0, 1e-7, fast_cifar.lookahead_decay(37, 100), 0.3, fast_cifar.LOOKAHEAD_FINAL_DECAY, 1.0]
+    for decay in decays:
+        for variable, weight in zip(variables, reference_weights):  # the fast weights move between pulls
+            step = generator.normal(size=weight.shape).astype(np.float32)
+            variable.assign(weight + step)
+            weight += step
+        pull(decay)
+        legacy_pull(reference_weights, reference_slow, decay)
+        for variable, average, weight, reference in zip(variables, averages, reference_weights, reference_slow):
+            assert np.array_equal(keras.ops.convert_to_numpy(variable), weight)
+            assert np.array_equal(average.numpy(), reference)
+
+
+def test_lookahead_pulls_where_optimizer_iterations_did_without_overflow():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+
+    class Iterations(keras.callbacks.Callback):  # the former count, read before the lookahead runs
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps = getattr(self, "steps", []) + [int(model.optimizer.iterations.numpy())]
+
+    counted, lookahead = Iterations(), fast_cifar.lookahead_callback(total_steps=21, every_steps=3)
+    x, y = np.ones((14, 3), np.float32), np.zeros((14, 2), np.float32)
+    model.fit(x, y, batch_size=2, epochs=3, verbose=0, callbacks=[counted, lookahead])
+    assert lookahead.pulled_at == [step for step in counted.steps if step % 3 == 0] == list(range(3, 22, 3))
+
+
+def test_lookahead_counts_batches_when_mixed_float16_skips_overflowing_steps():
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        # 2**40 overflows float16 gradients: the first steps are skipped and halve the scale each time.
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.01), initial_scale=2.0 ** 40)
+        model.compile(optimizer=optimizer, loss="mse")
+        lookahead = fast_cifar.lookahead_callback(total_steps=20, every_steps=5)
+        x, y = np.ones((20, 3), np.float32), np.full((20, 1), 3.0, np.float32)
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0, callbacks=[lookahead])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert int(optimizer.iterations.numpy()) < 20  # some steps overflowed and were skipped
+    assert lookahead.pulled_at == [5, 10, 15, 20]  # one pull every 5 batches, never twice at one step
+
+
+def test_per_batch_callbacks_refuse_several_steps_per_execution():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=2)
+    x, y = np.ones((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    for name, callback in (("lookahead_callback", fast_cifar.lookahead_callback(total_steps=4)),
+                           ("time_budget_callback", fast_cifar.time_budget_callback(10.0))):
+        with pytest.raises(ValueError, match=f"{name}.*steps_per_execution=2.*steps_per_execution=1"):
+            model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[callback])
 
 
 def test_batch_norm_is_ported_with_keras_momentum_explicit_epsilon_and_frozen_scale():
@@ -163,15 +239,112 @@ def test_augmentation_is_reproducible_per_epoch_and_off_when_switched_off():
     assert np.array_equal(fast_cifar.augment_epoch(images, plain, 4, seed=9), images)
 
 
+def batches_of(batches: fast_cifar.EpochBatches) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The prepared epoch of ``batches`` as NumPy (images, one-hot labels) pairs, read from its tf.data pipeline."""
+    return [(x.numpy(), y.numpy()) for x, y in batches.dataset]
+
+
+def legacy_training_batches(images: np.ndarray, labels: np.ndarray, recipe: fast_cifar.Recipe, num_classes: int,
+                            seed: int) -> keras.utils.PyDataset:
+    """The former single-worker PyDataset (kept only here, as the reference the tf.data pipeline must equal)."""
+
+    class AugmentedEpochs(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.one_hot = np.eye(num_classes, dtype=np.float32)
+            self.start_epoch(0)
+
+        def start_epoch(self, epoch: int) -> None:
+            order = np.random.default_rng([seed, epoch, 2]).permutation(len(labels))
+            self.images = fast_cifar.augment_epoch(images, recipe, epoch, seed)[order]
+            self.labels = np.asarray(labels)[order]
+            self.epoch = epoch
+
+        def __len__(self) -> int:
+            return -(-len(labels) // recipe.batch_size)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            batch = slice(index * recipe.batch_size, (index + 1) * recipe.batch_size)
+            return self.images[batch].astype(np.float32) / 255.0, self.one_hot[self.labels[batch]]
+
+    return AugmentedEpochs()
+
+
 def test_training_batches_cover_every_image_once_per_epoch_in_unit_range():
     splits = tiny_splits(train=40)
     batches = fast_cifar.training_batches(splits.x_train, splits.y_train, TINY, 10, seed=0)
-    assert len(batches) == 3  # 40 images in batches of 16
-    parts = [batches[index] for index in range(len(batches))]
+    assert len(batches) == 3 and int(batches.dataset.cardinality()) == 3  # 40 images in batches of 16
+    parts = batches_of(batches)
     assert [len(x) for x, _ in parts] == [16, 16, 8]
     labels = np.concatenate([y.argmax(axis=1) for _, y in parts])
     assert sorted(labels) == sorted(splits.y_train)
     assert all(0.0 <= x.min() and x.max() <= 1.0 and x.dtype == np.float32 for x, _ in parts)
+
+
+def test_tf_data_batches_are_bit_identical_to_the_former_pydataset_for_each_epoch():
+    splits = tiny_splits(train=40)
+    for recipe in (TINY, TINY.changed(alternating_flip=False, translate_pixels=1)):
+        new = fast_cifar.training_batches(splits.x_train, splits.y_train, recipe, 10, seed=5)
+        old = legacy_training_batches(splits.x_train, splits.y_train, recipe, 10, seed=5)
+        for epoch in (0, 1):
+            new.start_epoch(epoch)
+            old.start_epoch(epoch)
+            got, expected = batches_of(new), [old[index] for index in range(len(old))]
+            assert len(got) == len(expected) == 3
+            for (x, y), (x_old, y_old) in zip(got, expected):
+                assert x.dtype == x_old.dtype and y.dtype == y_old.dtype
+                assert np.array_equal(x, x_old) and np.array_equal(y, y_old)
+
+
+class BatchChecksums(keras.Model):
+    """A model whose training step only reports the sum of each batch's images, to see what fit fed it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 32 * 32 * 3)))
+
+    def train_step(self, data):
+        return {"image_sum": keras.ops.sum(data[0])}
+
+
+def fed_sums(batches: fast_cifar.EpochBatches, epochs: int, initial_epoch: int = 0) -> dict[int, list[float]]:
+    """Per epoch, the image sums of the batches ``fit`` trained on (through the epoch augmenter)."""
+    seen: dict[int, list[float]] = {}
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.setdefault(self.epoch, []).append(float(logs["image_sum"]))
+
+    model = BatchChecksums()
+    model.compile(optimizer="sgd")
+    model.fit(batches.dataset, epochs=epochs, initial_epoch=initial_epoch, verbose=0, shuffle=False,
+              callbacks=[fast_cifar.epoch_augmenter(batches), Recorder()])
+    return seen
+
+
+def test_fit_trains_each_epoch_and_a_resumed_epoch_on_that_epochs_batches():
+    splits = tiny_splits(train=40)
+    old = legacy_training_batches(splits.x_train, splits.y_train, TINY, 10, seed=3)
+
+    def expected(epoch: int) -> list[float]:
+        old.start_epoch(epoch)
+        return [float(old[index][0].sum()) for index in range(len(old))]
+
+    batches = fast_cifar.training_batches(splits.x_train, splits.y_train, TINY, 10, seed=3)
+    seen = fed_sums(batches, epochs=3)
+    assert sorted(seen) == [0, 1, 2]
+    for epoch in seen:
+        assert seen[epoch] == pytest.approx(expected(epoch), rel=1e-5)
+    assert seen[0] != pytest.approx(seen[1], rel=1e-3)  # the epochs really differ, so the test can fail
+    resumed = fed_sums(fast_cifar.training_batches(splits.x_train, splits.y_train, TINY, 10, seed=3), epochs=3,
+                       initial_epoch=2)  # what BackupAndRestore does: fit starts at the epoch it restored
+    assert sorted(resumed) == [2] and resumed[2] == pytest.approx(expected(2), rel=1e-5)
 
 
 # --- label smoothing, schedule, TTA --------------------------------------------------------------
@@ -280,6 +453,12 @@ def test_every_recipe_field_is_in_the_run_key():
                              time_budget_seconds=None, evaluate_test=False)
     for field in dataclasses.fields(fast_cifar.Recipe):
         assert field.name in key
+    assert key["replicas"] == 1 and key["hardware"] == runtime.hardware_name()
+    two = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32", time_budget_seconds=None,
+                             evaluate_test=False, replicas=2)
+    elsewhere = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32",
+                                   time_budget_seconds=None, evaluate_test=False, hardware="another machine")
+    assert len({recording.key_digest(k) for k in (key, two, elsewhere)}) == 3
     other = fast_cifar.run_key(TINY.changed(lookahead_final_decay=0.5), splits, seed=1, profile="quick",
                                precision="float32", time_budget_seconds=None, evaluate_test=False)
     assert recording.key_digest(other) != recording.key_digest(key)
@@ -324,6 +503,89 @@ def test_time_budget_stops_training_and_records_how_far_it_got(own_outputs):
     run = fast_cifar.run_recipe(TINY.changed(epochs=5), splits, seed=1, profile="quick", time_budget_seconds=0.01)
     assert run.row["stopped_by_budget"] and run.row["epochs_done"] < 1.0
     assert run.row["time_budget_seconds"] == repr(0.01)
+
+
+def test_step_time_is_the_marginal_cost_not_the_fit_start_up(own_outputs, monkeypatch):
+    """A 1 s start-up in every fit (a callback sleeping in on_train_begin) and 50 ms of known cost per step.
+
+    Dividing one 4-step fit by its steps would charge each step with 1 s / 4 on top of its cost.
+    """
+    step_cost, start_up, steps = 0.05, 1.0, 4
+
+    class SlowStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            time.sleep(start_up)
+
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(step_cost)
+
+    monkeypatch.setattr(fast_cifar, "lookahead_callback", lambda *args, **kwargs: SlowStart())
+    seconds = fast_cifar.measure_seconds_per_step(TINY, tiny_splits(train=16 * 2 * steps), steps=steps, repeats=3)
+    assert 0.6 * step_cost < seconds < step_cost + 0.5 * start_up / steps, f"{seconds:.3f} s per step"
+
+
+def test_marginal_step_time_falls_back_to_the_long_fit_when_the_difference_is_noise():
+    def fit_steps(count: int) -> None:
+        time.sleep(0.2 if count == 8 else 0.25)  # the short fit is slower: a negative difference
+
+    assert runtime.marginal_seconds_per_step(fit_steps, 4, 8, repeats=1) == pytest.approx(0.2 / 8, rel=0.5)
+
+
+def test_old_results_without_replicas_are_migrated_and_reused(own_outputs):
+    splits = tiny_splits()
+    first = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")
+    assert first.row["replicas"] == 1 and first.row["hardware"] == runtime.hardware_name()
+    path = results.results_path(fast_cifar.RESULTS_TABLE)
+    pd.read_csv(path).drop(columns=["replicas"]).to_csv(path, index=False)  # a table from before the column
+    again = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")
+    assert again.reused and list(pd.read_csv(path)["replicas"]) == [1]
+
+
+def test_shipped_reference_rows_carry_replicas_and_hardware():
+    rows = fast_cifar.read_reference("lesson")
+    if rows.empty:
+        pytest.skip("no lesson reference rows shipped")
+    assert "replicas" in pd.read_csv(fast_cifar.reference_path("lesson")).columns  # migrated in the file itself
+    assert (rows["replicas"] == 1).all() and rows["hardware"].notna().all()
+
+
+def test_training_with_tf_data_and_compiled_lookahead_equals_the_former_code_bit_for_bit(own_outputs):
+    """Two epochs of the tiny recipe in float32: the former PyDataset and NumPy lookahead against the new code."""
+    splits = tiny_splits(train=40)
+    recipe = TINY.changed(lookahead_every_steps=2)
+
+    class LegacyLookahead(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.variables = [v for v in self.model.weights if "float" in str(v.dtype)]
+            self.slow = [np.array(v.numpy()) for v in self.variables]
+
+        def _pull(self, decay):
+            for slow, variable in zip(self.slow, self.variables):
+                slow += (1.0 - decay) * (variable.numpy() - slow)
+                variable.assign(slow)
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            if step % recipe.lookahead_every_steps == 0:
+                self._pull(fast_cifar.lookahead_decay(step, 6, recipe.lookahead_final_decay))
+
+        def on_train_end(self, logs=None):
+            self._pull(1.0)
+
+    def trained(legacy: bool) -> list[np.ndarray]:
+        runtime.clear_session_keeping_precision()
+        runtime.set_seed(4)
+        maker = legacy_training_batches if legacy else fast_cifar.training_batches
+        batches = maker(splits.x_train, splits.y_train, recipe, 10, 4)
+        model = fast_cifar.compile_recipe(fast_cifar.build_model(recipe, splits.x_train), recipe, len(batches))
+        lookahead = LegacyLookahead() if legacy else fast_cifar.lookahead_callback(
+            6, recipe.lookahead_every_steps, recipe.lookahead_final_decay, batches_per_epoch=len(batches))
+        model.fit(batches if legacy else batches.dataset, epochs=2, verbose=0, shuffle=False,
+                  callbacks=[fast_cifar.epoch_augmenter(batches), lookahead])
+        return model.get_weights()
+
+    old, new = trained(legacy=True), trained(legacy=False)
+    assert len(old) == len(new) and all(np.array_equal(a, b) for a, b in zip(old, new))
 
 
 def test_course_recipe_is_the_course_settings():

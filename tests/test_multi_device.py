@@ -68,6 +68,27 @@ TRANSFER_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
 """)
 
 
+FAST_CIFAR_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
+    import keras
+    import numpy as np
+    from utils import data, fast_cifar, runtime
+
+    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)
+    images, labels = data.synthetic_images((32, 32, 3), 10, 8, seed=0)
+    dataset = data.ImageDataset("cifar10", images, labels, images[:20], labels[:20],
+                                list(data.CIFAR10_CLASS_NAMES), "synthetic (test)")
+    splits = data.make_splits(dataset, "holdout", validation_size=20, seed=0)
+    recipe = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=1, batch_size=16)
+    run = fast_cifar.run_recipe(recipe, splits, seed=0, profile="quick", time_budget_seconds=600, strategy=strategy)
+    print("RESULT " + json.dumps({
+        "replicas": strategy.num_replicas_in_sync, "policy": policy, "row_replicas": int(run.row["replicas"]),
+        "hardware": run.row["hardware"], "expected_hardware": runtime.hardware_name(),
+        "epochs_done": float(run.row["epochs_done"]), "train_loss": float(run.row["train_loss"]),
+        "val_accuracy": float(run.row["val_accuracy"]),
+    }))
+""")
+
+
 def run_child(code: str, folder: Path) -> dict:
     """Run ``code`` in a fresh Python with the project importable; return its RESULT line as a dict."""
     environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CNN_RESULTS_DIR": str(folder / "results"),
@@ -96,3 +117,14 @@ def test_transfer_model_trains_on_two_mirrored_replicas_in_mixed_precision(tmp_p
     assert result["output_dtype"] == "float32"  # the softmax stays float32 under mixed precision
     assert result["loss"] == result["loss"] and result["loss"] < 1e4
     assert "random" in result["weights"]
+
+
+def test_fast_cifar_recipe_trains_on_two_mirrored_replicas_and_records_them(tmp_path: Path) -> None:
+    """Notebook 08's run_recipe (tf.data batches, compiled lookahead, budget) inside a two-replica MirroredStrategy."""
+    result = run_child(FAST_CIFAR_CHILD, tmp_path)
+    assert result["replicas"] == 2 and result["row_replicas"] == 2 and result["policy"] == "mixed_float16"
+    assert result["hardware"] == result["expected_hardware"]
+    assert result["epochs_done"] == 1.0 and 0.0 <= result["val_accuracy"] <= 1.0
+    assert result["train_loss"] == result["train_loss"] and result["train_loss"] < 1e4  # finite, not NaN
+    table = (tmp_path / "results" / "fast_cifar.csv").read_text()
+    assert "replicas" in table.splitlines()[0]

@@ -320,38 +320,61 @@ def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> 
     return one_hot * (1.0 - smoothing) + smoothing / num_classes
 
 
-def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int,
-                     seed: int) -> Any:
-    """A Keras ``PyDataset`` of shuffled, augmented, one-hot batches of images in [0, 1].
+class EpochBatches:
+    """Shuffled, augmented, one-hot batches of images in [0, 1], re-augmented every epoch, as a tf.data pipeline.
 
-    The whole training array is re-augmented and reshuffled at the start of each epoch
-    (``start_epoch``, called by :func:`epoch_augmenter`), so the augmentation of epoch
-    ``e`` depends only on the seed and ``e``: a resumed run sees what it would have seen.
+    Why tf.data: the per-batch work (uint8 to float32 / 255, one-hot labels) runs in
+    TensorFlow's threads and is prefetched while the model trains, instead of in a
+    single-worker Python ``PyDataset``. The per-epoch work stays one vectorised NumPy call:
+    :meth:`start_epoch` (called by :func:`epoch_augmenter` at the start of each epoch)
+    re-augments and reshuffles the whole array, so the data of epoch ``e`` depends only on
+    the seed and ``e``, and a run resumed at epoch ``e`` sees what it would have seen.
+    Why it stays right on resume: :attr:`dataset` reads the epoch's arrays when Keras
+    creates the epoch's iterator, which Keras does after ``on_epoch_begin`` (a fit without
+    ``steps_per_epoch`` makes a new iterator every epoch); the arrays enter the pipeline
+    through one ``from_generator`` element per epoch, so Python runs once per epoch.
+    ``len()`` is the number of batches per epoch (the last one may be smaller).
     """
 
-    class AugmentedEpochs(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.one_hot = np.eye(num_classes, dtype=np.float32)
-            self.start_epoch(0)
+    def __init__(self, images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int, seed: int) -> None:
+        self.source_images, self.source_labels = images, np.asarray(labels, dtype=np.int64)
+        self.recipe, self.num_classes, self.seed = recipe, int(num_classes), int(seed)
+        self.start_epoch(0)
+        self.dataset = self._pipeline()
 
-        def start_epoch(self, epoch: int) -> None:
-            order = np.random.default_rng([seed, epoch, 2]).permutation(len(labels))
-            self.images = augment_epoch(images, recipe, epoch, seed)[order]
-            self.labels = np.asarray(labels)[order]
-            self.epoch = epoch
+    def start_epoch(self, epoch: int) -> None:
+        """Augment and reorder the whole training array for ``epoch`` (uint8, as NumPy computes it)."""
+        order = np.random.default_rng([self.seed, epoch, 2]).permutation(len(self.source_labels))
+        self.images = augment_epoch(self.source_images, self.recipe, epoch, self.seed)[order]
+        self.labels = self.source_labels[order]
+        self.epoch = epoch
 
-        def __len__(self) -> int:
-            return math.ceil(len(labels) / recipe.batch_size)
+    def __len__(self) -> int:
+        return math.ceil(len(self.source_labels) / self.recipe.batch_size)
 
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            batch = slice(index * recipe.batch_size, (index + 1) * recipe.batch_size)
-            return self.images[batch].astype(np.float32) / 255.0, self.one_hot[self.labels[batch]]
+    def _current_epoch(self) -> Any:
+        """The generator behind :attr:`dataset`: the prepared epoch's arrays, once."""
+        yield self.images, self.labels
 
-    return AugmentedEpochs()
+    def _pipeline(self) -> Any:
+        """uint8 epoch array -> batches -> float32 in [0, 1] and one-hot labels, prefetched."""
+        import tensorflow as tf
+
+        signature = (tf.TensorSpec((None, *self.source_images.shape[1:]), tf.uint8), tf.TensorSpec((None,), tf.int64))
+        epoch = tf.data.Dataset.from_generator(self._current_epoch, output_signature=signature)
+        batches = epoch.flat_map(lambda x, y: tf.data.Dataset.from_tensor_slices((x, y))).batch(self.recipe.batch_size)
+        batches = batches.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, tf.one_hot(y, self.num_classes)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(tf.data.AUTOTUNE)
 
 
-def epoch_augmenter(batches: Any) -> Any:
+def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int,
+                     seed: int) -> EpochBatches:
+    """The :class:`EpochBatches` of a training array (train on its ``.dataset``)."""
+    return EpochBatches(images, labels, recipe, num_classes, seed)
+
+
+def epoch_augmenter(batches: EpochBatches) -> Any:
     """A Keras callback that re-augments ``batches`` at the start of each epoch it has not prepared yet."""
 
     class EpochAugmenter(keras.callbacks.Callback):
@@ -414,7 +437,8 @@ def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.
 
     Training time runs from the start of ``fit`` (tracing and per-epoch augmentation
     included) minus the per-epoch validation passes, plus ``already_spent`` before a
-    resume. The check comes after every batch; the callback keeps ``stopped``,
+    resume. The check comes after every batch, so the model must run one batch per call
+    (``steps_per_execution=1``, checked when training begins); the callback keeps ``stopped``,
     ``steps_in_epoch`` (batches of the epoch it stopped in) and ``spent`` for the record.
     """
 
@@ -426,6 +450,7 @@ def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.
             self.stopped = False
 
         def on_train_begin(self, logs=None):
+            require_one_step_per_call(self.model, "time_budget_callback")
             self.last_mark = time.perf_counter()
 
         def _advance(self) -> None:
@@ -461,35 +486,98 @@ def lookahead_decay(step: int, total_steps: int, final_decay: float = LOOKAHEAD_
     return float(final_decay * (min(step, total_steps) / max(total_steps, 1)) ** 3)
 
 
-def lookahead_callback(total_steps: int, every_steps: int = 5, final_decay: float = LOOKAHEAD_FINAL_DECAY) -> Any:
+def require_one_step_per_call(model: Any, callback: str) -> None:
+    """Raise a ``ValueError`` naming ``callback`` and the fix when ``model`` runs several batches per call.
+
+    Why: with ``steps_per_execution`` N > 1 Keras calls a callback's ``on_train_batch_end``
+    once per N batches, so a callback that counts batches or checks a clock per batch
+    would count wrong or stop late, silently.
+    """
+    steps = int(getattr(model, "steps_per_execution", 1) or 1)
+    if steps > 1:
+        raise ValueError(
+            f"fast_cifar.{callback} needs one callback call per training batch, but the model was compiled with "
+            f"steps_per_execution={steps}, so Keras calls it once per {steps} batches and it would count steps "
+            f"wrongly. Compile the model with steps_per_execution=1 (fast_cifar.compile_recipe does), or leave "
+            f"this callback out.")
+
+
+def lookahead_pull(weights: Sequence[Any], slow: Sequence[Any]) -> Any:
+    """A function ``pull(decay)`` doing ``slow += (1 - decay) * (weights - slow); weights = slow`` on every pair.
+
+    Why one compiled ``tf.function``: the weights stay on their device (no copy to the
+    host and back every few steps), and ``1 - decay`` enters as a float32 tensor computed
+    in float64 first, exactly as NumPy rounds it, so the function never retraces and its
+    float32 results equal the former NumPy update bit for bit.
+    """
+    import tensorflow as tf
+
+    @tf.function
+    def pull(fraction: Any) -> None:
+        for weight, average in zip(weights, slow):
+            weight.assign(average.assign_add(fraction * (tf.convert_to_tensor(weight) - average)))
+
+    def pull_with(decay: float) -> None:
+        pull(tf.constant(np.float32(1.0 - decay)))
+
+    return pull_with
+
+
+def lookahead_callback(total_steps: int, every_steps: int = 5, final_decay: float = LOOKAHEAD_FINAL_DECAY,
+                       batches_per_epoch: int | None = None) -> Any:
     """A Keras callback doing airbench's lookahead: every few steps, pull the weights back towards a slow average.
 
-    Every ``every_steps`` optimizer steps the slow copy moves towards the current weights,
+    Every ``every_steps`` training steps the slow copy moves towards the current weights,
     ``slow = decay * slow + (1 - decay) * weights``, and the weights are set to it; when
     training ends (schedule finished or budget spent) the weights become the slow copy.
     Batch-norm moving statistics are averaged too, as in airbench (they are float weights).
     Keras's ``use_ema`` with a fixed momentum is not the same thing: it damps every step from
-    the first one, which slows a short run down. The slow copy is not checkpointed, so a
-    resumed run starts it again from the weights it resumes with.
+    the first one, which slows a short run down.
+
+    Steps are counted from batches, ``epoch * batches_per_epoch + batch + 1`` (default
+    ``batches_per_epoch``: Keras's ``params["steps"]``), not read from ``optimizer.iterations``:
+    under ``mixed_float16`` a loss-scale overflow skips the optimizer step without advancing
+    its counter, and the callback would pull again and again at the same step. Without
+    overflows (float32, bfloat16) both counts are equal, so the pulls fall on the same steps
+    as before. A resumed run counts on from the epoch Keras restarts at; its slow copy is
+    not checkpointed and starts again from the weights it resumes with. ``pulled_at`` lists
+    the steps of the pulls so far.
     """
 
     class Lookahead(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.variables = [variable for variable in self.model.weights if "float" in str(variable.dtype)]
-            self.slow = [np.array(variable.numpy()) for variable in self.variables]
+        def __init__(self) -> None:
+            super().__init__()
+            self.slow: list[Any] = []
+            self.pulled_at: list[int] = []
+            self.epoch = 0
 
-        def _pull(self, decay: float) -> None:
-            for slow, variable in zip(self.slow, self.variables):
-                slow += (1.0 - decay) * (variable.numpy() - slow)
-                variable.assign(slow)
+        def on_train_begin(self, logs=None):
+            import tensorflow as tf
+
+            require_one_step_per_call(self.model, "lookahead_callback")
+            self.batches_per_epoch = batches_per_epoch or (self.params or {}).get("steps")
+            if not self.batches_per_epoch:
+                raise ValueError("fast_cifar.lookahead_callback needs the number of batches per epoch: pass "
+                                 "batches_per_epoch=len(batches) (Keras did not report it for this input).")
+            weights = [weight for weight in self.model.weights if "float" in str(weight.dtype)]
+            if [id(weight) for weight in weights] != getattr(self, "weight_ids", None):  # once per model
+                with self.model.distribute_strategy.scope():  # mirrored across replicas, like the weights
+                    self.slow = [tf.Variable(tf.convert_to_tensor(weight), trainable=False) for weight in weights]
+                self.pull, self.weight_ids = lookahead_pull(weights, self.slow), [id(weight) for weight in weights]
+            for average, weight in zip(self.slow, weights):
+                average.assign(tf.convert_to_tensor(weight))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            step = self.epoch * self.batches_per_epoch + batch + 1
             if step % every_steps == 0:
-                self._pull(lookahead_decay(step, total_steps, final_decay))
+                self.pull(lookahead_decay(step, total_steps, final_decay))
+                self.pulled_at.append(step)
 
         def on_train_end(self, logs=None):
-            self._pull(1.0)
+            self.pull(1.0)
 
     return Lookahead()
 
@@ -717,26 +805,40 @@ def steps_per_epoch(train_images: int, batch_size: int) -> int:
     return math.ceil(train_images / batch_size)
 
 
-def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 8, seed: int = runtime.DEFAULT_SEED) -> float:
+def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 8, seed: int = runtime.DEFAULT_SEED,
+                             repeats: int = 3, strategy: Any = None) -> float:
     """Seconds one training step of ``recipe`` costs on this machine inside ``fit``, in the precision in force.
 
-    Trains a throwaway copy through the same batches and callbacks a real run uses: two
-    steps of warm-up (tracing, not counted), then ``steps`` timed. The whole-array
-    augmentation of an epoch is timed too and spread over its steps, so that planning
-    sees what an epoch really costs (timing bare ``train_on_batch`` calls comes out 10-20%
-    short on a 2-core CPU, and a schedule planned from it is cut off by the budget).
+    Trains a throwaway copy through the same batches and callbacks a real run uses and
+    keeps the *marginal* cost of a step (:func:`utils.runtime.marginal_seconds_per_step`):
+    after a two-step warm-up (tracing), fits of ``steps`` and ``2 * steps`` are timed
+    ``repeats`` times and the median difference is divided by the ``steps`` extra ones, so
+    a fit's start-up (callbacks, the iterator's first batches) is not charged to every step.
+    When that difference is not positive (noise), the helper falls back to the longer fit
+    divided by its steps, an overestimate that plans fewer epochs rather than too many.
+    The whole-array augmentation of an epoch is timed too and spread over its steps, so
+    that planning sees what an epoch really costs (timing bare ``train_on_batch`` calls
+    comes out 10-20% short on a 2-core CPU, and a schedule planned from it is cut off by the budget).
+    The probe is built inside ``strategy`` (default :func:`utils.runtime.distribution_strategy`),
+    as :func:`run_recipe` builds its model.
     """
     runtime.set_seed(seed)
-    count = min(len(splits.y_train), recipe.batch_size * (steps + 2))
+    count = min(len(splits.y_train), recipe.batch_size * 2 * steps)
     images, labels = splits.x_train[:count], splits.y_train[:count]
     num_classes = len(splits.class_names)
     batches = training_batches(images, labels, recipe, num_classes, seed)
-    model = compile_recipe(build_model(recipe, images, num_classes), recipe, len(batches))
-    callbacks = [lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps)] if recipe.lookahead else []
-    model.fit(batches, epochs=1, steps_per_epoch=min(2, len(batches)), verbose=0, callbacks=callbacks)
-    started = time.perf_counter()
-    model.fit(batches, epochs=1, steps_per_epoch=min(steps, len(batches)), verbose=0, callbacks=callbacks)
-    seconds = (time.perf_counter() - started) / min(steps, len(batches))
+    with (strategy or runtime.distribution_strategy()).scope():
+        model = compile_recipe(build_model(recipe, images, num_classes), recipe, len(batches))
+    callbacks = [lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
+                                    batches_per_epoch=len(batches))] if recipe.lookahead else []
+
+    def fit_steps(steps_to_fit: int) -> None:
+        model.fit(batches.dataset, epochs=1, steps_per_epoch=steps_to_fit, verbose=0, shuffle=False,
+                  callbacks=callbacks)
+
+    long = len(batches)
+    short = max(1, min(steps, long // 2))
+    seconds = runtime.marginal_seconds_per_step(fit_steps, short, long, repeats=repeats, warm_up=min(2, long))
     started = time.perf_counter()
     augment_epoch(splits.x_train, recipe, epoch=0, seed=seed)
     augmentation_per_step = (time.perf_counter() - started) / steps_per_epoch(len(splits.y_train), recipe.batch_size)
@@ -797,10 +899,17 @@ def accuracy_against_time(epoch_log: dict[int, dict[str, float]], label: str) ->
 
 
 def run_key(recipe: Recipe, splits: Any, *, seed: int, profile: str, precision: str,
-            time_budget_seconds: float | None, evaluate_test: bool) -> dict[str, Any]:
-    """Every recipe field plus the data, seed, profile, precision, budget and whether test was evaluated."""
+            time_budget_seconds: float | None, evaluate_test: bool, replicas: int = 1,
+            hardware: str | None = None) -> dict[str, Any]:
+    """Every recipe field plus the data, seed, profile, precision, budget, test flag, replicas and hardware.
+
+    ``replicas`` (devices training in sync) changes the batch-norm statistics and the speed;
+    ``hardware`` (default: this machine, :func:`utils.runtime.hardware_name`) is in the key
+    because a time-budgeted run's result depends on how many steps the machine does in its budget.
+    """
     return recording.run_key(
-        **recipe.settings(), seed=seed, profile=profile, precision=precision,
+        **recipe.settings(), seed=seed, profile=profile, precision=precision, replicas=int(replicas),
+        hardware=hardware or runtime.hardware_name(),
         time_budget_seconds=key_value(float(time_budget_seconds)) if time_budget_seconds is not None else "none",
         evaluate_test=evaluate_test, validation_protocol=splits.protocol, data_source=splits.source,
         train_images=len(splits.y_train),
@@ -828,6 +937,7 @@ def run_recipe(
     verbose: int | str = 0,
     precision: str | None = None,
     keep_model: bool = False,
+    strategy: Any = None,
 ) -> RecipeRun:
     """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
 
@@ -837,32 +947,42 @@ def run_recipe(
     steps and epochs done and ``stopped_by_budget``). Validation accuracy is measured with
     and without the recipe's test-time augmentation; the test set is only evaluated when
     ``evaluate_test`` is true, so that choices are made on validation and test is read once.
+
+    The model is built and compiled inside ``strategy.scope()`` (default:
+    :func:`utils.runtime.distribution_strategy`; notebooks pass ``context.strategy``), so on
+    several GPUs its variables are mirrored and each batch of ``recipe.batch_size`` images
+    (the global batch) is split between the replicas. It always runs one batch per call
+    (``steps_per_execution=1``): its lookahead and budget callbacks act after every batch,
+    which also keeps clear of the multi-replica limit in
+    :func:`utils.experiments.usable_steps_per_execution`.
     """
     recipe = validate_recipe(recipe)
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
-    key = run_key(recipe, splits, seed=seed, profile=profile, precision=policy,
-                  time_budget_seconds=time_budget_seconds, evaluate_test=evaluate_test)
+    strategy = strategy or runtime.distribution_strategy()
+    key = run_key(recipe, splits, seed=seed, profile=profile, precision=policy, time_budget_seconds=time_budget_seconds,
+                  evaluate_test=evaluate_test, replicas=strategy.num_replicas_in_sync)
     folder = recording.run_folder(RESULTS_TABLE, key, readable=("name", "epochs", "profile", "seed"))
+    migrate_results_table()
     recorded = None if force else recording.find_recorded_row(RESULTS_TABLE, key)
     if recorded is not None:
         return RecipeRun(recipe, recorded, recording.read_epoch_log(folder), reused=True, folder=folder)
 
     resuming = recording.prepare_run_folder(folder, force)
-    keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(policy)
+    runtime.clear_session_keeping_precision()
     runtime.set_seed(seed)
     num_classes = len(splits.class_names)
     batches = training_batches(splits.x_train, splits.y_train, recipe, num_classes, seed)
-    model = compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
+    with strategy.scope():
+        model = compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
     validation = (splits.x_validation.astype(np.float32) / 255.0, np.eye(num_classes, dtype=np.float32)[splits.y_validation])
     spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
     budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
     callbacks = [epoch_augmenter(batches), budget]
     if recipe.lookahead:
         callbacks.append(lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
-                                            recipe.lookahead_final_decay))
-    epoch_log = recording.fit_resumably(model, batches, folder=folder, epochs=recipe.epochs, validation=validation,
-                                        verbose=verbose, callbacks=callbacks)
+                                            recipe.lookahead_final_decay, batches_per_epoch=len(batches)))
+    epoch_log = recording.fit_resumably(model, batches.dataset, folder=folder, epochs=recipe.epochs,
+                                        validation=validation, verbose=verbose, callbacks=callbacks)
     row = _evaluate_and_record(model, recipe, splits, key, epoch_log, budget, len(batches), evaluate_test)
     if save_model:
         row["model_path"] = str(model_path(recipe, seed))
@@ -871,6 +991,29 @@ def run_recipe(
     results.append_result(RESULTS_TABLE, row)
     recording.discard_checkpoint(folder)
     return RecipeRun(recipe, row, epoch_log, reused=False, folder=folder, model=model if keep_model else None)
+
+
+def with_replicas_column(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``replicas`` column, 1 for rows recorded before the column existed.
+
+    Why 1 is what they were measured with: until ``replicas`` entered the run key,
+    :func:`run_recipe` ignored distribution strategies and always trained on one device.
+    Their ``hardware`` column was always recorded (:func:`utils.results.library_versions`).
+    """
+    if rows.empty:
+        return rows
+    rows = rows.copy()
+    rows["replicas"] = rows["replicas"].fillna(1).astype(int) if "replicas" in rows.columns else 1
+    return rows
+
+
+def migrate_results_table() -> None:
+    """Give this machine's ``results/fast_cifar.csv`` a ``replicas`` column if it has none (old runs stay reusable)."""
+    table = results.read_results(RESULTS_TABLE)
+    if not table.empty and "replicas" not in table.columns:
+        migrated = with_replicas_column(table)
+        results.write_text_atomically(lambda handle: migrated.to_csv(handle, index=False),
+                                      results.results_path(RESULTS_TABLE))
 
 
 def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str, Any],
@@ -1032,7 +1175,7 @@ def reference_path(profile: str) -> Path:
 def read_reference(profile: str) -> pd.DataFrame:
     """The shipped reference rows of ``profile`` (empty when none were measured yet)."""
     path = reference_path(profile)
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    return with_replicas_column(pd.read_csv(path)) if path.exists() and path.stat().st_size else pd.DataFrame()
 
 
 def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.DataFrame],

@@ -626,6 +626,42 @@ def confirm_long_run(
     return minutes
 
 
+def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long: int, *, limit: int | None = None,
+                              repeats: int = 3, warm_up: int | None = None, min_extra_seconds: float = 1.0) -> float:
+    """Seconds one more training step costs: ``fit_steps(long)`` minus ``fit_steps(short)``, per extra step.
+
+    Why: one short fit divided by its steps charges every step with the fit's start-up
+    (callbacks, iterator creation, a pipeline's first batch), several times too much when a
+    step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit. It runs once
+    untimed first (``warm_up`` steps, default ``long``: tracing); while the extra steps take
+    under ``min_extra_seconds`` and ``long < limit`` (default ``long``), ``long`` is lengthened;
+    then ``repeats`` alternated pairs are timed and the median difference is kept, or the
+    noise (the spread of the differences) when that is larger. Fallback: when neither is
+    positive (the extra steps vanished in the noise, e.g. a single repeat that came out
+    negative), the longest fit timed divided by its steps: an upper bound that includes the start-up,
+    never a claim that a step is free.
+    """
+    import time
+
+    def seconds_for(steps: int) -> float:
+        started = time.perf_counter()
+        fit_steps(steps)
+        return time.perf_counter() - started
+
+    seconds_for(warm_up or long)  # traces the training function; not timed
+    if long <= short:  # nothing to subtract
+        return seconds_for(long) / long
+    limit = long if limit is None else limit
+    while long < limit and seconds_for(long) - seconds_for(short) < min_extra_seconds:
+        long = min(limit, short + 2 * (long - short))
+    pairs = [(seconds_for(long), seconds_for(short)) for _ in range(repeats)]
+    differences = sorted(longer - shorter for longer, shorter in pairs)
+    marginal = max(differences[len(differences) // 2], differences[-1] - differences[0])
+    if marginal > 0:
+        return marginal / (long - short)
+    return max(longer for longer, _ in pairs) / long
+
+
 def estimate_training_minutes(
     model: Any, pipeline: Any, epochs: int, runs: int = 1, loss: Any = None, probe_steps: int = 5,
     steps_per_execution: int = 1, optimizer: Any = "adam", jit_compile: Any = "auto", repeats: int = 3,
@@ -634,16 +670,14 @@ def estimate_training_minutes(
 
     Times an untrained copy of ``model`` (same layers, same frozen ones; ``model``
     itself is not touched) on a short and a longer slice of the pipeline and keeps
-    the *difference*: the marginal cost of a step.  A single short fit divided by its
-    steps would also charge every step with the fit's start-up and the refill of the
-    pipeline's shuffle buffer, several times too much when a step takes milliseconds
-    (a GPU).  The probe compiles as the run does (``steps_per_execution``, ``optimizer``,
+    the *difference*: the marginal cost of a step (:func:`marginal_seconds_per_step`).
+    A single short fit divided by its steps would also charge every step with the fit's
+    start-up and the refill of the pipeline's shuffle buffer, several times too much when
+    a step takes milliseconds (a GPU).  The probe compiles as the run does (``steps_per_execution``, ``optimizer``,
     ``jit_compile``) and times slices of whole executions.  ``loss`` defaults to the model's own (pass it
     when the model is not compiled yet).  Validation and evaluation come on top, so read
     it as a lower bound.
     """
-    import time
-
     import keras
 
     batches = int(pipeline.cardinality())
@@ -656,21 +690,9 @@ def estimate_training_minutes(
     short = min(steps_per_execution, batches)
     long = min(short + max(1, probe_steps) * steps_per_execution, batches)
 
-    def seconds_for(steps: int) -> float:
-        started = time.perf_counter()
+    def fit_steps(steps: int) -> None:
         probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
-        return time.perf_counter() - started
 
-    seconds_for(long)  # traces the training function; not timed
-    if long == short:  # a pipeline of one execution: nothing to subtract
-        return seconds_for(long) / long * batches * epochs * runs / 60
-    # Lengthen the long slice until its extra steps take a second (or the pipeline ends), so that they
-    # stand out of the noise of a fit's start-up; then alternate the two lengths and keep the median.
-    while long < batches and seconds_for(long) - seconds_for(short) < 1.0:
-        long = min(batches, short + 2 * (long - short))
-    differences = sorted(seconds_for(long) - seconds_for(short) for _ in range(repeats))
-    median = differences[len(differences) // 2]
-    noise = differences[-1] - differences[0]
-    # A step too cheap to time against the noise costs at most the noise; never claim zero.
-    seconds_per_step = max(median, noise, 1e-6) / (long - short)
+    # Slices of whole executions; the long one grows until its extra steps take a second (or the pipeline ends).
+    seconds_per_step = marginal_seconds_per_step(fit_steps, short, long, limit=batches, repeats=repeats)
     return seconds_per_step * batches * epochs * runs / 60
