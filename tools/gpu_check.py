@@ -120,11 +120,11 @@ def check_fast_recipe(splits: Any, context: runtime.NotebookContext, budget_seco
 
     print(f"\n== 3. Notebook 08's modern recipe, {budget_seconds:g} s budget, {context.precision_policy}", flush=True)
     recipe = fast_cifar.modern_recipe()
-    planned = fast_cifar.measure_seconds_per_step(recipe, splits)
+    planned = fast_cifar.measure_seconds_per_step(recipe, splits, strategy=context.strategy)
     epochs = fast_cifar.epochs_for_budget(planned, len(splits.y_train), recipe.batch_size, budget_seconds)
     run = fast_cifar.run_recipe(recipe.changed(epochs=epochs), splits, seed=context.seed, profile=CHECK_PROFILE,
                                 time_budget_seconds=budget_seconds, precision=context.precision_policy,
-                                force=True, keep_model=True)
+                                force=True, keep_model=True, strategy=context.strategy)
     batches = round(float(run.row["epochs_done"]) * fast_cifar.steps_per_epoch(len(splits.y_train), recipe.batch_size))
     optimizer_steps = int(keras.ops.convert_to_numpy(run.model.optimizer.iterations))
     measured = float(run.row["train_seconds"]) / max(batches, 1)
