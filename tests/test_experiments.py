@@ -455,6 +455,61 @@ def test_a_run_trains_in_the_precision_it_is_given(own_outputs):
     assert outcome.row["precision"] == "mixed_bfloat16"
 
 
+class PolicyAtFit(keras.callbacks.Callback):
+    """Notes the global policy and the model's own precision when fit starts."""
+
+    def on_train_begin(self, logs=None):
+        self.global_policy = keras.mixed_precision.global_policy().name
+        self.model_precision = runtime.model_precision(self.model)
+
+
+def test_the_row_names_the_precision_the_model_trained_in(own_outputs):
+    """After the notebooks' reset, with no precision passed, the row must say what fit really ran in."""
+    seen = PolicyAtFit()
+    try:
+        runtime.apply_precision("mixed_bfloat16")
+        runtime.clear_session_keeping_precision()  # as the notebooks reset between models
+        outcome = experiments.run_experiment("I", tiny_splits(), seed=1, profile="quick", epochs=1, verbose=0,
+                                             callbacks=[seen], save_model=False)
+    finally:
+        runtime.apply_precision("float32")
+    assert outcome.row["precision"] == seen.global_policy == seen.model_precision == "mixed_bfloat16"
+    assert results.read_results(experiments.RESULTS_TABLE)["precision"].tolist() == ["mixed_bfloat16"]
+
+
+def test_replicas_are_part_of_the_run_key(own_outputs):
+    """A row trained on two GPUs is not reused for a one-GPU request, nor the reverse."""
+    splits = tiny_splits()
+    assert "replicas" in experiments.RUN_KEY_COLUMNS
+    one = key_of("I", splits, seed=1, epochs=1)
+    two = experiments.run_key(experiments.get_experiment("I"), splits, seed=1, profile="quick", epochs=1,
+                              batch_size=32, precision="float32", replicas=2)
+    assert one["replicas"] == 1 and two["replicas"] == 2 and {**one, "replicas": 2} == two
+    assert experiments.run_folder(one) != experiments.run_folder(two)
+    results.append_result(experiments.RESULTS_TABLE, {**two, "test_accuracy": 0.5})
+    assert experiments.find_recorded_row(one) is None
+    assert experiments.find_recorded_row(two)["test_accuracy"] == 0.5
+
+
+def test_a_mixed_precision_model_reloads_in_float32_for_visualisation(tmp_path):
+    """Notebook 07 takes gradients through notebook 03's model: it must come back computing in float32."""
+    images = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    try:
+        runtime.apply_precision("mixed_float16")
+        model = experiments.build_experiment_model("III")  # fused batch norm included
+        model(images, training=True)  # move the batch-norm statistics away from their initial values
+        expected = model.predict(images, verbose=0)
+        model.save(tmp_path / "model.keras")
+    finally:
+        runtime.apply_precision("float32")
+    as_saved = experiments.load_saved_model(tmp_path / "model.keras")
+    assert runtime.model_precision(as_saved) == "mixed_float16"  # what loading alone gives
+    reloaded = experiments.load_saved_model(tmp_path / "model.keras", float32=True)
+    assert all(layer.compute_dtype == "float32" for layer in reloaded.layers)
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), expected, atol=2e-3)
+    keras.backend.clear_session()
+
+
 @pytest.mark.parametrize("profile, train_images, epochs", [("quick", 2_000, 1), ("lesson", 10_000, 15),
                                                            ("full", None, 50)])
 def test_profile_settings_size_notebook_03(profile, train_images, epochs):

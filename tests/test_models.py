@@ -125,3 +125,22 @@ def test_text_cnn_has_the_textbook_parameter_count() -> None:
     model = models.build_text_cnn()
     assert model.count_params() == course.TEXT_CNN_PARAMETERS
     assert model.get_layer("conv2").output.shape[1:] == ((500 - 7 + 1) // 5 - 7 + 1, 32)
+
+
+def test_notebook_02_runs_record_the_precision_they_trained_in():
+    """After the notebook's reset, the run's row names the policy fit ran in, even once the global one changed."""
+    from utils import data, runtime
+
+    runtime.apply_precision("mixed_bfloat16")
+    runtime.clear_session_keeping_precision()  # the reset notebook 02 does between models
+    images, labels = data.synthetic_images((28, 28, 1), 10, 2, seed=0)
+    pipeline = data.make_pipeline(images, labels, 10, num_classes=10)
+    run = models.train_and_evaluate(lambda: models.build_mnist_cnn(num_classes=10),
+                                    lambda: keras.optimizers.Adadelta(learning_rate=1.0), pipeline, None, pipeline,
+                                    epochs=1, seed=0, verbose=0)
+    in_force = keras.mixed_precision.global_policy().name  # the policy fit ran under (the run leaves it alone)
+    runtime.apply_precision("float32")  # what a later bare clear_session would leave behind
+    columns = run.result_columns()
+    assert columns["precision"] == run.precision == runtime.model_precision(run.model) == in_force
+    assert columns["precision"] == "mixed_bfloat16" and columns["replicas"] == 1
+    assert run.model.get_layer("conv1").compute_dtype == "bfloat16"

@@ -40,12 +40,39 @@ EXPERIMENT_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
     splits = data.make_splits(dataset, "holdout", validation_size=20, seed=0)
     outcome = experiments.run_experiment("III", splits, seed=0, profile="quick", epochs=1, strategy=strategy,
                                          steps_per_execution=2, verbose=0, save_model=False)
+    keys = {replicas: experiments.run_key(experiments.get_experiment("III"), splits, seed=0, profile="quick",
+                                          epochs=1, batch_size=32, precision=policy, replicas=replicas)
+            for replicas in (1, 2)}
     print("RESULT " + json.dumps({
         "replicas": strategy.num_replicas_in_sync,
+        "row_replicas": outcome.row["replicas"],
         "policy_requested": policy,
         "policy_after_run": keras.mixed_precision.global_policy().name,
         "test_accuracy": outcome.row["test_accuracy"],
         "train_loss": outcome.row["train_loss"],
+        "keys_differ": keys[1] != keys[2],
+        "found_for_two": experiments.find_recorded_row(keys[2]) is not None,
+        "found_for_one": experiments.find_recorded_row(keys[1]) is not None,
+    }))
+""")
+
+
+MNIST_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
+    import keras
+    from utils import data, models, runtime
+
+    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)
+    images, labels = data.synthetic_images((28, 28, 1), 10, 4, seed=0)
+    pipeline = data.make_pipeline(images, labels, 8, num_classes=10, training=True)
+    run = models.train_and_evaluate(lambda: models.build_mnist_cnn(num_classes=10),
+                                    lambda: keras.optimizers.Adadelta(learning_rate=1.0), pipeline, pipeline,
+                                    pipeline, epochs=1, seed=0, strategy=strategy, verbose=0)
+    columns = run.result_columns()
+    print("RESULT " + json.dumps({
+        "replicas": columns["replicas"], "precision": columns["precision"], "policy": policy,
+        "built_in_scope": run.model.distribute_strategy is strategy,
+        "mirrored": isinstance(run.model.weights[0].value, tf.distribute.DistributedValues),
+        "loss": run.history.history["loss"][-1],
     }))
 """)
 
@@ -102,8 +129,9 @@ def run_child(code: str, folder: Path) -> dict:
 def test_experiment_trains_on_two_mirrored_replicas_in_mixed_precision(tmp_path: Path) -> None:
     """Experiment III (with batch norm) on two replicas, asking for 2 steps per execution."""
     result = run_child(EXPERIMENT_CHILD, tmp_path)
-    assert result["replicas"] == 2
+    assert result["replicas"] == result["row_replicas"] == 2
     assert result["policy_requested"] == "mixed_float16" and result["policy_after_run"] == "mixed_float16"
+    assert result["keys_differ"] and result["found_for_two"] and not result["found_for_one"]  # 1 GPU retrains
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert result["train_loss"] == result["train_loss"] and result["train_loss"] < 1e4  # finite, not NaN
     table = (tmp_path / "results" / "cifar10_experiments.csv").read_text()
@@ -128,3 +156,11 @@ def test_fast_cifar_recipe_trains_on_two_mirrored_replicas_and_records_them(tmp_
     assert result["train_loss"] == result["train_loss"] and result["train_loss"] < 1e4  # finite, not NaN
     table = (tmp_path / "results" / "fast_cifar.csv").read_text()
     assert "replicas" in table.splitlines()[0]
+
+
+def test_mnist_runs_of_notebook_02_train_on_two_mirrored_replicas(tmp_path: Path) -> None:
+    """Notebook 02's training path: built and compiled in the strategy's scope, its row says 2 replicas."""
+    result = run_child(MNIST_CHILD, tmp_path)
+    assert result["replicas"] == 2 and result["built_in_scope"] and result["mirrored"]
+    assert result["precision"] == result["policy"] == "mixed_float16"
+    assert result["loss"] == result["loss"] and result["loss"] < 1e4

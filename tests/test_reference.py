@@ -201,3 +201,24 @@ def test_every_shipped_table_has_as_many_fields_per_row_as_columns() -> None:
             rows = list(csv.reader(handle))
         widths = {len(row) for row in rows}
         assert widths == {len(rows[0])}, f"{path.name}: rows of {sorted(widths)} fields under {len(rows[0])} columns"
+
+
+@pytest.mark.parametrize("profile", ["lesson", "full"])
+def test_shipped_rows_carry_every_run_key_column_and_match_a_one_replica_key(profile, tmp_path, monkeypatch) -> None:
+    """``replicas`` joined notebook 03's run key: the shipped rows (measured on one device) still load, are
+    still found by a one-replica key and never by a two-replica one, and still fill the side-by-side table."""
+    from utils import recording
+
+    table = reference.read_reference(reference.reference_name(profile))
+    assert table.usable and not table.rows.empty
+    missing = [column for column in experiments.RUN_KEY_COLUMNS if column not in table.rows.columns]
+    assert not missing, f"{profile} reference lacks run-key columns {missing}"
+    assert table.rows["replicas"].eq(1).all()
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path))
+    table.rows.to_csv(tmp_path / f"{experiments.RESULTS_TABLE}.csv", index=False)
+    for _, row in table.rows.iterrows():
+        key = recording.run_key(**{column: row[column] for column in experiments.RUN_KEY_COLUMNS})
+        assert experiments.find_recorded_row(key)["experiment"] == row["experiment"]
+        assert experiments.find_recorded_row({**key, "replicas": 2}) is None
+    shown = experiments.side_by_side_table({"reference": table.rows})
+    assert shown["reference val"].notna().sum() == len(table.rows)

@@ -210,3 +210,47 @@ def test_report_items_are_joined_in_short_lines_without_splitting_an_item() -> N
     items = ["hardware=Intel(R) Xeon(R) Processor (2 cores)", "python=3.11.7", "x" * 30, "platform=" + "y" * 120]
     lines = runtime.joined_in_lines(items, 70)
     assert lines == [f"{items[0]}  {items[1]}", items[2], items[3]]
+
+
+def test_model_precision_is_the_models_own_not_the_global_policy() -> None:
+    """A row must name what the model computes in; the global policy only says what the next model gets."""
+    import keras
+
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                  keras.layers.Dense(2, activation="softmax", dtype="float32")])
+        keras.mixed_precision.set_global_policy("float32")
+        assert runtime.model_precision(model) == "mixed_bfloat16"  # the float32 softmax is outvoted
+        assert runtime.model_replicas(model) == 1
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_float32_twin_computes_in_float32_with_the_same_weights() -> None:
+    import keras
+
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="hidden"),
+                                  keras.layers.Dense(2, activation="softmax", dtype="float32")])
+        twin = runtime.float32_twin(model)
+        assert all(layer.compute_dtype == "float32" for layer in twin.layers)
+        assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), twin.get_weights()))
+        assert runtime.float32_twin(twin) is twin  # already float32: nothing to copy
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_the_precision_the_setup_prints_is_the_one_models_train_in(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the setup cell announces must hold for every model built later, after the notebooks' resets."""
+    import keras
+
+    try:
+        context = runtime.setup_notebook("quick", mixed_precision=True, precision="mixed_bfloat16")
+        assert "Precision: mixed_bfloat16" in capsys.readouterr().out
+        runtime.clear_session_keeping_precision()
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        assert runtime.model_precision(model) == context.precision_policy == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

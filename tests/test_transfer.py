@@ -341,3 +341,40 @@ def test_banner_wraps_long_reasons_to_a_readable_width():
     assert len({len(line) for line in lines}) == 1, "the box's right edge must be straight"
     text = " ".join(line.strip("# ").strip() for line in lines)
     assert "downloads are switched off (CNN_OFFLINE=1)" in text and "NOT transfer learning" in text
+
+
+def test_augmentation_runs_in_float32_under_mixed_float16():
+    """Notebook 05 builds its augmentation after a GPU's mixed_float16 is set; it runs on the host, in float32."""
+    import tensorflow as tf
+
+    from utils import data
+
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        augmentation = data.default_augmentation(seed=0)
+        assert all(layer.compute_dtype == "float32" for layer in augmentation.layers)
+        batch = tf.data.Dataset.from_tensors(np.full((2, 16, 16, 3), 200.5, dtype=np.float32))
+        augmented = next(iter(batch.map(lambda images: augmentation(images, training=True))))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert augmented.dtype == tf.float32
+
+
+def test_result_rows_record_the_precision_and_replicas_the_model_trained_with():
+    """The row says what fit ran in (the model's policy), not the global policy when the row is written."""
+    from utils import data
+
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4),
+                                  keras.layers.Dense(2, activation="softmax", dtype="float32")])
+        transfer.compile_transfer_model(model, 1e-3)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    images, labels = data.synthetic_images((8, 8, 3), 2, 4, seed=0)
+    pipeline = data.make_pipeline(images, labels, 4, num_classes=2)
+    run = transfer.fit_experiment(model, 1, pipeline, pipeline, 1, 1e-3, verbose=0)
+    run.accuracies = {"train": 0.5, "validation": 0.5, "test": 0.5}
+    choice = transfer.WeightsChoice(None, transfer.RANDOM_INIT_LABEL, None, ("asked for",))
+    row = transfer.result_row(run, choice, "quick", 8, transfer.HeadConfig(), "synthetic", 8, 0)
+    assert (row["precision"], row["replicas"]) == ("mixed_bfloat16", 1)

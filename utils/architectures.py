@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils import anatomy, conv
+from utils import anatomy, conv, runtime
 
 # --------------------------------------------------------------------------------------
 # Published reference figures
@@ -414,14 +414,12 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
                         with_profiler: bool = True, measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """Build one ``keras.applications`` model, measure it with :func:`profile_model`, free it.
 
-    Models are built one at a time and ``keras.backend.clear_session()`` is
-    called afterwards, so a 2-core laptop never holds VGG16 and DenseNet at once.
+    Models are built one at a time and :func:`utils.runtime.clear_session_keeping_precision`
+    is called afterwards, so a 2-core laptop never holds VGG16 and DenseNet at once.
     With ``measure_memory`` the peak memory of one batch of the largest size is
     measured in a fresh process (see :func:`measure_application_memory`).
     """
-    import keras
-
-    keras.backend.clear_session()
+    runtime.clear_session_keeping_precision()
     started = time.perf_counter()
     model = build_application(name)
     build_seconds = time.perf_counter() - started
@@ -429,7 +427,7 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
         summary, timings = profile_model(name, model, batch_sizes, repeats, warmup, with_profiler)
     finally:
         del model
-        keras.backend.clear_session()
+        runtime.clear_session_keeping_precision()
     summary["build_seconds"] = round(build_seconds, 2)
     if measure_memory:
         largest = max(batch_sizes)
@@ -513,12 +511,10 @@ def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: 
     and by the TensorFlow profiler, the ratio to the plain block, and the median
     time per image at ``batch_size``.
     """
-    import keras
-
     bottleneck_channels = bottleneck_channels or max(1, input_shape[-1] // 4)
     rows = []
     for kind in BLOCK_KINDS:
-        keras.backend.clear_session()
+        runtime.clear_session_keeping_precision()
         block = build_block(kind, input_shape, output_channels, kernel_size, bottleneck_channels)
         timing = time_inference(block, [batch_size], repeats=repeats, warmup=warmup)[0]
         rows.append({

@@ -192,7 +192,7 @@ def benchmark_cifar10(steps: int = 100, repeats: int = 5, warmup_steps: int = 10
             "I", suite_pipeline, epochs=1, steps_per_execution=steps_per_execution,
             input_shape=tuple(images.shape[1:]), num_classes=num_classes)
     runtime.apply_precision("float32")
-    keras.backend.clear_session()
+    runtime.clear_session_keeping_precision()
     return outcomes
 
 

@@ -62,7 +62,7 @@ OPTIMIZER = f"SGD(learning_rate={course.CIFAR10_LEARNING_RATE})"  # the course's
 # the same run and is reused; change any one of them and the run trains anew.
 RUN_KEY_COLUMNS = (
     "experiment", "definition", "optimizer", "batch_size", "epochs", "precision", "seed", "profile",
-    "validation_protocol", "data_source", "train_images", "data_fingerprint",
+    "validation_protocol", "data_source", "train_images", "data_fingerprint", "replicas",
 )
 
 
@@ -303,14 +303,19 @@ class RunResult:
 
 
 def run_key(experiment: Experiment, splits: Any, *, seed: int, profile: str, epochs: int,
-            batch_size: int, precision: str) -> dict[str, Any]:
-    """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), as a run key."""
+            batch_size: int, precision: str, replicas: int = 1) -> dict[str, Any]:
+    """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), as a run key.
+
+    ``replicas`` (the strategy's ``num_replicas_in_sync``) is part of it: two GPUs split each
+    batch and sum the gradients in another order, so a two-GPU row is another run.
+    """
     return recording.run_key(
         experiment=experiment.name, definition=experiment.definition, optimizer=OPTIMIZER,
         batch_size=batch_size, epochs=epochs, precision=precision, seed=seed, profile=profile,
         validation_protocol=splits.protocol, data_source=splits.source, train_images=len(splits.y_train),
         data_fingerprint=recording.data_fingerprint(splits.x_train, splits.y_train, splits.x_validation,
                                                     splits.y_validation, splits.x_test, splits.y_test),
+        replicas=replicas,
     )
 
 
@@ -324,17 +329,22 @@ def model_path(experiment: str) -> Path:
     return runtime.runs_dir() / "models" / f"cifar10_{experiment}.keras"
 
 
-def load_saved_model(path: Path) -> Any:
+def load_saved_model(path: Path, float32: bool = False) -> Any:
     """Load a model saved by :func:`run_experiment` (uncompiled), whatever batch-norm layer it uses.
 
     Importing :mod:`utils.layers` registers :class:`utils.layers.FusedBatchNormalization`
     with Keras, which a fresh kernel needs before it can read such a model back.
+    A model trained in mixed precision comes back computing in float16/bfloat16 (each
+    layer's policy is saved with it), whatever the reader's policy; ``float32=True``
+    returns a float32 copy with the same weights (:func:`utils.runtime.float32_twin`),
+    which notebook 07 takes gradients through.
     """
     import keras
 
     from utils import layers  # noqa: F401  (registers the fused batch-norm layer for loading)
 
-    return keras.saving.load_model(path, compile=False)
+    model = keras.saving.load_model(path, compile=False)
+    return runtime.float32_twin(model) if float32 else model
 
 
 def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | None = None,
@@ -420,8 +430,9 @@ def run_experiment(
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
+    strategy = strategy or runtime.distribution_strategy()
     key = run_key(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
-                  precision=policy)
+                  precision=policy, replicas=strategy.num_replicas_in_sync)
     folder = run_folder(key)
     recorded = None if force else find_recorded_row(key)
     if recorded is not None:
@@ -431,13 +442,15 @@ def run_experiment(
     resuming = recording.prepare_run_folder(folder, force)
     runtime.clear_session_keeping_precision()
     runtime.set_seed(seed)
-    strategy = strategy or runtime.distribution_strategy()
     steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
                                                      strategy.num_replicas_in_sync)
     with strategy.scope():
         model = build_experiment_model(experiment, num_classes=len(splits.class_names),
                                        input_shape=tuple(splits.x_train.shape[1:]))
         compile_like_course(model, steps_per_execution=steps_per_execution)
+    if runtime.model_precision(model) != policy:  # the row would name a precision the model does not train in
+        raise RuntimeError(f"Experiment {experiment.name} was built in {runtime.model_precision(model)}, not the "
+                           f"{policy} its run key records; build models after utils.runtime.apply_precision.")
     train, validation, test = _experiment_pipelines(splits, batch_size, seed)
     print(f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
           f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
@@ -453,8 +466,7 @@ def run_experiment(
         saved_to = model_path(experiment.name)
         saved_to.parent.mkdir(parents=True, exist_ok=True)
         model.save(saved_to)
-    row = _run_row(key, history, epoch_log, test_loss, test_accuracy, evaluation_seconds, model, splits,
-                   strategy.num_replicas_in_sync)
+    row = _run_row(key, history, epoch_log, test_loss, test_accuracy, evaluation_seconds, model, splits)
     results.append_result(RESULTS_TABLE, row)
     recording.discard_checkpoint(folder)
     del model
@@ -511,9 +523,10 @@ def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any,
 
 def _run_row(
     key: dict[str, Any], history: dict[str, list[float]], epoch_log: dict[int, dict[str, float]],
-    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any, replicas: int,
+    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any,
 ) -> dict[str, Any]:
-    """The results-table row of one finished run: its key, accuracies, losses, size, speed, machine."""
+    """The results-table row of one finished run: its key (precision and replicas included), accuracies,
+    losses, size, speed, machine."""
     totals = recording.epoch_log_totals(epoch_log)
     return {
         **key,
@@ -529,7 +542,6 @@ def _run_row(
         "epochs_recorded": len(epoch_log),
         "val_images": len(splits.y_validation),
         "test_images": len(splits.y_test),
-        "replicas": replicas,
         **{name: value for name, value in results.library_versions().items() if name not in key},
     }
 

@@ -352,6 +352,57 @@ def clear_session_keeping_precision() -> str:
     return policy
 
 
+def _layers_with_weights(model: Any) -> list[Any]:
+    """Every layer of ``model`` that owns weights, nested models (a ResNet50 backbone) opened up."""
+    found = []
+    for layer in model.layers:
+        if getattr(layer, "layers", None):
+            found.extend(_layers_with_weights(layer))
+        elif layer.weights:
+            found.append(layer)
+    return found
+
+
+def model_precision(model: Any) -> str:
+    """The dtype policy ``model`` really computes in: the one most of its weight-owning layers use.
+
+    The global policy says only what the *next* model will get; a model built before a
+    session reset, or loaded from a file (each layer's policy is saved with it), may
+    compute in another. A mixed model's float32 softmax is outvoted by its other layers.
+    Result rows record this, so a row's ``precision`` is the one the model trained in.
+    """
+    from collections import Counter
+
+    policies = Counter(layer.dtype_policy.name for layer in _layers_with_weights(model))
+    return policies.most_common(1)[0][0] if policies else model.dtype_policy.name
+
+
+def model_replicas(model: Any) -> int:
+    """How many replicas train ``model`` in sync: those of the strategy it was built under (1 outside any)."""
+    return int(model.distribute_strategy.num_replicas_in_sync)
+
+
+def float32_twin(model: Any) -> Any:
+    """``model`` itself when every layer computes in float32, else a copy with float32 layers and its weights.
+
+    A model trained in mixed precision keeps its float16/bfloat16 layers when loaded (the
+    policy is saved per layer), so gradients taken through it (FGSM, Grad-CAM, activation
+    ascent) would be rounded to 8 bits of mantissa or fewer. Visualisation wants exact
+    gradients, and the weights (always float32 variables) carry over unchanged.
+    """
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in _layers_with_weights(model)):
+        return model
+
+    def in_float32(layer: Any) -> Any:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    twin = keras.models.clone_model(model, clone_function=in_float32, recursive=True)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def use_mixed_precision_if_gpu(gpu_count: int | None = None) -> str:
     """Switch Keras to ``mixed_float16`` on a GPU and keep ``float32`` elsewhere (returns the policy).
 

@@ -513,20 +513,27 @@ class ExperimentRun:
     learning_rate: float
     trainable_params: int
     accuracies: dict[str, float] = field(default_factory=dict)
+    precision: str = "float32"  # the dtype policy the model computed in (utils.runtime.model_precision)
+    replicas: int = 1  # replicas that trained it in sync (utils.runtime.model_replicas)
 
 
 def fit_experiment(
     model: Any, number: int, train_pipeline: Any, validation_pipeline: Any, epochs: int,
     learning_rate: float, initial_epoch: int = 0, verbose: int = 2,
 ) -> ExperimentRun:
-    """Train an already frozen/unfrozen and compiled model, timing the fit."""
+    """Train an already frozen/unfrozen and compiled model, timing the fit.
+
+    The run records the precision the model computes in and the replicas of the strategy
+    it was built under, so its result row names what really trained.
+    """
     started = time.perf_counter()
     # The pipeline shuffles itself; shuffle=False only stops Keras warning that it cannot.
     history = model.fit(train_pipeline, validation_data=validation_pipeline, epochs=initial_epoch + epochs,
                         initial_epoch=initial_epoch, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - started
     return ExperimentRun(number, {key: list(values) for key, values in history.history.items()}, seconds,
-                         epochs, learning_rate, parameter_count(model.trainable_weights))
+                         epochs, learning_rate, parameter_count(model.trainable_weights),
+                         precision=runtime.model_precision(model), replicas=runtime.model_replicas(model))
 
 
 def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, float]:
@@ -538,7 +545,11 @@ def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, floa
 def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_size: int, head: HeadConfig,
                data_source: str, train_images: int, seed: int,
                frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> dict[str, Any]:
-    """The row appended to ``results/transfer_learning.csv`` for one experiment (library versions included)."""
+    """The row appended to ``results/transfer_learning.csv`` for one experiment (library versions included).
+
+    ``precision`` and ``replicas`` are the run's own (see :func:`fit_experiment`), not the
+    global policy at the time the row is written.
+    """
     from utils import results
 
     return {
@@ -559,6 +570,8 @@ def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_si
         "data_source": data_source,
         "seed": seed,
         **results.library_versions(),
+        "precision": run.precision,
+        "replicas": run.replicas,
     }
 
 

@@ -224,14 +224,20 @@ def make_file_pipeline(
 
 
 def default_augmentation(seed: int = runtime.DEFAULT_SEED) -> Any:
-    """Random flip, small rotation and zoom: the usual on-the-fly augmentation for photos."""
+    """Random flip, small rotation and zoom: the usual on-the-fly augmentation for photos.
+
+    The layers are pinned to float32: they run inside tf.data on the host CPU, where a
+    mixed policy set for the GPU (``mixed_float16``) would make them compute in float16,
+    slowly and with pixels of 0-255 rounded to steps of up to 0.125, and hand float16
+    batches to the preprocessing after them.
+    """
     import keras
 
     return keras.Sequential(
         [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.1, seed=seed),
-            keras.layers.RandomZoom(0.1, seed=seed),
+            keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"),
+            keras.layers.RandomRotation(0.1, seed=seed, dtype="float32"),
+            keras.layers.RandomZoom(0.1, seed=seed, dtype="float32"),
         ],
         name="augmentation",
     )
