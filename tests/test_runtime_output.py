@@ -154,3 +154,42 @@ def test_badge_target_is_built_from_the_repository_url() -> None:
     target = runtime.colab_badge_target("03_x.ipynb")
     assert target.startswith("https://colab.research.google.com/github/")
     assert runtime.REPOSITORY_URL.removeprefix("https://github.com/") in target and target.endswith("/03_x.ipynb")
+
+
+def test_a_small_probe_pipeline_stands_in_for_the_real_epoch() -> None:
+    """Notebook 05 times its steps on 16 batches and scales to the real epoch's batches (``batches_per_epoch``)."""
+    import time
+
+    import keras
+    import tensorflow as tf
+
+    def slow_batch(index):
+        time.sleep(0.02)  # a 20 ms step, whatever the model costs
+        return np.zeros((8, 4), np.float32)
+
+    features = tf.data.Dataset.range(16).map(
+        lambda index: tf.ensure_shape(tf.py_function(slow_batch, [index], tf.float32), (8, 4)))
+    probe = tf.data.Dataset.zip(features, tf.data.Dataset.from_tensors(tf.one_hot(tf.zeros(8, tf.int32), 3)).repeat(16))
+    probe = probe.apply(tf.data.experimental.assert_cardinality(16))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    seconds = 60 * runtime.estimate_training_minutes(model, probe, epochs=1, loss="categorical_crossentropy",
+                                                     batches_per_epoch=500)
+    assert 500 * 0.015 < seconds < 500 * 0.08, f"{seconds:.1f} s for 500 steps of about 20 ms"
+
+
+def test_the_flower_probe_pipeline_reads_only_its_batches(tmp_path) -> None:
+    from PIL import Image
+
+    from utils import data, transfer
+
+    paths = []
+    for index in range(40):
+        path = tmp_path / f"photo_{index}.jpg"
+        Image.fromarray(np.full((20, 20, 3), index * 5, np.uint8)).save(path)
+        paths.append(str(path))
+    labels = np.arange(40) % 2
+    splits = data.FlowerSplits(parts={"train": (np.array(paths), labels)}, class_names=["a", "b"], source="test", seed=0)
+    probe = transfer.probe_pipeline(splits, image_size=16, batch_size=4, augmentation=None, batches=3)
+    batches = list(probe)
+    assert len(batches) == int(probe.cardinality()) == 3
+    assert batches[0][0].shape == (4, 16, 16, 3) and batches[0][1].shape == (4, 2)

@@ -716,6 +716,7 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
 def estimate_training_minutes(
     model: Any, pipeline: Any, epochs: int, runs: int = 1, loss: Any = None, probe_steps: int = 5,
     steps_per_execution: int = 1, optimizer: Any = "adam", jit_compile: Any = "auto", repeats: int = 3,
+    batches_per_epoch: int | None = None,
 ) -> float:
     """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
 
@@ -727,23 +728,26 @@ def estimate_training_minutes(
     a step takes milliseconds (a GPU).  The probe compiles as the run does (``steps_per_execution``, ``optimizer``,
     ``jit_compile``) and times slices of whole executions.  ``loss`` defaults to the model's own (pass it
     when the model is not compiled yet).  Validation and evaluation come on top, so read
-    it as a lower bound.
+    it as a lower bound.  ``batches_per_epoch`` is for a small probe ``pipeline`` standing
+    in for a big one (the real run's batches per epoch): a pipeline that decodes and
+    shuffles a whole set of photos would decode all of them before its first probe step.
     """
     import keras
 
-    batches = int(pipeline.cardinality())
-    if batches <= 0:
+    probe_batches = int(pipeline.cardinality())
+    if probe_batches <= 0:
         raise ValueError("estimate_training_minutes needs a pipeline of known, finite length (a batched tf.data "
                          "pipeline from utils.data).")
+    batches = batches_per_epoch or probe_batches
     probe = keras.models.clone_model(model)
     probe.compile(optimizer=optimizer, loss=loss or model.loss, steps_per_execution=steps_per_execution,
                   jit_compile=jit_compile)
-    short = min(steps_per_execution, batches)
-    long = min(short + max(1, probe_steps) * steps_per_execution, batches)
+    short = min(steps_per_execution, probe_batches)
+    long = min(short + max(1, probe_steps) * steps_per_execution, probe_batches)
 
     def fit_steps(steps: int) -> None:
         probe.fit(pipeline.take(steps), epochs=1, verbose=0, shuffle=False)
 
     # Slices of whole executions; the long one grows until its extra steps take a second (or the pipeline ends).
-    seconds_per_step = marginal_seconds_per_step(fit_steps, short, long, limit=batches, repeats=repeats)
+    seconds_per_step = marginal_seconds_per_step(fit_steps, short, long, limit=probe_batches, repeats=repeats)
     return seconds_per_step * batches * epochs * runs / 60

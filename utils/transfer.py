@@ -499,6 +499,25 @@ def make_flower_pipelines(splits: data.FlowerSplits, image_size: int, batch_size
             "validation": pipeline("validation", False), "test": pipeline("test", False)}
 
 
+def probe_pipeline(splits: data.FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
+                   batches: int = 16, seed: int = runtime.DEFAULT_SEED) -> Any:
+    """A training pipeline over the first ``batches`` batches of training photos, for timing a step.
+
+    Why not the real one: it shuffles the whole (decoded, resized) training set, so its
+    first batch waits for every photo to be decoded, once per probe fit. This one decodes
+    only what it feeds; pass ``batches_per_epoch`` of the real pipeline to
+    :func:`utils.runtime.estimate_training_minutes`.
+    """
+    import keras
+
+    paths, labels = splits.parts["train"]
+    count = min(len(labels), batches * batch_size)
+    return data.make_file_pipeline(list(paths)[:count], np.asarray(labels)[:count], image_size, batch_size,
+                                   num_classes=len(splits.class_names), training=True,
+                                   preprocess=keras.applications.resnet50.preprocess_input,
+                                   augmentation=augmentation, cache=False, seed=seed)
+
+
 # --------------------------------------------------------------------------- training records
 
 
