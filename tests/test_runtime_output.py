@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,26 +113,31 @@ def test_estimate_is_measured_on_a_copy() -> None:
         runtime.estimate_training_minutes(model, pipeline.repeat(), epochs=1, loss="categorical_crossentropy")
 
 
+def sleeping_pipeline(batches: int, sleep_seconds) -> Any:
+    """``batches`` batches of 8 zero features and one-hot labels; batch ``i`` first sleeps ``sleep_seconds(i)`` s."""
+    import time
+
+    import tensorflow as tf
+
+    def features_of(index):
+        time.sleep(sleep_seconds(int(index)))
+        return np.zeros((8, 4), np.float32)
+
+    features = tf.data.Dataset.range(batches).map(
+        lambda index: tf.ensure_shape(tf.py_function(features_of, [index], tf.float32), (8, 4)))
+    labels = tf.data.Dataset.from_tensors(tf.one_hot(tf.zeros(8, tf.int32), 3)).repeat(batches)
+    return tf.data.Dataset.zip(features, labels).apply(tf.data.experimental.assert_cardinality(batches))
+
+
 def test_estimate_charges_no_step_with_the_pipeline_start_up() -> None:
     """A pipeline that takes 2 s to deliver its first batch (a shuffle buffer filling, a decode) at every fit.
 
     Dividing one short fit by its steps would put 2 s / 5 on every step, 12.8 s for the 32-batch epoch;
     the marginal cost of a step leaves the start-up out.
     """
-    import time
-
     import keras
-    import tensorflow as tf
 
-    def slow_first(index):
-        if int(index) == 0:
-            time.sleep(2.0)
-        return np.zeros((8, 4), np.float32)
-
-    features = tf.data.Dataset.range(32).map(
-        lambda index: tf.ensure_shape(tf.py_function(slow_first, [index], tf.float32), (8, 4)))
-    pipeline = tf.data.Dataset.zip(features, tf.data.Dataset.from_tensors(tf.one_hot(tf.zeros(8, tf.int32), 3)).repeat(32))
-    pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(32))
+    pipeline = sleeping_pipeline(32, lambda index: 2.0 if index == 0 else 0.0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     minutes = runtime.estimate_training_minutes(model, pipeline, epochs=1, loss="categorical_crossentropy")
     assert 0 < minutes * 60 < 2.0, f"{minutes * 60:.1f} s for 32 tiny steps: the start-up was charged to the steps"
@@ -158,19 +164,9 @@ def test_badge_target_is_built_from_the_repository_url() -> None:
 
 def test_a_small_probe_pipeline_stands_in_for_the_real_epoch() -> None:
     """Notebook 05 times its steps on 16 batches and scales to the real epoch's batches (``batches_per_epoch``)."""
-    import time
-
     import keras
-    import tensorflow as tf
 
-    def slow_batch(index):
-        time.sleep(0.02)  # a 20 ms step, whatever the model costs
-        return np.zeros((8, 4), np.float32)
-
-    features = tf.data.Dataset.range(16).map(
-        lambda index: tf.ensure_shape(tf.py_function(slow_batch, [index], tf.float32), (8, 4)))
-    probe = tf.data.Dataset.zip(features, tf.data.Dataset.from_tensors(tf.one_hot(tf.zeros(8, tf.int32), 3)).repeat(16))
-    probe = probe.apply(tf.data.experimental.assert_cardinality(16))
+    probe = sleeping_pipeline(16, lambda index: 0.02)  # a 20 ms step, whatever the model costs
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     seconds = 60 * runtime.estimate_training_minutes(model, probe, epochs=1, loss="categorical_crossentropy",
                                                      batches_per_epoch=500)
