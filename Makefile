@@ -18,13 +18,13 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed  ## Create .venv and install requirements.txt.
 
 run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05"] [PARAMS="SEEDS=[1,2,3] EPOCHS=2"].
-	$(VENV_PYTHON) -m utils.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY)) $(if $(PARAMS),--param "$(PARAMS)")
+	$(VENV_PYTHON) -m tools.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY)) $(if $(PARAMS),--param "$(PARAMS)")
 
 test: setup  ## Run the whole test suite (unit tests and every notebook in the quick profile).
 	$(VENV_PYTHON) -m pytest
 
 bench: setup  ## Print the CIFAR-10 input-pipeline benchmark.
-	$(VENV_PYTHON) -m utils.bench cifar10
+	$(VENV_PYTHON) -m tools.bench cifar10
 
 gpu-check: setup  ## On a GPU machine: every notebook quick in mixed_float16, one full epoch of III, one budgeted minute of 08.
 	$(VENV_PYTHON) -m tools.gpu_check

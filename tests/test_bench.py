@@ -1,4 +1,4 @@
-"""Tests for utils.bench: the benchmark runs end to end and prints its figures in the promised format.
+"""Tests for tools.bench: the benchmark runs end to end and prints its figures in the promised format.
 
 Speed itself is never asserted (a shared CPU makes timings meaningless as pass/fail);
 the benchmark runs a handful of steps on the small synthetic CIFAR-10 stand-in.
@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from utils import bench, results
+from tools import bench
+from utils import results
 
 
 @pytest.fixture
@@ -83,11 +84,11 @@ def test_make_bench_prints_no_tensorflow_start_up_lines(synthetic_data, tmp_path
     import sys
     from pathlib import Path
 
-    from utils import run
+    from tools import run
 
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("TF_CPP_MIN_LOG_LEVEL", "CNN_TF_LOG_LEVEL")}
-    finished = subprocess.run([sys.executable, "-m", "utils.bench", "cifar10", "--steps", "2", "--repeats", "1",
+    finished = subprocess.run([sys.executable, "-m", "tools.bench", "cifar10", "--steps", "2", "--repeats", "1",
                                "--warmup-steps", "1"], cwd=Path(__file__).resolve().parent.parent,
                               env=environment, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr

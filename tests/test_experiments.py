@@ -156,8 +156,9 @@ def tiny_splits(protocol: str = "holdout", train: int = 64) -> data.Splits:
 def key_of(name: str, splits: data.Splits, *, seed: int, epochs: int, profile: str = "quick",
            batch_size: int = 32, precision: str = "float32") -> dict:
     """The run key run_experiment uses for these settings (float32, the course's batch 32 by default)."""
-    return experiments.run_key(experiments.get_experiment(name), splits, seed=seed, profile=profile,
-                               epochs=epochs, batch_size=batch_size, precision=precision)
+    return recording.run_key(**experiments.run_settings(experiments.get_experiment(name), splits, seed=seed,
+                                                       profile=profile, epochs=epochs, batch_size=batch_size,
+                                                       precision=precision))
 
 
 def test_run_records_a_row_with_every_column_and_saves_the_model(own_outputs):
@@ -277,7 +278,8 @@ def test_an_interrupted_run_leaves_the_table_intact_and_resumes_from_its_checkpo
         experiments.run_experiment("I", splits, seed=2, profile="quick", epochs=3, verbose=0,
                                    callbacks=[InterruptMidEpoch(epoch=2)])
     assert (runtime.results_dir() / "cifar10_experiments.csv").read_bytes() == table_before
-    folder = experiments.run_folder(key_of("I", splits, seed=2, epochs=3))
+    folder = recording.run_folder(experiments.RESULTS_TABLE, key_of("I", splits, seed=2, epochs=3),
+                                  experiments.RUN_FOLDER_NAMING)
     assert (folder / "backup" / "latest.weights.h5").exists()
     assert sorted(recording.read_epoch_log(folder)) == [0, 1]
 
@@ -313,7 +315,8 @@ def test_an_interruption_after_the_last_epoch_does_not_retrain(own_outputs):
 
 def test_a_fresh_start_discards_a_stale_epoch_log(own_outputs):
     splits = tiny_splits()
-    folder = experiments.run_folder(key_of("I", splits, seed=5, epochs=1))
+    folder = recording.run_folder(experiments.RESULTS_TABLE, key_of("I", splits, seed=5, epochs=1),
+                                  experiments.RUN_FOLDER_NAMING)
     folder.mkdir(parents=True)
     (folder / "epochs.json").write_text('{"0": {"accuracy": 0.5}, "7": {"accuracy": 0.9}}')
     outcome = experiments.run_experiment("I", splits, seed=5, profile="quick", epochs=1, verbose=0)
@@ -482,13 +485,13 @@ def test_replicas_are_part_of_the_run_key(own_outputs):
     splits = tiny_splits()
     assert "replicas" in experiments.RUN_KEY_COLUMNS
     one = key_of("I", splits, seed=1, epochs=1)
-    two = experiments.run_key(experiments.get_experiment("I"), splits, seed=1, profile="quick", epochs=1,
-                              batch_size=32, precision="float32", replicas=2)
+    two = recording.run_key(**experiments.run_settings(experiments.get_experiment("I"), splits, seed=1, profile="quick",
+                                                       epochs=1, batch_size=32, precision="float32", replicas=2))
     assert one["replicas"] == 1 and two["replicas"] == 2 and {**one, "replicas": 2} == two
-    assert experiments.run_folder(one) != experiments.run_folder(two)
+    assert recording.run_folder(experiments.RESULTS_TABLE, one) != recording.run_folder(experiments.RESULTS_TABLE, two)
     results.append_result(experiments.RESULTS_TABLE, {**two, "test_accuracy": 0.5})
-    assert experiments.find_recorded_row(one) is None
-    assert experiments.find_recorded_row(two)["test_accuracy"] == 0.5
+    assert recording.find_recorded_row(experiments.RESULTS_TABLE, one) is None
+    assert recording.find_recorded_row(experiments.RESULTS_TABLE, two)["test_accuracy"] == 0.5
 
 
 def test_a_mixed_precision_model_reloads_in_float32_for_visualisation(tmp_path):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tools import reference as reference_tools
 from utils import data, fast_cifar, recording, results, runtime
 
 TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
@@ -447,19 +448,24 @@ def test_ablations_change_only_their_own_fields():
 # --- running and recording ------------------------------------------------------------------------
 
 
+def key_of(recipe: fast_cifar.Recipe, splits: data.Splits, **settings) -> dict:
+    """The run key run_recipe uses for these settings."""
+    return recording.run_key(**fast_cifar.run_settings(recipe, splits, **settings))
+
+
 def test_every_recipe_field_is_in_the_run_key():
     splits = tiny_splits()
-    key = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32",
+    key = key_of(TINY, splits, seed=1, profile="quick", precision="float32",
                              time_budget_seconds=None, evaluate_test=False)
     for field in dataclasses.fields(fast_cifar.Recipe):
         assert field.name in key
     assert key["replicas"] == 1 and key["hardware"] == runtime.hardware_name()
-    two = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32", time_budget_seconds=None,
+    two = key_of(TINY, splits, seed=1, profile="quick", precision="float32", time_budget_seconds=None,
                              evaluate_test=False, replicas=2)
-    elsewhere = fast_cifar.run_key(TINY, splits, seed=1, profile="quick", precision="float32",
+    elsewhere = key_of(TINY, splits, seed=1, profile="quick", precision="float32",
                                    time_budget_seconds=None, evaluate_test=False, hardware="another machine")
     assert len({recording.key_digest(k) for k in (key, two, elsewhere)}) == 3
-    other = fast_cifar.run_key(TINY.changed(lookahead_final_decay=0.5), splits, seed=1, profile="quick",
+    other = key_of(TINY.changed(lookahead_final_decay=0.5), splits, seed=1, profile="quick",
                                precision="float32", time_budget_seconds=None, evaluate_test=False)
     assert recording.key_digest(other) != recording.key_digest(key)
 
@@ -599,16 +605,16 @@ def test_course_recipe_is_the_course_settings():
 def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monkeypatch):
     target = own_outputs / "reference" / "fast_cifar_lesson.csv"
     monkeypatch.setattr(fast_cifar, "reference_path", lambda profile: target)
-    with pytest.raises(FileNotFoundError, match="Run notebook 08 first"):
-        fast_cifar.export_reference("lesson")
+    with pytest.raises(FileNotFoundError, match="Run notebook 08 first: python -m tools.reference fast_cifar"):
+        reference_tools.export_reference("lesson")
     results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "synthetic (x)",
                                                      "val_accuracy": 0.5})
     with pytest.raises(FileNotFoundError):
-        fast_cifar.export_reference("lesson")  # synthetic rows are never reference rows
+        reference_tools.export_reference("lesson")  # synthetic rows are never reference rows
     results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "JPEG folders",
                                                      "val_accuracy": 0.9, "train_images": 45000, "epochs_done": 2,
                                                      "train_seconds": 60.0, "model_path": "/here/model.keras"})
-    assert fast_cifar.export_reference("lesson") == target
+    assert reference_tools.export_reference("lesson") == target
     shipped = pd.read_csv(target)
     assert list(shipped["val_accuracy"]) == [0.9]
     assert list(shipped["images_per_second"]) == [1500.0]

@@ -7,7 +7,6 @@ runs, writes nowhere but its own folder, and that its overflow count can see a s
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from tools import gpu_check
 

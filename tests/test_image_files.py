@@ -9,7 +9,6 @@ non-image extension.
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import data, run
+from tools import run
+from utils import data
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BAD_FILE_NAMES = {"cut_short.jpg", "empty.jpg", "notes.jpg", "photo.txt"}

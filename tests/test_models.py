@@ -20,7 +20,7 @@ def free_keras_state():
 
 
 def test_mnist_cnn_matches_the_course_and_our_table():
-    model = models.build_mnist_cnn()
+    model = models.build_from_spec(models.mnist_cnn_spec())
     assert model.count_params() == course.MNIST_PARAMETERS
     comparison = anatomy.compare_with_keras(models.mnist_cnn_spec(), model)
     assert comparison["agrees"].all(), comparison
@@ -89,31 +89,10 @@ def test_vgg_rejects_an_unknown_depth():
 
 def test_softmax_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
-    model = models.build_mnist_cnn()
+    model = models.build_from_spec(models.mnist_cnn_spec())
     assert model.get_layer("conv1").compute_dtype == "float16"
     assert model.get_layer("predictions").compute_dtype == "float32"
     assert model.output.dtype == "float32"
-
-
-def test_spec_from_keras_reads_a_model_back():
-    model = keras.Sequential([
-        keras.Input((16, 16, 3)),
-        keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
-        keras.layers.BatchNormalization(),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.GlobalMaxPooling2D(),
-        keras.layers.Dense(5, activation="softmax"),
-    ])
-    spec = anatomy.spec_from_keras(model)
-    assert anatomy.total_parameters(spec) == model.count_params()
-    assert anatomy.compare_with_keras(spec, model)["agrees"].all()
-    assert anatomy.total_macs(spec) == 16 * 16 * 4 * 27 + 4 * 5
-
-
-def test_spec_from_keras_names_unsupported_layers():
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.DepthwiseConv2D(3)])
-    with pytest.raises(ValueError, match="DepthwiseConv2D"):
-        anatomy.spec_from_keras(model)
 
 
 def test_compare_with_keras_refuses_different_networks():
@@ -125,22 +104,3 @@ def test_text_cnn_has_the_textbook_parameter_count() -> None:
     model = models.build_text_cnn()
     assert model.count_params() == course.TEXT_CNN_PARAMETERS
     assert model.get_layer("conv2").output.shape[1:] == ((500 - 7 + 1) // 5 - 7 + 1, 32)
-
-
-def test_notebook_02_runs_record_the_precision_they_trained_in():
-    """After the notebook's reset, the run's row names the policy fit ran in, even once the global one changed."""
-    from utils import data, runtime
-
-    runtime.apply_precision("mixed_bfloat16")
-    runtime.clear_session_keeping_precision()  # the reset notebook 02 does between models
-    images, labels = data.synthetic_images((28, 28, 1), 10, 2, seed=0)
-    pipeline = data.make_pipeline(images, labels, 10, num_classes=10)
-    run = models.train_and_evaluate(lambda: models.build_mnist_cnn(num_classes=10),
-                                    lambda: keras.optimizers.Adadelta(learning_rate=1.0), pipeline, None, pipeline,
-                                    epochs=1, seed=0, verbose=0)
-    in_force = keras.mixed_precision.global_policy().name  # the policy fit ran under (the run leaves it alone)
-    runtime.apply_precision("float32")  # what a later bare clear_session would leave behind
-    columns = run.result_columns()
-    assert columns["precision"] == run.precision == runtime.model_precision(run.model) == in_force
-    assert columns["precision"] == "mixed_bfloat16" and columns["replicas"] == 1
-    assert run.model.get_layer("conv1").compute_dtype == "bfloat16"

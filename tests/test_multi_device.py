@@ -31,17 +31,18 @@ TWO_LOGICAL_CPUS = textwrap.dedent("""
 EXPERIMENT_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
     import keras
     import numpy as np
-    from utils import data, experiments, runtime
+    from utils import data, experiments, recording, runtime
 
-    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)  # what a two-GPU machine would get
+    policy = runtime.apply_precision("mixed_float16")  # what a two-GPU machine would get
     images, labels = data.synthetic_images((32, 32, 3), 10, 12, seed=0)
     dataset = data.ImageDataset("cifar10", images, labels, images[:40], labels[:40],
                                 list(data.CIFAR10_CLASS_NAMES), "synthetic (test)")
     splits = data.make_splits(dataset, "holdout", validation_size=20, seed=0)
     outcome = experiments.run_experiment("III", splits, seed=0, profile="quick", epochs=1, strategy=strategy,
                                          steps_per_execution=2, verbose=0, save_model=False)
-    keys = {replicas: experiments.run_key(experiments.get_experiment("III"), splits, seed=0, profile="quick",
-                                          epochs=1, batch_size=32, precision=policy, replicas=replicas)
+    keys = {replicas: recording.run_key(**experiments.run_settings(
+                experiments.get_experiment("III"), splits, seed=0, profile="quick", epochs=1, batch_size=32,
+                precision=policy, replicas=replicas))
             for replicas in (1, 2)}
     print("RESULT " + json.dumps({
         "replicas": strategy.num_replicas_in_sync,
@@ -51,28 +52,37 @@ EXPERIMENT_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
         "test_accuracy": outcome.row["test_accuracy"],
         "train_loss": outcome.row["train_loss"],
         "keys_differ": keys[1] != keys[2],
-        "found_for_two": experiments.find_recorded_row(keys[2]) is not None,
-        "found_for_one": experiments.find_recorded_row(keys[1]) is not None,
+        "found_for_two": recording.find_recorded_row(experiments.RESULTS_TABLE, keys[2]) is not None,
+        "found_for_one": recording.find_recorded_row(experiments.RESULTS_TABLE, keys[1]) is not None,
     }))
 """)
 
 
 MNIST_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
     import keras
-    from utils import data, models, runtime
+    from utils import data, models, recording, runtime
 
-    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)
+    policy = runtime.apply_precision("mixed_float16")
     images, labels = data.synthetic_images((28, 28, 1), 10, 4, seed=0)
     pipeline = data.make_pipeline(images, labels, 8, num_classes=10, training=True)
-    run = models.train_and_evaluate(lambda: models.build_mnist_cnn(num_classes=10),
-                                    lambda: keras.optimizers.Adadelta(learning_rate=1.0), pipeline, pipeline,
-                                    pipeline, epochs=1, seed=0, strategy=strategy, verbose=0)
-    columns = run.result_columns()
+
+    def build():
+        model = models.build_from_spec(models.mnist_cnn_spec())
+        model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=1.0), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    run = recording.run(recording.RunSpec(
+        table="mnist", name="two replicas", seed=0, strategy=strategy, keep_model=True,
+        settings={"precision": policy, "replicas": strategy.num_replicas_in_sync},
+        build=build, fit=lambda model, folder, resuming: recording.fit_resumably(
+            model, pipeline, validation=pipeline, folder=folder, epochs=1, verbose=0),
+        evaluate=lambda model, epoch_log: {"test_accuracy": float(model.evaluate(pipeline, verbose=0)[1])}))
     print("RESULT " + json.dumps({
-        "replicas": columns["replicas"], "precision": columns["precision"], "policy": policy,
+        "replicas": int(run.row["replicas"]), "precision": run.row["precision"], "policy": policy,
         "built_in_scope": run.model.distribute_strategy is strategy,
         "mirrored": isinstance(run.model.weights[0].value, tf.distribute.DistributedValues),
-        "loss": run.history.history["loss"][-1],
+        "loss": run.history["loss"][-1],
     }))
 """)
 
@@ -81,10 +91,10 @@ TRANSFER_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
     import numpy as np
     from utils import data, runtime, transfer
 
-    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)
+    policy = runtime.apply_precision("mixed_float16")
     with strategy.scope():
         backbone, choice = transfer.load_backbone(32, weights=None)
-        transfer.freeze_backbone(backbone)
+        backbone.trainable = False  # experiment 1 of notebook 05
         model = transfer.compile_transfer_model(transfer.build_transfer_model(backbone, transfer.HeadConfig()), 1e-3)
     images, labels = data.synthetic_images((32, 32, 3), 5, 8, seed=0)
     pipeline = data.make_pipeline(images, labels, 8, num_classes=5, training=True)
@@ -100,7 +110,7 @@ FAST_CIFAR_CHILD = TWO_LOGICAL_CPUS + textwrap.dedent("""
     import numpy as np
     from utils import data, fast_cifar, runtime
 
-    policy = runtime.use_mixed_precision_if_gpu(gpu_count=2)
+    policy = runtime.apply_precision("mixed_float16")
     images, labels = data.synthetic_images((32, 32, 3), 10, 8, seed=0)
     dataset = data.ImageDataset("cifar10", images, labels, images[:20], labels[:20],
                                 list(data.CIFAR10_CLASS_NAMES), "synthetic (test)")

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import run
+from tools import run
 
 NOTEBOOKS = run.list_notebooks()
 # Notebook 03 trains seven experiments of one quick epoch each: two lines per epoch ("Epoch 1/1" and

@@ -1,4 +1,4 @@
-"""utils.reference: shipped reference tables are read safely, exported from finished runs, and compared."""
+"""utils.reference and tools.reference: shipped reference tables are read safely, exported from finished runs, and compared."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils import experiments, reference
+from tools import reference as reference_tools
+from utils import experiments, fast_cifar, reference
 
 
 def reference_row(name: str, train: float, val: float) -> dict:
@@ -42,8 +43,8 @@ def test_a_malformed_table_is_a_message_naming_the_fix(tmp_path: Path):
 
 
 def test_export_then_read_round_trips_rows_and_curves(tmp_path: Path):
-    reference.export_cifar10_reference(reference_row("III", 0.89, 0.80), epoch_log(3, 0.9), "full", folder=tmp_path)
-    reference.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
+    reference_tools.export_cifar10_reference(reference_row("III", 0.89, 0.80), epoch_log(3, 0.9), "full", folder=tmp_path)
+    reference_tools.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
     table = reference.read_reference("cifar10_full", folder=tmp_path)
     assert table.usable and list(table.rows["experiment"]) == ["I", "III"]  # in the course's order
     histories = reference.read_reference_histories("cifar10_full", folder=tmp_path)
@@ -52,8 +53,8 @@ def test_export_then_read_round_trips_rows_and_curves(tmp_path: Path):
 
 
 def test_exporting_an_experiment_again_replaces_its_rows(tmp_path: Path):
-    reference.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
-    reference.export_cifar10_reference(reference_row("I", 0.86, 0.79), epoch_log(2, 0.86), "full", folder=tmp_path)
+    reference_tools.export_cifar10_reference(reference_row("I", 0.84, 0.78), epoch_log(3, 0.85), "full", folder=tmp_path)
+    reference_tools.export_cifar10_reference(reference_row("I", 0.86, 0.79), epoch_log(2, 0.86), "full", folder=tmp_path)
     rows = reference.read_reference("cifar10_full", folder=tmp_path).rows
     assert len(rows) == 1 and rows.iloc[0]["train_accuracy"] == pytest.approx(0.86)
     assert len(reference.read_reference_histories("cifar10_full", folder=tmp_path)["I"]["loss"]) == 2
@@ -218,7 +219,21 @@ def test_shipped_rows_carry_every_run_key_column_and_match_a_one_replica_key(pro
     table.rows.to_csv(tmp_path / f"{experiments.RESULTS_TABLE}.csv", index=False)
     for _, row in table.rows.iterrows():
         key = recording.run_key(**{column: row[column] for column in experiments.RUN_KEY_COLUMNS})
-        assert experiments.find_recorded_row(key)["experiment"] == row["experiment"]
-        assert experiments.find_recorded_row({**key, "replicas": 2}) is None
+        assert recording.find_recorded_row(experiments.RESULTS_TABLE, key)["experiment"] == row["experiment"]
+        assert recording.find_recorded_row(experiments.RESULTS_TABLE, {**key, "replicas": 2}) is None
     shown = experiments.side_by_side_table({"reference": table.rows})
     assert shown["reference val"].notna().sum() == len(table.rows)
+
+
+def test_notebook_08_reference_command_passes_parameters_the_notebook_declares():
+    from tools import run
+
+    arguments = reference_tools.fast_cifar_reference_arguments()
+    assert arguments[:4] == ["--profile", "lesson", "--only", "08"]
+    parameters = run.parse_parameters([arguments[-1]])
+    assert parameters == reference_tools.FAST_CIFAR_REFERENCE
+    run.check_parameters_are_declared(run.list_notebooks(["08"]), parameters)  # raises on a name 08 lacks
+    assert set(parameters["ABLATIONS"]) <= set(fast_cifar.ABLATIONS)
+    shipped = fast_cifar.read_reference("lesson")
+    shipped_minutes = set(shipped["time_budget_seconds"].astype(float) / 60)
+    assert {*parameters["BUDGET_MINUTES"], parameters["ABLATION_MINUTES"]} <= shipped_minutes

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import run
+from tools import run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,7 +134,7 @@ def test_make_run_passes_params_and_profile_to_the_runner() -> None:
     completed = subprocess.run(
         ["make", "-n", "run", "ONLY=03", "PROFILE=quick", "PARAMS=EXPERIMENTS=['I','III'] SEEDS=[1,2,3]"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    command = next(line for line in completed.stdout.splitlines() if "-m utils.run" in line)
+    command = next(line for line in completed.stdout.splitlines() if "-m tools.run" in line)
     arguments = shlex.split(command)[3:]
     assert arguments[:4] == ["--profile", "quick", "--only", "03"]
     assert run.parse_parameters([arguments[arguments.index("--param") + 1]]) == {
@@ -195,7 +195,7 @@ def test_a_signal_stops_the_whole_run_and_says_what_was_cut(tmp_path: Path, sign
     write_notebook(folder / "02_next_lesson.ipynb", ["print('never started')"])
     environment = dict(os.environ, CNN_RUNS_DIR=str(tmp_path / "runs"), CNN_RESULTS_DIR=str(tmp_path / "results"),
                        CNN_NOTEBOOKS_DIR=str(folder))
-    runner = subprocess.Popen([sys.executable, "-m", "utils.run", "--profile", "quick"],
+    runner = subprocess.Popen([sys.executable, "-m", "tools.run", "--profile", "quick"],
                               cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
     lines = [runner.stdout.readline()]

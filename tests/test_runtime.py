@@ -62,16 +62,16 @@ def test_set_seed_makes_draws_repeatable() -> None:
     np.testing.assert_array_equal(first[1], second[1])
 
 
-def test_mixed_precision_only_with_gpu() -> None:
+def test_apply_precision_sets_the_global_policy() -> None:
     import keras
 
     try:
-        assert runtime.use_mixed_precision_if_gpu(gpu_count=1) == "mixed_float16"
+        assert runtime.apply_precision("mixed_float16") == "mixed_float16"
         assert keras.mixed_precision.global_policy().name == "mixed_float16"
         layer = keras.layers.Dense(2)
         layer.build((None, 3))
         assert layer.compute_dtype == "float16" and layer.variable_dtype == "float32"
-        assert runtime.use_mixed_precision_if_gpu(gpu_count=0) == "float32"
+        assert runtime.apply_precision("float32") == "float32"
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")

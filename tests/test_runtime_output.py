@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from utils import run, runtime
+from tools import run
+from utils import runtime
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IMPORT_AND_LIST_DEVICES = "from utils import runtime; runtime.import_tensorflow(); print(runtime.gpu_names())"

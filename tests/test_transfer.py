@@ -51,10 +51,25 @@ def random_backbone(shared_backbone):
     return shared_backbone
 
 
+def frozen(backbone):
+    """Experiment 1's freezing, as notebook 05 writes it: the whole backbone at once."""
+    backbone.trainable = False
+    return backbone
+
+
+def unfreeze_after(backbone, frozen_layer_count=transfer.COURSE_FROZEN_LAYER_COUNT, freeze_batch_norm=True):
+    """Experiment 2's unfreezing, notebook 05's loop: train from the boundary on, batch norm kept frozen."""
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= frozen_layer_count and not (freeze_batch_norm and is_batch_norm)
+    return backbone
+
+
 def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
     assert len(random_backbone.layers) == RESNET50_LAYERS
-    transfer.freeze_backbone(random_backbone)
-    transfer.unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
+    frozen(random_backbone)
+    unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
     layers = random_backbone.layers
     assert not any(layer.trainable for layer in layers[:140])
     batch_norm_after = [layer for layer in layers[140:] if isinstance(layer, keras.layers.BatchNormalization)]
@@ -73,19 +88,14 @@ def test_fine_tuning_freezes_exactly_the_first_140_layers(random_backbone):
 
 
 def test_fine_tuning_can_train_batch_norm_scale_when_asked(random_backbone):
-    transfer.unfreeze_after(random_backbone, freeze_batch_norm=False)
+    unfreeze_after(random_backbone, freeze_batch_norm=False)
     flags = [layer.trainable for layer in random_backbone.layers]
     assert flags == [False] * 140 + [True] * (RESNET50_LAYERS - 140)
     assert transfer.trainability(random_backbone)["params_trainable"] == BACKBONE_PARAMS_AFTER_LAYER_140_WITH_BN
 
 
-def test_unfreeze_after_rejects_a_count_beyond_the_backbone(random_backbone):
-    with pytest.raises(ValueError, match="between 0 and 175"):
-        transfer.unfreeze_after(random_backbone, 500)
-
-
 def test_feature_extraction_trains_only_the_head(random_backbone):
-    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone))
+    model = transfer.build_transfer_model(frozen(random_backbone))
     table = transfer.trainability_table(model, random_backbone)
     assert table.loc["backbone (ResNet50)", "params_trainable"] == 0
     assert table.loc["backbone (ResNet50)", "layers_frozen"] == RESNET50_LAYERS
@@ -96,8 +106,8 @@ def test_feature_extraction_trains_only_the_head(random_backbone):
 
 
 def test_fine_tuning_trainable_count_is_head_plus_layers_after_140(random_backbone):
-    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone))
-    transfer.unfreeze_after(random_backbone)
+    model = transfer.build_transfer_model(frozen(random_backbone))
+    unfreeze_after(random_backbone)
     assert transfer.parameter_count(model.trainable_weights) == HEAD_PARAMS + BACKBONE_PARAMS_AFTER_LAYER_140
     table = transfer.trainability_table(model, random_backbone)
     assert table.loc["whole model", "layers_frozen"] == 140 + BATCH_NORM_LAYERS_AFTER_140
@@ -107,7 +117,7 @@ def test_fine_tuning_trainable_count_is_head_plus_layers_after_140(random_backbo
 @pytest.mark.parametrize("pooling, extra_dense_units", [("avg", 0), ("max", 128)])
 def test_head_shapes_and_variations(random_backbone, pooling, extra_dense_units):
     head = transfer.HeadConfig(pooling=pooling, extra_dense_units=extra_dense_units)
-    model = transfer.build_transfer_model(transfer.freeze_backbone(random_backbone), head)
+    model = transfer.build_transfer_model(frozen(random_backbone), head)
     assert model.input_shape == (None, IMAGE_SIZE, IMAGE_SIZE, 3)
     assert model.output_shape == (None, transfer.FLOWER_CLASS_COUNT)
     pooled = model.get_layer(f"global_{pooling}_pool")
@@ -143,8 +153,8 @@ def _one_training_step(model):
 
 
 def _fine_tuning_model(backbone, freeze_batch_norm):
-    model = transfer.build_transfer_model(transfer.freeze_backbone(backbone))
-    transfer.unfreeze_after(backbone, freeze_batch_norm=freeze_batch_norm)
+    model = transfer.build_transfer_model(frozen(backbone))
+    unfreeze_after(backbone, freeze_batch_norm=freeze_batch_norm)
     transfer.compile_transfer_model(model, learning_rate=1e-2)
     # Same optimizer, loss and fit() code path, but eager: tracing ResNet50's training graph
     # would cost far more than the one step these tests take.
@@ -251,15 +261,13 @@ def test_weights_argument_rejects_a_path():
         transfer.load_backbone(IMAGE_SIZE, weights="/some/file.h5")
 
 
-def test_result_rows_say_random_init_when_no_weights_were_loaded():
+def test_comparing_random_init_rows_says_so():
     choice = transfer.WeightsChoice(None, transfer.RANDOM_INIT_LABEL, None, ("asked for",))
-    run = transfer.ExperimentRun(1, {"loss": [1.0]}, 3.0, 1, 1e-3, HEAD_PARAMS,
-                                 {"train": 0.5, "validation": 0.25, "test": 0.2})
-    second = transfer.ExperimentRun(2, {"loss": [0.9]}, 5.0, 1, 1e-5, HEAD_PARAMS + 10,
-                                    {"train": 0.6, "validation": 0.3, "test": 0.3})
-    rows = [transfer.result_row(r, choice, "quick", 64, transfer.HeadConfig(), "synthetic", 100, 42)
-            for r in (run, second)]
-    assert all(row["weights"] == transfer.RANDOM_INIT_LABEL for row in rows)
+    rows = [{"experiment": transfer.label_with_weights(transfer.experiment_name(number), choice),
+             "weights": choice.label, "epochs": 1, "learning_rate": rate, "trainable_params": params,
+             "train_accuracy": train, "val_accuracy": val, "test_accuracy": test, "seconds": 1.0}
+            for number, rate, params, train, val, test in ((1, 1e-3, HEAD_PARAMS, 0.5, 0.25, 0.2),
+                                                           (2, 1e-5, HEAD_PARAMS + 10, 0.6, 0.3, 0.3))]
     assert all(row["experiment"].endswith(transfer.RANDOM_INIT_LABEL) for row in rows)
     summary = transfer.compare_experiments(rows, choice, test_images=1_000, majority_share=0.244)
     assert summary.startswith("Experiment 2 wins") and "10.0 percentage points" in summary
@@ -314,14 +322,14 @@ def test_resnet_stages_from_layer_names():
 
 
 def test_freezing_the_first_140_layers_trains_exactly_stage_5(random_backbone):
-    transfer.unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
+    unfreeze_after(random_backbone, transfer.COURSE_FROZEN_LAYER_COUNT)
     table = transfer.trainable_by_stage(random_backbone)
     assert transfer.stages_that_train(random_backbone) == ["stage 5"]
     stage_5_convolutions = sum(1 for layer in random_backbone.layers
                                if layer.name.startswith("conv5_") and isinstance(layer, keras.layers.Conv2D))
     assert table.loc["stage 5", "layers_training"] == stage_5_convolutions
     assert table["params_trainable"].sum() == BACKBONE_PARAMS_AFTER_LAYER_140
-    transfer.unfreeze_after(random_backbone, 130)  # a boundary earlier in stage 4 trains part of it
+    unfreeze_after(random_backbone, 130)  # a boundary earlier in stage 4 trains part of it
     assert transfer.stages_that_train(random_backbone) == ["stage 4", "stage 5"]
 
 
@@ -360,21 +368,37 @@ def test_augmentation_runs_in_float32_under_mixed_float16():
     assert augmented.dtype == tf.float32
 
 
-def test_result_rows_record_the_precision_and_replicas_the_model_trained_with():
-    """The row says what fit ran in (the model's policy), not the global policy when the row is written."""
-    from utils import data
+def test_a_rerun_of_notebook_05_reuses_both_experiments_and_adds_no_row(tmp_path, monkeypatch):
+    """Experiments 1 and 2 through the runner: rows labelled with the weights and the precision the model
+    trained in; run again, both are reused with their trained models and the table keeps two rows."""
+    from utils import data, results
 
-    try:
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    images, labels = data.synthetic_images((8, 8, 3), 2, 4, seed=0)
+    pipeline = data.make_pipeline(images, labels, 4, num_classes=2)
+    pipelines = {"train": pipeline, "train_eval": pipeline, "validation": pipeline, "test": pipeline}
+    choice = transfer.WeightsChoice(None, transfer.RANDOM_INIT_LABEL, None, ("asked for",))
+    settings = {"profile": "quick", "image_size": 8, "seed": 0, "precision": "mixed_bfloat16", "replicas": 1}
+
+    def both_experiments():
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(4),
                                   keras.layers.Dense(2, activation="softmax", dtype="float32")])
-        transfer.compile_transfer_model(model, 1e-3)
+        first = transfer.run_experiment(1, model, pipelines, epochs=1, learning_rate=1e-3, choice=choice,
+                                        settings=settings)
+        second = transfer.run_experiment(2, first.model, pipelines, epochs=1, learning_rate=1e-5, choice=choice,
+                                         settings=settings, after=first)
+        return first, second
+
+    try:
+        first, second = both_experiments()
+        again = both_experiments()
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    images, labels = data.synthetic_images((8, 8, 3), 2, 4, seed=0)
-    pipeline = data.make_pipeline(images, labels, 4, num_classes=2)
-    run = transfer.fit_experiment(model, 1, pipeline, pipeline, 1, 1e-3, verbose=0)
-    run.accuracies = {"train": 0.5, "validation": 0.5, "test": 0.5}
-    choice = transfer.WeightsChoice(None, transfer.RANDOM_INIT_LABEL, None, ("asked for",))
-    row = transfer.result_row(run, choice, "quick", 8, transfer.HeadConfig(), "synthetic", 8, 0)
-    assert (row["precision"], row["replicas"]) == ("mixed_bfloat16", 1)
+    assert not first.reused and not second.reused and all(run.reused for run in again)
+    assert len(results.read_results(transfer.RESULTS_TABLE)) == 2
+    assert first.row["experiment"].endswith(transfer.RANDOM_INIT_LABEL) and first.row["weights"] == choice.label
+    assert (first.row["precision"], first.row["replicas"]) == ("mixed_bfloat16", 1)
+    assert second.row["continues_from"] == first.folder.name
+    assert again[1].model is not None and again[1].row["test_accuracy"] == pytest.approx(second.row["test_accuracy"])

@@ -4,7 +4,7 @@ A Colab learner with a GPU trains in ``mixed_float16`` with ``steps_per_executio
 one, a path a CPU never takes. This check walks it once, in about ten minutes on one GPU,
 and prints what a maintainer needs to trust it:
 
-1. every notebook in the quick profile under ``mixed_float16`` (through ``utils.run``);
+1. every notebook in the quick profile under ``mixed_float16`` (through ``tools.run``);
 2. one full-profile epoch of notebook 03's experiment III: the time estimate against the
    measured time, images per second, NaN losses and the optimizer steps skipped because
    the loss scale overflowed;
@@ -72,7 +72,7 @@ def isolate_outputs(folder: Path) -> None:
 
 def check_notebooks(only: Sequence[str] | None = None) -> int:
     """Run the notebooks in the quick profile in fresh kernels (the policy comes from ``CNN_PRECISION``)."""
-    command = [sys.executable, "-m", "utils.run", "--profile", "quick"] + (["--only", *only] if only else [])
+    command = [sys.executable, "-m", "tools.run", "--profile", "quick"] + (["--only", *only] if only else [])
     print("\n== 1. Notebooks, quick profile, precision " + os.environ.get(runtime.PRECISION_ENVIRONMENT_VARIABLE, "auto"),
           flush=True)
     return subprocess.run(command, cwd=runtime.project_root(), check=False).returncode

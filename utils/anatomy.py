@@ -623,43 +623,6 @@ _KERAS_POOLING = {"MaxPooling2D": "max", "AveragePooling2D": "average"}
 _KERAS_GLOBAL_POOLING = {"GlobalMaxPooling2D": "max", "GlobalAveragePooling2D": "average"}
 
 
-def _spec_from_keras_layer(layer: Any) -> LayerSpec:
-    """One Keras layer's configuration as a LayerSpec (channels-last layers only)."""
-    kind, config = layer.__class__.__name__, layer.get_config()
-    if kind == "Conv2D":
-        return Conv2DSpec(config["filters"], tuple(config["kernel_size"]), tuple(config["strides"]),
-                          config["padding"], config["activation"], config["use_bias"], name=layer.name)
-    if kind in _KERAS_POOLING:
-        return Pool2DSpec(tuple(config["pool_size"]), tuple(config["strides"]), config["padding"],
-                          _KERAS_POOLING[kind], name=layer.name)
-    if kind in _KERAS_GLOBAL_POOLING:
-        return GlobalPool2DSpec(_KERAS_GLOBAL_POOLING[kind], name=layer.name)
-    if kind == "Flatten":
-        return FlattenSpec(name=layer.name)
-    if kind == "Dense":
-        return DenseSpec(config["units"], config["activation"], config["use_bias"], name=layer.name)
-    if kind == "Dropout":
-        return DropoutSpec(config["rate"], name=layer.name)
-    if kind == "BatchNormalization":
-        return BatchNormSpec(name=layer.name)
-    raise ValueError(
-        f"Layer {layer.name!r} is a {kind}, which utils.anatomy does not describe yet "
-        f"(it knows Conv2D, pooling, Flatten, Dense, Dropout and BatchNormalization). "
-        f"Add a LayerSpec for it in utils/anatomy.py, or analyse a model without it."
-    )
-
-
-def spec_from_keras(model: Any) -> ModelSpec:
-    """Read a built, single-input, layer-after-layer Keras model back into a :class:`ModelSpec`.
-
-    Lets later notebooks get MACs, activation memory and receptive fields for
-    any plain stack of layers they have built with Keras.
-    """
-    layers = [_spec_from_keras_layer(layer) for layer in model.layers
-              if layer.__class__.__name__ != "InputLayer"]
-    return ModelSpec(model.name, keras_example_shape(model.inputs[0]), tuple(layers))
-
-
 # --------------------------------------------------------------------------- #
 # Per-layer figures of any built Keras model (branches and nested models too)
 # --------------------------------------------------------------------------- #

@@ -115,22 +115,6 @@ def build_application(name: str, input_size: int | None = None):
 # --------------------------------------------------------------------------------------
 
 
-def mac_table(model) -> pd.DataFrame:
-    """One row per layer that multiplies: name, type, output shape, parameters and MACs per image."""
-    rows = []
-    for layer in anatomy.keras_leaf_layers(model):
-        macs = anatomy.keras_layer_macs(layer)
-        if macs:
-            rows.append({
-                "layer": layer.name,
-                "type": type(layer).__name__,
-                "output_shape": anatomy.keras_example_shape(layer.output),
-                "parameters": layer.count_params(),
-                "macs": macs,
-            })
-    return pd.DataFrame(rows, columns=["layer", "type", "output_shape", "parameters", "macs"])
-
-
 def count_macs(model) -> int:
     """Total multiply-accumulates per image of the convolution and Dense layers (see module doc)."""
     return int(sum(anatomy.keras_layer_macs(layer) for layer in anatomy.keras_leaf_layers(model)))

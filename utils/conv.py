@@ -226,26 +226,6 @@ def correlate2d(
     return np.einsum("ijkl,kl->ij", patches, kernel)
 
 
-def correlate2d_with_loops(image: np.ndarray, kernel: np.ndarray, stride: int = 1) -> np.ndarray:
-    """The same as :func:`correlate2d` (valid padding) spelled out as two plain loops.
-
-    Slow and only for teaching: it shows that nothing but "multiply, add, move
-    the filter by ``stride``" happens.
-    """
-    image = np.asarray(image, dtype=np.float64)
-    kernel = np.asarray(kernel, dtype=np.float64)
-    kernel_height, kernel_width = kernel.shape
-    out_height = output_size(image.shape[0], kernel_height, stride)
-    out_width = output_size(image.shape[1], kernel_width, stride)
-    result = np.zeros((out_height, out_width))
-    for row in range(out_height):
-        for column in range(out_width):
-            top, left = row * stride, column * stride
-            patch = image[top : top + kernel_height, left : left + kernel_width]
-            result[row, column] = np.sum(patch * kernel)
-    return result
-
-
 def convolve2d(image: np.ndarray, kernel: np.ndarray, **options: Any) -> np.ndarray:
     """True (textbook) convolution: flip the filter in both axes, then cross-correlate."""
     return correlate2d(image, np.flip(np.asarray(kernel), axis=(0, 1)), **options)

@@ -4,7 +4,7 @@ A notebook's exercise is two cells.  In the first the learner replaces ``...``
 (Python's Ellipsis) with an answer; in the second :func:`check` compares that
 answer with the value the notebook computes and prints one line: right, wrong
 with a hint, or "not answered yet".  A blank answer is not an error, so a
-notebook run headless (``python -m utils.run``) passes through its exercises
+notebook run headless (``python -m tools.run``) passes through its exercises
 and carries on.  Solutions sit in a collapsed ``<details>`` block under the
 check, reachable but out of the way.
 """

@@ -290,26 +290,17 @@ def usable_steps_per_execution(requested: int, replicas: int) -> int:
 # --- Recording runs ----------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    """What one run produced: its CSV row, its per-epoch history, and whether it was reused."""
-
-    experiment: str
-    row: dict[str, Any]
-    history: dict[str, list[float]]
-    reused: bool
-    model_path: Path | None = None
-    folder: Path | None = None  # the run folder holding its epoch log (see utils.recording)
+RUN_FOLDER_NAMING = ("experiment", "profile", "epochs", "precision")  # key values that start a run folder's name
 
 
-def run_key(experiment: Experiment, splits: Any, *, seed: int, profile: str, epochs: int,
-            batch_size: int, precision: str, replicas: int = 1) -> dict[str, Any]:
-    """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), as a run key.
+def run_settings(experiment: Experiment, splits: Any, *, seed: int, profile: str, epochs: int,
+                 batch_size: int, precision: str, replicas: int = 1) -> dict[str, Any]:
+    """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), for the run key.
 
     ``replicas`` (the strategy's ``num_replicas_in_sync``) is part of it: two GPUs split each
     batch and sum the gradients in another order, so a two-GPU row is another run.
     """
-    return recording.run_key(
+    return dict(
         experiment=experiment.name, definition=experiment.definition, optimizer=OPTIMIZER,
         batch_size=batch_size, epochs=epochs, precision=precision, seed=seed, profile=profile,
         validation_protocol=splits.protocol, data_source=splits.source, train_images=len(splits.y_train),
@@ -317,11 +308,6 @@ def run_key(experiment: Experiment, splits: Any, *, seed: int, profile: str, epo
                                                     splits.y_validation, splits.x_test, splits.y_test),
         replicas=replicas,
     )
-
-
-def run_folder(key: dict[str, Any]) -> Path:
-    """The folder under ``runs/cifar10_experiments/`` holding one run's checkpoint and epoch log."""
-    return recording.run_folder(RESULTS_TABLE, key, readable=("experiment", "profile", "epochs", "precision"))
 
 
 def model_path(experiment: str) -> Path:
@@ -387,11 +373,6 @@ def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | N
                   f"recorded test accuracy {accuracy:.1%}")
 
 
-def find_recorded_row(key: dict[str, Any]) -> dict[str, Any] | None:
-    """The most recent row of the results table matching ``key``, or None."""
-    return recording.find_recorded_row(RESULTS_TABLE, key)
-
-
 def run_experiment(
     experiment: Experiment | str,
     splits: Any,
@@ -407,7 +388,7 @@ def run_experiment(
     callbacks: Sequence[Any] = (),
     save_model: bool = True,
     precision: str | None = None,
-) -> RunResult:
+) -> recording.Record:
     """Train, evaluate and record one experiment with the course's recipe; resume when possible.
 
     ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels).  If the
@@ -431,47 +412,33 @@ def run_experiment(
         raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
     strategy = strategy or runtime.distribution_strategy()
-    key = run_key(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
-                  precision=policy, replicas=strategy.num_replicas_in_sync)
-    folder = run_folder(key)
-    recorded = None if force else find_recorded_row(key)
-    if recorded is not None:
-        history = recording.history_from_epoch_log(recording.read_epoch_log(folder))
-        return RunResult(experiment.name, recorded, history, reused=True, model_path=None, folder=folder)
-
-    resuming = recording.prepare_run_folder(folder, force)
-    runtime.clear_session_keeping_precision()
-    runtime.set_seed(seed)
     steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
                                                      strategy.num_replicas_in_sync)
-    with strategy.scope():
+    pipelines: dict[str, Any] = {}
+
+    def build() -> Any:
         model = build_experiment_model(experiment, num_classes=len(splits.class_names),
                                        input_shape=tuple(splits.x_train.shape[1:]))
-        compile_like_course(model, steps_per_execution=steps_per_execution)
-    if runtime.model_precision(model) != policy:  # the row would name a precision the model does not train in
-        raise RuntimeError(f"Experiment {experiment.name} was built in {runtime.model_precision(model)}, not the "
-                           f"{policy} its run key records; build models after utils.runtime.apply_precision.")
-    train, validation, test = _experiment_pipelines(splits, batch_size, seed)
-    print(f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
-          f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"
-          + (" - resuming from its checkpoint" if resuming else ""))
-    epoch_log = recording.fit_resumably(model, train, validation=validation, folder=folder, epochs=epochs,
-                                        verbose=verbose, callbacks=callbacks)
-    history = recording.history_from_epoch_log(epoch_log)
-    evaluation_started = time.perf_counter()
-    test_loss, test_accuracy = model.evaluate(test, verbose=0)
-    evaluation_seconds = time.perf_counter() - evaluation_started
-    saved_to = None
-    if save_model:
-        saved_to = model_path(experiment.name)
-        saved_to.parent.mkdir(parents=True, exist_ok=True)
-        model.save(saved_to)
-    row = _run_row(key, history, epoch_log, test_loss, test_accuracy, evaluation_seconds, model, splits)
-    results.append_result(RESULTS_TABLE, row)
-    recording.discard_checkpoint(folder)
-    del model
-    runtime.clear_session_keeping_precision()
-    return RunResult(experiment.name, row, history, reused=False, model_path=saved_to, folder=folder)
+        return compile_like_course(model, steps_per_execution=steps_per_execution)
+
+    def fit(model: Any, folder: Path, resuming: bool) -> dict[int, dict[str, float]]:
+        pipelines.update(zip(("train", "validation", "test"), _experiment_pipelines(splits, batch_size, seed)))
+        return recording.fit_resumably(model, pipelines["train"], validation=pipelines["validation"], folder=folder,
+                                       epochs=epochs, verbose=verbose, callbacks=callbacks)
+
+    def evaluate(model: Any, epoch_log: dict[int, dict[str, float]]) -> dict[str, Any]:
+        started = time.perf_counter()
+        test_loss, test_accuracy = model.evaluate(pipelines["test"], verbose=0)
+        return _measured_columns(epoch_log, test_loss, test_accuracy, time.perf_counter() - started, model, splits)
+
+    return recording.run(recording.RunSpec(
+        table=RESULTS_TABLE, name=experiment.name, definition=experiment, seed=seed, strategy=strategy, force=force,
+        settings=run_settings(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
+                              precision=policy, replicas=strategy.num_replicas_in_sync),
+        readable=RUN_FOLDER_NAMING, build=build, fit=fit, evaluate=evaluate,
+        model_path=model_path(experiment.name) if save_model else None,
+        announce=f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
+                 f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"))
 
 
 def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int, seeds: int = 1,
@@ -521,15 +488,12 @@ def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any,
     return train, validation, test
 
 
-def _run_row(
-    key: dict[str, Any], history: dict[str, list[float]], epoch_log: dict[int, dict[str, float]],
-    test_loss: float, test_accuracy: float, evaluation_seconds: float, model: Any, splits: Any,
-) -> dict[str, Any]:
-    """The results-table row of one finished run: its key (precision and replicas included), accuracies,
-    losses, size, speed, machine."""
+def _measured_columns(epoch_log: dict[int, dict[str, float]], test_loss: float, test_accuracy: float,
+                      evaluation_seconds: float, model: Any, splits: Any) -> dict[str, Any]:
+    """What one finished run measured, for its row: accuracies, losses, size, wall time and speed."""
+    history = recording.history_from_epoch_log(epoch_log)
     totals = recording.epoch_log_totals(epoch_log)
     return {
-        **key,
         "train_accuracy": history["accuracy"][-1],
         "val_accuracy": history["val_accuracy"][-1],
         "test_accuracy": float(test_accuracy),
@@ -542,7 +506,6 @@ def _run_row(
         "epochs_recorded": len(epoch_log),
         "val_images": len(splits.y_validation),
         "test_images": len(splits.y_test),
-        **{name: value for name, value in results.library_versions().items() if name not in key},
     }
 
 
@@ -554,7 +517,7 @@ def run_experiments(
     profile: str,
     epochs: int,
     **options: Any,
-) -> list[RunResult]:
+) -> list[recording.Record]:
     """Run (or reuse) every experiment in ``names`` for every seed, one after the other.
 
     ``options`` go to :func:`run_experiment` (``force``, ``strategy``, ``verbose``...).
@@ -809,17 +772,17 @@ def read_recorded_runs(profile: str | None = None, protocol: str | None = None) 
     return table.reset_index(drop=True)
 
 
-def rows_of(outcomes: Sequence[RunResult]) -> pd.DataFrame:
+def rows_of(outcomes: Sequence[recording.Record]) -> pd.DataFrame:
     """The result rows of a list of runs as a DataFrame (what the comparison functions take)."""
     return pd.DataFrame([outcome.row for outcome in outcomes])
 
 
-def histories_of(outcomes: Sequence[RunResult]) -> dict[str, dict[str, list[float]]]:
+def histories_of(outcomes: Sequence[recording.Record]) -> dict[str, dict[str, list[float]]]:
     """One learning-curve history per experiment (the first seed's), for the overlay plot."""
     histories: dict[str, dict[str, list[float]]] = {}
     for outcome in outcomes:
-        if outcome.history and outcome.experiment not in histories:
-            histories[outcome.experiment] = outcome.history
+        if outcome.history and outcome.name not in histories:
+            histories[outcome.name] = outcome.history
     return histories
 
 

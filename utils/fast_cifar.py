@@ -872,42 +872,16 @@ def planned_training_minutes(budgets: Sequence[float], first_budget_seeds: int, 
     return float(headline + budgets[0] + ablations * ablation_minutes + extra_at_ablation_budget)
 
 
-@dataclass
-class RecipeRun:
-    """What one run of a recipe produced: its results row, its per-epoch log, whether it was reused."""
-
-    recipe: Recipe
-    row: dict[str, Any]
-    epoch_log: dict[int, dict[str, float]]
-    reused: bool
-    folder: Path
-    model: Any = None
-
-    def curve(self) -> pd.DataFrame:
-        """Validation accuracy after each epoch against cumulative training seconds (for the wall-time plot)."""
-        return accuracy_against_time(self.epoch_log, self.recipe.name)
-
-
-def accuracy_against_time(epoch_log: dict[int, dict[str, float]], label: str) -> pd.DataFrame:
-    """One row per epoch: recipe, epoch, cumulative training minutes, validation accuracy (no TTA)."""
-    rows, minutes = [], 0.0
-    for epoch in sorted(epoch_log):
-        minutes += epoch_log[epoch]["train_seconds"] / 60.0
-        rows.append({"recipe": label, "epoch": epoch + 1, "training_minutes": minutes,
-                     "val_accuracy": epoch_log[epoch].get("val_accuracy", float("nan"))})
-    return pd.DataFrame(rows)
-
-
-def run_key(recipe: Recipe, splits: Any, *, seed: int, profile: str, precision: str,
-            time_budget_seconds: float | None, evaluate_test: bool, replicas: int = 1,
-            hardware: str | None = None) -> dict[str, Any]:
+def run_settings(recipe: Recipe, splits: Any, *, seed: int, profile: str, precision: str,
+                 time_budget_seconds: float | None, evaluate_test: bool, replicas: int = 1,
+                 hardware: str | None = None) -> dict[str, Any]:
     """Every recipe field plus the data, seed, profile, precision, budget, test flag, replicas and hardware.
 
     ``replicas`` (devices training in sync) changes the batch-norm statistics and the speed;
     ``hardware`` (default: this machine, :func:`utils.runtime.hardware_name`) is in the key
     because a time-budgeted run's result depends on how many steps the machine does in its budget.
     """
-    return recording.run_key(
+    return dict(
         **recipe.settings(), seed=seed, profile=profile, precision=precision, replicas=int(replicas),
         hardware=hardware or runtime.hardware_name(),
         time_budget_seconds=key_value(float(time_budget_seconds)) if time_budget_seconds is not None else "none",
@@ -916,6 +890,9 @@ def run_key(recipe: Recipe, splits: Any, *, seed: int, profile: str, precision: 
         data_fingerprint=recording.data_fingerprint(splits.x_train, splits.y_train, splits.x_validation,
                                                     splits.y_validation, splits.x_test, splits.y_test),
     )
+
+
+RUN_FOLDER_NAMING = ("name", "epochs", "profile", "seed")  # key values that start a run folder's name
 
 
 def model_path(recipe: Recipe, seed: int) -> Path:
@@ -938,7 +915,7 @@ def run_recipe(
     precision: str | None = None,
     keep_model: bool = False,
     strategy: Any = None,
-) -> RecipeRun:
+) -> recording.Record:
     """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
 
     A row of ``results/fast_cifar.csv`` with the same run key is reused without training
@@ -959,38 +936,39 @@ def run_recipe(
     recipe = validate_recipe(recipe)
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
     strategy = strategy or runtime.distribution_strategy()
-    key = run_key(recipe, splits, seed=seed, profile=profile, precision=policy, time_budget_seconds=time_budget_seconds,
-                  evaluate_test=evaluate_test, replicas=strategy.num_replicas_in_sync)
-    folder = recording.run_folder(RESULTS_TABLE, key, readable=("name", "epochs", "profile", "seed"))
     migrate_results_table()
-    recorded = None if force else recording.find_recorded_row(RESULTS_TABLE, key)
-    if recorded is not None:
-        return RecipeRun(recipe, recorded, recording.read_epoch_log(folder), reused=True, folder=folder)
-
-    resuming = recording.prepare_run_folder(folder, force)
-    runtime.clear_session_keeping_precision()
-    runtime.set_seed(seed)
     num_classes = len(splits.class_names)
-    batches = training_batches(splits.x_train, splits.y_train, recipe, num_classes, seed)
-    with strategy.scope():
-        model = compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
-    validation = (splits.x_validation.astype(np.float32) / 255.0, np.eye(num_classes, dtype=np.float32)[splits.y_validation])
-    spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
-    budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
-    callbacks = [epoch_augmenter(batches), budget]
-    if recipe.lookahead:
-        callbacks.append(lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
-                                            recipe.lookahead_final_decay, batches_per_epoch=len(batches)))
-    epoch_log = recording.fit_resumably(model, batches.dataset, folder=folder, epochs=recipe.epochs,
-                                        validation=validation, verbose=verbose, callbacks=callbacks)
-    row = _evaluate_and_record(model, recipe, splits, key, epoch_log, budget, len(batches), evaluate_test)
-    if save_model:
-        row["model_path"] = str(model_path(recipe, seed))
-        Path(row["model_path"]).parent.mkdir(parents=True, exist_ok=True)
-        model.save(row["model_path"])
-    results.append_result(RESULTS_TABLE, row)
-    recording.discard_checkpoint(folder)
-    return RecipeRun(recipe, row, epoch_log, reused=False, folder=folder, model=model if keep_model else None)
+    state: dict[str, Any] = {}
+
+    def build() -> Any:
+        state["batches"] = batches = training_batches(splits.x_train, splits.y_train, recipe, num_classes, seed)
+        return compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
+
+    def fit(model: Any, folder: Path, resuming: bool) -> dict[int, dict[str, float]]:
+        batches = state["batches"]
+        validation = (splits.x_validation.astype(np.float32) / 255.0,
+                      np.eye(num_classes, dtype=np.float32)[splits.y_validation])
+        spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
+        state["budget"] = budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
+        callbacks = [epoch_augmenter(batches), budget]
+        if recipe.lookahead:
+            callbacks.append(lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
+                                                recipe.lookahead_final_decay, batches_per_epoch=len(batches)))
+        return recording.fit_resumably(model, batches.dataset, folder=folder, epochs=recipe.epochs,
+                                       validation=validation, verbose=verbose, callbacks=callbacks)
+
+    def evaluate(model: Any, epoch_log: dict[int, dict[str, float]]) -> dict[str, Any]:
+        measured = _measured_columns(model, recipe, splits, epoch_log, state["budget"], len(state["batches"]),
+                                     evaluate_test)
+        return {**measured, "model_path": str(model_path(recipe, seed))} if save_model else measured
+
+    return recording.run(recording.RunSpec(
+        table=RESULTS_TABLE, name=recipe.name, definition=recipe, seed=seed, strategy=strategy, force=force,
+        settings=run_settings(recipe, splits, seed=seed, profile=profile, precision=policy,
+                              time_budget_seconds=time_budget_seconds, evaluate_test=evaluate_test,
+                              replicas=strategy.num_replicas_in_sync),
+        readable=RUN_FOLDER_NAMING, build=build, fit=fit, evaluate=evaluate, keep_model=keep_model,
+        model_path=model_path(recipe, seed) if save_model else None))
 
 
 def with_replicas_column(rows: pd.DataFrame) -> pd.DataFrame:
@@ -1016,10 +994,9 @@ def migrate_results_table() -> None:
                                       results.results_path(RESULTS_TABLE))
 
 
-def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str, Any],
-                         epoch_log: dict[int, dict[str, float]], budget: Any, batches_per_epoch: int,
-                         evaluate_test: bool) -> dict[str, Any]:
-    """Evaluate the trained model (validation with and without TTA, test if asked) and build its row."""
+def _measured_columns(model: Any, recipe: Recipe, splits: Any, epoch_log: dict[int, dict[str, float]], budget: Any,
+                      batches_per_epoch: int, evaluate_test: bool) -> dict[str, Any]:
+    """Evaluate the trained model (validation with and without TTA, test if asked): the row's measured columns."""
     started = time.perf_counter()
     plain = accuracy_of(predict_with_tta(model, splits.x_validation, flip=False), splits.y_validation)
     with_tta = accuracy_of(predict_with_tta(model, splits.x_validation, recipe.tta_flip, recipe.tta_shift_pixels),
@@ -1037,7 +1014,6 @@ def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str,
     if budget.stopped:  # the last logged epoch was cut short by the budget
         epochs_done = len(epoch_log) - 1 + budget.steps_in_epoch / batches_per_epoch
     return {
-        **key,
         "val_accuracy": with_tta, "val_accuracy_no_tta": plain, "test_accuracy": test_accuracy,
         "train_accuracy": history["accuracy"][-1], "train_loss": history["loss"][-1],
         "train_seconds": round(totals["train_seconds"], 2),
@@ -1046,14 +1022,14 @@ def _evaluate_and_record(model: Any, recipe: Recipe, splits: Any, key: dict[str,
         "epochs_done": round(epochs_done, 3), "stopped_by_budget": bool(budget.stopped),
         "images_per_second": round(len(splits.y_train) * epochs_done / max(totals["train_seconds"], 1e-9), 1),
         "params": model.count_params(), "val_images": len(splits.y_validation), "test_images": len(splits.y_test),
-        **{name: value for name, value in results.library_versions().items() if name not in key},
     }
 
 
 # --- Reading the results -------------------------------------------------------------------------------
 
 
-def ablation_table(full: RecipeRun, ablations: dict[str, RecipeRun], course_run: RecipeRun | None = None) -> pd.DataFrame:
+def ablation_table(full: recording.Record, ablations: dict[str, recording.Record],
+                   course_run: recording.Record | None = None) -> pd.DataFrame:
     """Validation accuracy and time of the full recipe, each ingredient removed, and the course's recipe.
 
     The "no test-time augmentation" row is the full recipe's own network evaluated without
@@ -1068,7 +1044,7 @@ def ablation_table(full: RecipeRun, ablations: dict[str, RecipeRun], course_run:
         rows.append({"recipe": name, "val_accuracy": float(run.row["val_accuracy"]),
                      "train_seconds": float(run.row["train_seconds"]), "epochs_done": float(run.row["epochs_done"])})
     if course_run is not None:
-        rows.append({"recipe": course_run.recipe.name, "val_accuracy": float(course_run.row["val_accuracy"]),
+        rows.append({"recipe": course_run.name, "val_accuracy": float(course_run.row["val_accuracy"]),
                      "train_seconds": float(course_run.row["train_seconds"]),
                      "epochs_done": float(course_run.row["epochs_done"])})
     table = pd.DataFrame(rows).set_index("recipe")
@@ -1076,7 +1052,7 @@ def ablation_table(full: RecipeRun, ablations: dict[str, RecipeRun], course_run:
     return table
 
 
-def seed_summary(runs: Sequence[RecipeRun], column: str = "test_accuracy") -> dict[str, float]:
+def seed_summary(runs: Sequence[recording.Record], column: str = "test_accuracy") -> dict[str, float]:
     """Mean, sample standard deviation, lowest and highest of ``column`` over runs with different seeds."""
     values = np.array([float(run.row[column]) for run in runs])
     return {"runs": len(values), "mean": float(values.mean()),
@@ -1440,55 +1416,3 @@ def costs_beside(shipped: pd.DataFrame, this_run: pd.DataFrame, this_run_label: 
             table[f"{label}: {heading}"] = [float(costs.loc[name, column]) if name in costs.index else float("nan")
                                             for name in names]
     return table
-
-
-def export_reference(profile: str) -> Path:
-    """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
-
-    Only rows that runs recorded are copied (never estimates); synthetic-data rows are
-    refused. Raises ``FileNotFoundError`` with the command to run when there is nothing to copy.
-    """
-    table = results.read_results(RESULTS_TABLE)
-    rows = table[table["profile"] == profile] if not table.empty else table
-    if not rows.empty:
-        rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
-    if rows.empty:
-        raise FileNotFoundError(
-            f"{results.results_path(RESULTS_TABLE)} has no real-data rows of the {profile!r} profile to export. "
-            f"Run notebook 08 first: CNN_PROFILE={profile} python -m utils.run --only 08 (with CNN_DATA_DIR "
-            "pointing at the real CIFAR-10), then export again.")
-    path = reference_path(profile)
-    shipped = shippable_rows(rows)
-    results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)
-    return path
-
-
-def shippable_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows as they ship: with their training speed, without this machine's model paths or empty columns.
-
-    ``images_per_second`` (training images seen per second of training) is filled in for
-    rows recorded before it was a column; columns no exported row uses (left over from
-    other rows of the local table) and ``model_path`` (a file on this machine) are dropped.
-    """
-    rows = rows.drop(columns=["model_path"], errors="ignore").dropna(axis="columns", how="all").copy()
-    if {"train_images", "epochs_done", "train_seconds"} <= set(rows.columns):
-        speed = rows["train_images"].astype(float) * rows["epochs_done"].astype(float) / rows["train_seconds"].astype(float)
-        rows["images_per_second"] = rows.get("images_per_second", speed).fillna(speed).round(1)
-    return rows
-
-
-def main(arguments: Sequence[str] | None = None) -> int:
-    """``python -m utils.fast_cifar export --profile lesson``: ship the measured rows as reference rows."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("--profile", choices=[name for name in runtime.PROFILE_NAMES if name != "quick"],
-                        required=True)
-    options = parser.parse_args(arguments)
-    print(f"wrote {export_reference(options.profile)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

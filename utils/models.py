@@ -8,17 +8,14 @@ so that training stays numerically stable under mixed precision.
 
 Recipes: the course's MNIST CNN, the CIFAR-sized network with a Flatten or a
 GlobalMaxPooling2D head, LeNet-5 in its classic form, and the VGG family
-(11, 13, 16 and 19 weight layers).  :func:`train_and_evaluate` is notebook 02's
-training run: built in the strategy's scope, in the precision in force, recorded as such.
+(11, 13, 16 and 19 weight layers). Notebook 02 writes its MNIST network out as a Keras
+``Sequential`` and checks it against :func:`mnist_cnn_spec`.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from utils import results, runtime
 from utils.anatomy import (
     BatchNormSpec,
     Conv2DSpec,
@@ -190,11 +187,6 @@ def build_from_spec(spec: ModelSpec, kernel_initializer: str = "glorot_uniform")
     return keras.Model(inputs, outputs, name=spec.name)
 
 
-def build_mnist_cnn(input_shape: tuple[int, int, int] = MNIST_INPUT_SHAPE, num_classes: int = 10) -> Any:
-    """The course's MNIST CNN as an uncompiled Keras model."""
-    return build_from_spec(mnist_cnn_spec(input_shape, num_classes))
-
-
 def build_vgg(depth: int = 16, kernel_initializer: str = "glorot_uniform", **spec_options: Any) -> Any:
     """VGG-``depth`` built from :func:`vgg_spec` (about 0.5 GB of float32 weights for VGG-16).
 
@@ -223,53 +215,3 @@ def build_text_cnn(vocabulary: int = 10_000, embedding_size: int = 128, sequence
         keras.layers.GlobalMaxPooling1D(name="global_pool"),
         keras.layers.Dense(1, name="output"),
     ], name="text_cnn")
-
-
-# --------------------------------------------------------------------------- one training run (02)
-
-
-@dataclass
-class TrainedRun:
-    """One model trained and tested by :func:`train_and_evaluate`, with what it really trained in."""
-
-    model: Any
-    history: Any  # the keras.callbacks.History of the fit
-    test_loss: float
-    test_accuracy: float
-    seconds: float  # inside fit (validation passes included), evaluation excluded
-    precision: str  # the dtype policy the model computes in (utils.runtime.model_precision)
-    replicas: int  # replicas that trained it in sync
-
-    def result_columns(self) -> dict[str, Any]:
-        """The run's columns of a results row: test figures, seconds, library versions, its precision and replicas.
-
-        ``precision`` is the model's own, not the global policy when the row is written.
-        """
-        return {"test_accuracy": round(float(self.test_accuracy), 4), "test_loss": round(float(self.test_loss), 4),
-                "seconds": round(self.seconds, 1), **results.library_versions(), "precision": self.precision,
-                "replicas": self.replicas}
-
-
-def train_and_evaluate(build: Callable[[], Any], optimizer: Callable[[], Any], train: Any, validation: Any,
-                       test: Any, *, epochs: int, seed: int, strategy: Any = None,
-                       verbose: int | str = "auto") -> TrainedRun:
-    """Seed, free the last model, build and compile in ``strategy.scope()``, train, test: one run of notebook 02.
-
-    The session is cleared with :func:`utils.runtime.clear_session_keeping_precision`, so the
-    model computes in the precision the setup cell chose; building inside the scope mirrors
-    its variables over every GPU (``strategy`` defaults to :func:`utils.runtime.distribution_strategy`).
-    ``build`` and ``optimizer`` make a fresh model and optimizer; the loss is the course's
-    categorical cross-entropy on one-hot labels.
-    """
-    runtime.set_seed(seed)
-    runtime.clear_session_keeping_precision()
-    strategy = strategy or runtime.distribution_strategy()
-    with strategy.scope():
-        model = build()
-        model.compile(optimizer=optimizer(), loss="categorical_crossentropy", metrics=["accuracy"])
-    started = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=epochs, verbose=verbose)
-    seconds = time.perf_counter() - started
-    test_loss, test_accuracy = model.evaluate(test, verbose=0)
-    return TrainedRun(model, history, float(test_loss), float(test_accuracy), seconds,
-                      runtime.model_precision(model), strategy.num_replicas_in_sync)

@@ -15,6 +15,10 @@ lives here, the same for every notebook:
 - **The per-epoch log** (``epochs.json``): metrics and seconds per epoch, from which
   learning curves are drawn later without retraining.
 - **Atomic result rows** through :mod:`utils.results`: a table is never half written.
+- **The runner** (:func:`run`): the one way a notebook's training run becomes a row. A
+  :class:`RunSpec` says which table, which settings identify the run, and how to build,
+  fit and evaluate it; :func:`run` does everything else in one order (reuse, resume, the
+  session and seed reset, the model file, the row) and returns a :class:`Record`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import json
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -228,3 +233,123 @@ def fit_resumably(model: Any, train: Any, *, folder: Path, epochs: int, validati
 def discard_checkpoint(folder: Path) -> None:
     """Delete a run's checkpoint once its row is recorded (the epoch log stays for the curves)."""
     shutil.rmtree(Path(folder) / BACKUP_FOLDER_NAME, ignore_errors=True)
+
+
+# --- The runner: every training run of the suite goes through run() ------------------------------------------
+
+EpochLog = dict[int, dict[str, float]]
+
+
+@dataclass
+class RunSpec:
+    """One training run as the runner needs it: where it is recorded, what identifies it, how to do it.
+
+    ``build`` returns a compiled model and is called inside the strategy's scope (so its
+    variables are mirrored over every replica); ``fit(model, folder, resuming)`` trains it
+    and returns the epoch log (usually through :func:`fit_resumably`); ``evaluate(model,
+    epoch_log)`` returns the measured columns of the row. The row is the key, then those
+    columns, then the library versions and hardware.
+    """
+
+    table: str  # the results table (results/<table>.csv) and the runs/<table>/ folder
+    name: str  # what tables and plots call the run
+    settings: dict[str, Any]  # every setting that changes the result: the run key
+    build: Callable[[], Any]
+    fit: Callable[[Any, Path, bool], EpochLog]
+    evaluate: Callable[[Any, EpochLog], dict[str, Any]]
+    seed: int
+    strategy: Any = None  # default: utils.runtime.distribution_strategy()
+    readable: Sequence[str] = ()  # key values that start the run folder's name
+    model_path: Path | None = None  # where the trained model is saved; None: not saved (see keep_model)
+    definition: Any = None  # the object the run was made from (an experiment, a recipe), handed back
+    force: bool = False  # retrain even when the table holds this run
+    keep_model: bool = False  # hand the trained model back, also when reused (it is then saved, see model_file)
+    fresh_session: bool = True  # False: ``build`` carries on with models built earlier, so the session is kept
+    announce: str = ""  # a line printed before training starts
+
+    def model_file(self, folder: Path) -> Path | None:
+        """Where the trained model goes: ``model_path``, else the run folder when the model is handed back."""
+        return Path(self.model_path) if self.model_path is not None else folder / "model.keras" if self.keep_model else None
+
+
+@dataclass
+class Record:
+    """What :func:`run` hands back: the run's row and epoch log, whether it was reused, where its files are."""
+
+    name: str
+    row: dict[str, Any]
+    epoch_log: EpochLog
+    reused: bool
+    folder: Path
+    definition: Any = None
+    model_path: Path | None = None  # the saved model, when the spec asked for one and it exists
+    model: Any = None  # the trained model, when the spec asked to keep it
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """The run's metrics per epoch, as Keras's ``History.history`` (empty when the log is gone)."""
+        return history_from_epoch_log(self.epoch_log)
+
+    def curve(self) -> Any:
+        """Validation accuracy after each epoch against cumulative training minutes, one row per epoch."""
+        import pandas as pd
+
+        minutes = np.cumsum([self.epoch_log[epoch]["train_seconds"] / 60.0 for epoch in sorted(self.epoch_log)])
+        return pd.DataFrame({"recipe": self.name, "epoch": [epoch + 1 for epoch in sorted(self.epoch_log)],
+                             "training_minutes": minutes,
+                             "val_accuracy": [self.epoch_log[epoch].get("val_accuracy", float("nan"))
+                                              for epoch in sorted(self.epoch_log)]})
+
+
+def run(spec: RunSpec) -> Record:
+    """Train, evaluate and record one run, or hand back its recorded row: the suite's one way to train.
+
+    A row of ``spec.table`` with the same key is reused without training (unless
+    ``spec.force``), its saved model loaded when ``spec.keep_model`` asks for it (a row whose
+    model file is gone is trained again, since the model cannot be handed back). Otherwise: the run folder is prepared (an interrupted attempt resumes
+    from its checkpoint), the Keras session is cleared keeping the dtype policy, the seed
+    is set, the model is built in the strategy's scope and must compute in the key's
+    ``precision``, then it is fitted, evaluated, saved if asked, and its row appended; the
+    checkpoint goes, the epoch log stays for the curves.
+    """
+    key = run_key(**spec.settings)
+    folder = run_folder(spec.table, key, spec.readable)
+    model_file = spec.model_file(folder)
+    saved = model_file if model_file is not None and model_file.exists() else None
+    recorded = None if spec.force else find_recorded_row(spec.table, key)
+    if recorded is not None and (saved is not None or not spec.keep_model):
+        model = _load_model(saved) if spec.keep_model else None
+        return Record(spec.name, recorded, read_epoch_log(folder), True, folder, spec.definition, saved, model)
+    resuming = prepare_run_folder(folder, spec.force)
+    if spec.fresh_session:
+        runtime.clear_session_keeping_precision()
+    runtime.set_seed(spec.seed)
+    with (spec.strategy or runtime.distribution_strategy()).scope():
+        model = spec.build()
+    if "precision" in key and runtime.model_precision(model) != key["precision"]:
+        raise RuntimeError(f"Run {spec.name!r} was built in {runtime.model_precision(model)}, not the "
+                           f"{key['precision']} its run key records; build models after utils.runtime.apply_precision.")
+    if spec.announce:
+        print(spec.announce + (" - resuming from its checkpoint" if resuming else ""), flush=True)
+    epoch_log = spec.fit(model, folder, resuming)
+    row = {**key, **spec.evaluate(model, epoch_log)}
+    row.update({name: value for name, value in results.library_versions().items() if name not in row})
+    if model_file is not None:
+        model_file.parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_file)
+    results.append_result(spec.table, row)
+    discard_checkpoint(folder)
+    kept = model if spec.keep_model else None
+    del model
+    if not spec.keep_model and spec.fresh_session:
+        runtime.clear_session_keeping_precision()
+    return Record(spec.name, row, epoch_log, False, folder, spec.definition, model_file, kept)
+
+
+def _load_model(path: Path) -> Any:
+    """A model the runner saved, compiled as it was trained (the suite's custom layers registered first)."""
+    import keras
+
+    from utils import layers  # noqa: F401  (registers FusedBatchNormalization for loading)
+
+    return keras.saving.load_model(path)

@@ -10,27 +10,24 @@ CSV files committed to the repository (unlike ``results/``, which holds your run
 - ``results/reference/cifar10_<profile>_epochs.csv``: the per-epoch log of each of those
   runs (one row per experiment and epoch), from which their learning curves are drawn.
 
-Rows are only ever copied from runs that finished (:func:`export_cifar10_reference`);
+Rows are only ever copied from runs that finished (``tools.reference``);
 an experiment not measured yet is shown as "not measured yet", never estimated.
 
 Reference runs are made headless, resumably, with
-``python -m utils.reference cifar10 --profile full --experiments I III`` (see :func:`main`);
+``python -m tools.reference cifar10 --profile full --experiments I III``;
 each finished experiment is exported at once, so an interrupted session keeps every
 row that landed.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-from utils import recording, results, runtime
+from utils import runtime
 
 NOT_MEASURED = "not measured yet"
 # Columns a reference table must have for the notebook to show it.
@@ -81,7 +78,7 @@ def read_reference(name: str, required: Sequence[str] = REQUIRED_COLUMNS,
     if missing:
         return ReferenceTable(path, empty, f"The reference table {path} lacks the columns {missing}, so it was "
                                            f"not used. Restore it with `git checkout -- results/reference/"
-                                           f"{path.name}` or re-export it with utils.reference.")
+                                           f"{path.name}` or re-export it with `python -m tools.reference`.")
     return ReferenceTable(path, rows)
 
 
@@ -99,86 +96,3 @@ def read_reference_histories(name: str, folder: Path | None = None) -> dict[str,
 def reference_name(profile: str) -> str:
     """File stem of notebook 03's reference table for a profile (``cifar10_full``)."""
     return f"cifar10_{profile}"
-
-
-def export_cifar10_reference(row: dict, epoch_log: dict[int, dict[str, float]], profile: str,
-                             folder: Path | None = None) -> Path:
-    """Add one finished run (its results row and epoch log) to the profile's reference tables.
-
-    A row for the same experiment already there is replaced, so re-running an
-    experiment updates its reference rather than duplicating it.
-    """
-    folder = folder or reference_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    name = reference_name(profile)
-    experiment = str(row["experiment"])
-    finished = {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _replace_rows(folder / f"{name}.csv", pd.DataFrame([{**finished, **row}]), experiment)
-    epochs = pd.DataFrame([{"experiment": experiment, "epoch": epoch + 1,
-                            **{metric: values.get(metric) for metric in EPOCH_COLUMNS[2:]},
-                            "seconds": values.get("seconds")}
-                           for epoch, values in sorted(epoch_log.items())])
-    _replace_rows(folder / f"{name}_epochs.csv", epochs, experiment)
-    return folder / f"{name}.csv"
-
-
-def _replace_rows(path: Path, new_rows: pd.DataFrame, experiment: str) -> None:
-    """Write ``new_rows`` into the CSV at ``path`` in place of that experiment's old rows (atomically)."""
-    old = pd.read_csv(path) if path.exists() else pd.DataFrame()
-    if not old.empty:
-        old = old[old["experiment"].astype(str) != experiment]
-    table = pd.concat([old, new_rows], ignore_index=True)
-    order = {name: index for index, name in enumerate(("I", "II", "III", "IV", "V", "VI", "VII"))}
-    table = table.sort_values("experiment", key=lambda names: names.map(lambda name: order.get(str(name), 99)),
-                              kind="stable")
-    results.write_text_atomically(lambda handle: table.to_csv(handle, index=False), path)
-
-
-def run_cifar10_reference(profile: str, names: Sequence[str], seed: int = runtime.DEFAULT_SEED,
-                          epochs: int | None = None, export: bool = True) -> list[Path]:
-    """Train notebook 03's experiments in ``profile`` exactly as the notebook does and export each one.
-
-    Uses the same splits (holdout, seed ``seed``) and :func:`utils.experiments.run_experiment`
-    as the notebook, in the precision :func:`utils.runtime.choose_precision` picks; an
-    interrupted run resumes from its checkpoint when started again. ``export=False`` only
-    records the runs in ``results/`` (for side experiments such as a float32 check).
-    """
-    from utils import data, experiments
-
-    context = runtime.setup_notebook(profile, seed=seed, mixed_precision=True)
-    settings = experiments.profile_settings(context.profile)
-    dataset = data.load_cifar10()
-    splits = data.make_splits(dataset, protocol="holdout", validation_size=settings.validation_images,
-                              seed=seed, train_limit=settings.train_images, test_limit=settings.test_images)
-    print(splits.describe(), flush=True)
-    exported = []
-    for name in names:
-        outcome = experiments.run_experiment(name, splits, seed=seed, profile=context.profile.name,
-                                             epochs=epochs or settings.epochs, strategy=context.strategy,
-                                             precision=context.precision_policy, verbose=2)
-        print(f"Experiment {name}: train {outcome.row['train_accuracy']:.4f}, validation "
-              f"{outcome.row['val_accuracy']:.4f}, test {outcome.row['test_accuracy']:.4f}, "
-              f"{outcome.row['seconds']:.0f} s, {outcome.row['precision']}", flush=True)
-        if export:
-            path = export_cifar10_reference(outcome.row, recording.read_epoch_log(outcome.folder),
-                                            context.profile.name)
-            print(f"exported to {path}", flush=True)
-            exported.append(path)
-    return exported
-
-
-def main(arguments: list[str] | None = None) -> int:
-    """Command line: ``python -m utils.reference cifar10 --profile full --experiments I III``."""
-    parser = argparse.ArgumentParser(description="Measure and export reference results of notebook 03.")
-    parser.add_argument("notebook", choices=["cifar10"], help="which notebook's reference to measure")
-    parser.add_argument("--profile", default="full", choices=runtime.PROFILE_NAMES)
-    parser.add_argument("--experiments", nargs="+", default=["I", "II", "III", "IV", "V", "VI", "VII"])
-    parser.add_argument("--seed", type=int, default=runtime.DEFAULT_SEED)
-    parser.add_argument("--no-export", action="store_true", help="record in results/ only, not as reference")
-    options = parser.parse_args(arguments)
-    run_cifar10_reference(options.profile, options.experiments, seed=options.seed, export=not options.no_export)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -403,17 +403,6 @@ def float32_twin(model: Any) -> Any:
     return twin
 
 
-def use_mixed_precision_if_gpu(gpu_count: int | None = None) -> str:
-    """Switch Keras to ``mixed_float16`` on a GPU and keep ``float32`` elsewhere (returns the policy).
-
-    Kept for the multi-GPU tests, which fake a GPU machine on CPUs; notebooks go
-    through :func:`choose_precision`, which also knows about bfloat16 CPUs.
-    """
-    if gpu_count is None:
-        gpu_count = len(gpu_names())
-    return apply_precision("mixed_float16" if gpu_count > 0 else "float32")
-
-
 def distribution_strategy(gpu_count: int | None = None) -> Any:
     """MirroredStrategy across GPUs when more than one is visible, else the default strategy.
 
@@ -605,7 +594,7 @@ def colab_badge_target(notebook_name: str) -> str:
 
 
 def running_headless() -> bool:
-    """True when nobody watches the output live: notebooks run by ``python -m utils.run`` or the tests."""
+    """True when nobody watches the output live: notebooks run by ``python -m tools.run`` or the tests."""
     return os.environ.get(HEADLESS_ENVIRONMENT_VARIABLE, "").strip().lower() in {"1", "true", "yes"}
 
 
@@ -670,7 +659,7 @@ def confirm_long_run(
             f"This full-profile run is estimated at about {minutes:.0f} minutes on this machine "
             f"(threshold {threshold_minutes:.0f}), and {setting_name} is False, so nothing was trained. "
             f"To go ahead, set {setting_name} = True in the parameters cell and rerun from there "
-            f"(headless: python -m utils.run --only NN --param {setting_name}=True). To run something shorter, "
+            f"(headless: python -m tools.run --only NN --param {setting_name}=True). To run something shorter, "
             f"set PROFILE = \"quick\" or lower the epochs. On Colab, KEEP_ON_DRIVE = True in the setup cell "
             f"keeps results and checkpoints if the session disconnects."
         )

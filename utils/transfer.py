@@ -23,7 +23,7 @@ see differently scaled inputs.  The usual advice is to call the backbone with
 ``training=False`` recorded when the model was built (keras-team/keras#20285;
 ``tests/test_transfer.py`` shows the moving mean moving).  What does hold is
 that a BatchNormalization layer whose ``trainable`` is False always runs in
-inference mode.  So :func:`unfreeze_after` keeps every BN layer of the
+inference mode.  So notebook 05's unfreezing loop keeps every BN layer of the
 backbone non-trainable while the other layers after the first 140 train, and
 :func:`build_transfer_model` still passes ``training=False`` for readers and
 for tf.keras 2, where it does work.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -288,7 +287,7 @@ def build_transfer_model(backbone: Any, head: HeadConfig = HeadConfig()) -> Any:
 
     The backbone is called with ``training=False``, the classic recipe for keeping
     its BatchNormalization layers in inference mode; on Keras 3 ``fit()``
-    overrides it, so :func:`unfreeze_after` also keeps the BN layers non-trainable
+    overrides it, so notebook 05's unfreezing loop also keeps the BN layers non-trainable
     (see the module docstring).  The softmax is float32 so mixed precision stays stable.
     """
     import keras
@@ -304,35 +303,6 @@ def build_transfer_model(backbone: Any, head: HeadConfig = HeadConfig()) -> Any:
     x = layers.Dropout(head.dropout_rate, name="head_dropout")(x)
     outputs = layers.Dense(head.num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"resnet50_transfer_{head.pooling}")
-
-
-def freeze_backbone(backbone: Any) -> Any:
-    """Experiment 1: make every backbone layer non-trainable (only the head will learn)."""
-    backbone.trainable = False
-    return backbone
-
-
-def unfreeze_after(
-    backbone: Any, frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT, freeze_batch_norm: bool = True
-) -> Any:
-    """Experiment 2: freeze ``backbone.layers[:frozen_layer_count]``, make the rest trainable.
-
-    The count includes the input layer, as ``model.layers`` does.  With
-    ``freeze_batch_norm`` (the default) the BatchNormalization layers after the
-    boundary stay non-trainable, which on Keras 3 is what keeps them in inference
-    mode during ``fit()``: their ImageNet statistics, scale and offset are kept.
-    """
-    import keras
-
-    layer_count = len(backbone.layers)
-    if not 0 <= frozen_layer_count <= layer_count:
-        raise ValueError(f"frozen_layer_count must be between 0 and {layer_count} (the backbone's layers), "
-                         f"got {frozen_layer_count}; the course uses {COURSE_FROZEN_LAYER_COUNT}.")
-    backbone.trainable = True
-    for index, layer in enumerate(backbone.layers):
-        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = index >= frozen_layer_count and not (freeze_batch_norm and is_batch_norm)
-    return backbone
 
 
 def compile_transfer_model(model: Any, learning_rate: float) -> Any:
@@ -521,77 +491,45 @@ def probe_pipeline(splits: data.FlowerSplits, image_size: int, batch_size: int, 
 # --------------------------------------------------------------------------- training records
 
 
-@dataclass
-class ExperimentRun:
-    """One experiment's training history, timing and accuracies, ready for the results table."""
+def run_experiment(number: int, model: Any, pipelines: dict[str, Any], *, epochs: int, learning_rate: float,
+                   choice: WeightsChoice, settings: dict[str, Any], strategy: Any = None, after: Any = None,
+                   frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> Any:
+    """Compile ``model`` with Adam, fit it and measure its accuracies: experiment 1 or 2, through the one runner.
 
-    number: int
-    history: dict[str, list[float]]
-    seconds: float
-    epochs: int
-    learning_rate: float
-    trainable_params: int
-    accuracies: dict[str, float] = field(default_factory=dict)
-    precision: str = "float32"  # the dtype policy the model computed in (utils.runtime.model_precision)
-    replicas: int = 1  # replicas that trained it in sync (utils.runtime.model_replicas)
-
-
-def fit_experiment(
-    model: Any, number: int, train_pipeline: Any, validation_pipeline: Any, epochs: int,
-    learning_rate: float, initial_epoch: int = 0, verbose: int = 2,
-) -> ExperimentRun:
-    """Train an already frozen/unfrozen and compiled model, timing the fit.
-
-    The run records the precision the model computes in and the replicas of the strategy
-    it was built under, so its result row names what really trained.
+    ``model`` is the notebook's own, frozen or unfrozen by hand in its cells, so the session is
+    kept (``fresh_session=False``). The trained model is saved and handed back, also when the
+    run is reused, so a rerun of the notebook reuses both experiments and adds no row.
+    ``settings`` are what identify the data and head (see notebook 05), ``choice`` the weights the
+    backbone really started from (its label is in the key and the row's name); experiment 2
+    passes experiment 1's record as ``after``, whose run it continues from.
     """
-    started = time.perf_counter()
-    # The pipeline shuffles itself; shuffle=False only stops Keras warning that it cannot.
-    history = model.fit(train_pipeline, validation_data=validation_pipeline, epochs=initial_epoch + epochs,
-                        initial_epoch=initial_epoch, verbose=verbose, shuffle=False)
-    seconds = time.perf_counter() - started
-    return ExperimentRun(number, {key: list(values) for key, values in history.history.items()}, seconds,
-                         epochs, learning_rate, parameter_count(model.trainable_weights),
-                         precision=runtime.model_precision(model), replicas=runtime.model_replicas(model))
+    from utils import recording
+
+    evaluation = {"train": pipelines["train_eval"], "val": pipelines["validation"], "test": pipelines["test"]}
+
+    def fit(network: Any, folder: Any, resuming: bool) -> dict[int, dict[str, float]]:
+        return recording.fit_resumably(network, pipelines["train"], validation=pipelines["validation"],
+                                       folder=folder, epochs=epochs, verbose=2)
+
+    def evaluate(network: Any, epoch_log: dict[int, dict[str, float]]) -> dict[str, Any]:
+        accuracies = evaluate_accuracies(network, evaluation)
+        return {"trainable_params": parameter_count(network.trainable_weights),
+                **{f"{name}_accuracy": round(value, 4) for name, value in accuracies.items()},
+                "seconds": round(recording.epoch_log_totals(epoch_log)["seconds"], 1)}
+
+    name = label_with_weights(experiment_name(number, frozen_layer_count), choice)
+    key = {"experiment": name, "weights": choice.label, **settings, "epochs": epochs, "learning_rate": learning_rate,
+           "frozen_layer_count": frozen_layer_count, "continues_from": after.folder.name if after else "none"}
+    return recording.run(recording.RunSpec(
+        table=RESULTS_TABLE, name=name, settings=key, seed=int(settings.get("seed", runtime.DEFAULT_SEED)),
+        strategy=strategy, build=lambda: compile_transfer_model(model, learning_rate), fit=fit, evaluate=evaluate,
+        readable=("profile", "image_size", "epochs"), keep_model=True, fresh_session=False))
 
 
 def evaluate_accuracies(model: Any, pipelines: dict[str, Any]) -> dict[str, float]:
     """Accuracy on each named pipeline (use augmentation-free pipelines, e.g. train/val/test)."""
     return {name: float(model.evaluate(pipeline, verbose=0, return_dict=True)["accuracy"])
             for name, pipeline in pipelines.items()}
-
-
-def result_row(run: ExperimentRun, choice: WeightsChoice, profile: str, image_size: int, head: HeadConfig,
-               data_source: str, train_images: int, seed: int,
-               frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> dict[str, Any]:
-    """The row appended to ``results/transfer_learning.csv`` for one experiment (library versions included).
-
-    ``precision`` and ``replicas`` are the run's own (see :func:`fit_experiment`), not the
-    global policy at the time the row is written.
-    """
-    from utils import results
-
-    return {
-        "experiment": label_with_weights(experiment_name(run.number, frozen_layer_count), choice),
-        "weights": choice.label,
-        "profile": profile,
-        "image_size": image_size,
-        "epochs": run.epochs,
-        "learning_rate": run.learning_rate,
-        "pooling": head.pooling,
-        "extra_dense_units": head.extra_dense_units,
-        "trainable_params": run.trainable_params,
-        "train_accuracy": round(run.accuracies["train"], 4),
-        "val_accuracy": round(run.accuracies["validation"], 4),
-        "test_accuracy": round(run.accuracies["test"], 4),
-        "seconds": round(run.seconds, 1),
-        "train_images": train_images,
-        "data_source": data_source,
-        "seed": seed,
-        **results.library_versions(),
-        "precision": run.precision,
-        "replicas": run.replicas,
-    }
 
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -648,7 +586,7 @@ def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice, t
     return verdict + budget + caveat
 
 
-def joined_history(first: ExperimentRun, second: ExperimentRun) -> tuple[dict[str, list[float]], int]:
+def joined_history(first: Any, second: Any) -> tuple[dict[str, list[float]], int]:
     """Both runs' curves end to end, and how many epochs came before fine-tuning started.
 
     Pass the count to ``plotting.plot_learning_curves(..., mark_epochs={"fine-tuning starts": count})``.

@@ -1,13 +1,15 @@
-"""What has a CNN learned?  Filters, activations, Grad-CAM, ascent images, adversaries, neighbours.
+"""What has a CNN learned?  Filters, activations, ascent images, neighbours, and the figures of notebook 07.
 
 Notebook 07 applies these to a CIFAR-10 CNN trained in the suite; the tests
-apply them to tiny models.  Every function takes a built Keras model (Sequential
+apply them to tiny models. Grad-CAM and the fast gradient sign method are written out
+in notebook 07 itself (a few lines around a ``tf.GradientTape`` each); this module only
+draws their results (:func:`plot_grad_cam`, :func:`overlay_heatmap`, :func:`plot_adversarial`).  Every function takes a built Keras model (Sequential
 or functional, with a known input shape) and images as the model expects them:
 the suite's pipelines feed floats in [0, 1], which is the default
 ``value_range`` wherever an image is created or changed.
 
 Where a technique needs the network's *scores* rather than its probabilities
-(Grad-CAM, class-maximising images, the adversarial loss), the pre-softmax
+(class-maximising images), the pre-softmax
 value is used when the model ends in a softmax (a Dense layer with
 ``activation="softmax"``, a ``Softmax`` layer or an ``Activation("softmax")``
 layer): its gradients do not vanish when the model is already sure, which is
@@ -139,14 +141,6 @@ def _score_head(model, graph: _Graph):
     return graph.outputs[last.name], lambda outputs: ops.cast(outputs, "float32")
 
 
-def class_scores(model, images: np.ndarray) -> np.ndarray:
-    """Pre-softmax class scores (logits) of ``images``, shape (N, classes)."""
-
-    graph = _graph(model)
-    tapped, to_scores = _score_head(model, graph)
-    return np.asarray(to_scores(graph.model(tapped)(np.asarray(images, "float32"), training=False)))
-
-
 # --------------------------------------------------------------------------------------
 # First-layer filters and activation maps
 # --------------------------------------------------------------------------------------
@@ -212,55 +206,6 @@ def plot_activation_maps(maps: dict[str, np.ndarray], image_index: int = 0, chan
 # --------------------------------------------------------------------------------------
 
 
-@dataclass
-class GradCamResult:
-    """Grad-CAM heatmaps for a batch: ``heatmaps`` at image size and ``coarse`` at layer size, in [0, 1]."""
-
-    heatmaps: np.ndarray
-    coarse: np.ndarray
-    class_indices: np.ndarray
-    layer_name: str
-
-
-def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = None,
-             layer_name: str | None = None) -> GradCamResult:
-    """Grad-CAM (Selvaraju et al., 2017) for each image, for the given or the predicted class.
-
-    The class score's gradient with respect to a convolution layer's feature maps
-    is averaged over each map to give one weight per channel; the weighted sum of
-    the maps, with negative values cut to zero, shows where the evidence for the
-    class lies.  The layer is the last convolution unless ``layer_name`` is given.
-    Maps are divided by their maximum (an all-zero map stays zero) and resized
-    bilinearly to the image size.
-    """
-    import tensorflow as tf
-
-    _require_graph(model)
-    layer = model.get_layer(layer_name) if layer_name else last_convolution_layer(model)
-    if len(layer.output.shape) != 4:
-        raise ValueError(f"Layer {layer.name!r} outputs shape {layer.output.shape}; Grad-CAM needs "
-                         "(batch, height, width, channels) feature maps.")
-    graph = _graph(model)
-    tapped, to_scores = _score_head(model, graph)
-    gradient_model = graph.model([graph.outputs[layer.name], tapped])
-    batch = tf.convert_to_tensor(np.asarray(images, "float32"))
-    with tf.GradientTape() as tape:
-        feature_maps, head = gradient_model(batch, training=False)
-        feature_maps = tf.cast(feature_maps, tf.float32)
-        tape.watch(feature_maps)
-        scores = to_scores(head)
-        chosen = (tf.argmax(scores, axis=-1, output_type=tf.int32) if class_indices is None
-                  else tf.constant(np.asarray(class_indices), dtype=tf.int32))
-        chosen_scores = tf.gather(scores, chosen, axis=1, batch_dims=1)
-    gradients = tape.gradient(chosen_scores, feature_maps)
-    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-    coarse = tf.nn.relu(tf.reduce_sum(channel_weights * feature_maps, axis=-1)).numpy()
-    peaks = coarse.max(axis=(1, 2), keepdims=True)
-    coarse = np.where(peaks > 0, coarse / np.where(peaks > 0, peaks, 1), 0.0)
-    resized = tf.image.resize(coarse[..., np.newaxis], batch.shape[1:3], method="bilinear").numpy()[..., 0]
-    return GradCamResult(np.clip(resized, 0, 1), coarse, np.asarray(chosen), layer.name)
-
-
 def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Sequence[str],
                   title: str = "", value_range: tuple[float, float] = (0.0, 1.0), cell_size: float = 1.7):
     """Images (top row) above their Grad-CAM overlays (bottom row), one caption per column.
@@ -273,7 +218,7 @@ def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Se
     columns = len(images)
     if columns == 0 or len(overlays) != columns or len(titles) != columns:
         raise ValueError(f"plot_grad_cam needs as many overlays and titles as images; got {columns} images, "
-                         f"{len(overlays)} overlays and {len(titles)} titles. Pass gradcam_overlays(images, cam).")
+                         f"{len(overlays)} overlays and {len(titles)} titles.")
     figure, axes = plt.subplots(2, columns, figsize=(cell_size * columns, 2.5 * cell_size), squeeze=False,
                                 layout="constrained")
     for column in range(columns):
@@ -453,7 +398,7 @@ def to_display(image: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
 
 @dataclass
 class AdversarialExamples:
-    """Originals, their FGSM versions and what the model says about both."""
+    """Originals, their FGSM versions and what the model says about both (made by notebook 07's ``fgsm``)."""
 
     adversarial: np.ndarray
     perturbation: np.ndarray
@@ -469,12 +414,6 @@ class AdversarialExamples:
         return self.original_predictions != self.adversarial_predictions
 
 
-def _probabilities(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
 def to_8bit(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Images in ``value_range`` as they would be stored in an 8-bit file (PNG): uint8 levels 0-255.
 
@@ -484,61 +423,6 @@ def to_8bit(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -
     low, high = value_range
     scaled = (np.asarray(images, dtype="float64") - low) / (high - low) * 255.0
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
-
-
-def fgsm_attack(model, images: np.ndarray, labels: Sequence[int], epsilon: float,
-                value_range: tuple[float, float] = (0.0, 1.0)) -> AdversarialExamples:
-    """Fast gradient sign method (Goodfellow et al., 2015): one step of size ``epsilon`` uphill.
-
-    Each pixel moves by exactly ``epsilon`` (in the model's input units) in the
-    direction that increases the cross-entropy of the true ``labels``; the result
-    is clipped to ``value_range``.  With inputs in [0, 1], ``epsilon = 2 / 255``
-    changes no pixel by more than two intensity levels out of 255.
-    """
-    import tensorflow as tf
-
-    if epsilon < 0:
-        raise ValueError(f"epsilon must be non-negative, got {epsilon}.")
-    graph = _graph(model)
-    tapped, to_scores = _score_head(model, graph)
-    head_model = graph.model(tapped)
-    originals = tf.convert_to_tensor(np.asarray(images, "float32"))
-    targets = tf.constant(np.asarray(labels), dtype=tf.int32)
-    with tf.GradientTape() as tape:
-        tape.watch(originals)
-        scores = to_scores(head_model(originals, training=False))
-        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(targets, scores))
-    direction = tf.sign(tape.gradient(loss, originals))
-    adversarial = tf.clip_by_value(originals + epsilon * direction, value_range[0], value_range[1])
-    original_scores = scores.numpy()
-    adversarial_scores = np.asarray(to_scores(head_model(adversarial, training=False)))
-    original_probabilities = _probabilities(original_scores)
-    adversarial_probabilities = _probabilities(adversarial_scores)
-    return AdversarialExamples(
-        adversarial=adversarial.numpy(),
-        perturbation=(adversarial - originals).numpy(),
-        epsilon=float(epsilon),
-        original_predictions=original_scores.argmax(axis=-1),
-        adversarial_predictions=adversarial_scores.argmax(axis=-1),
-        original_confidence=original_probabilities.max(axis=-1),
-        adversarial_confidence=adversarial_probabilities.max(axis=-1),
-    )
-
-
-def smallest_flipping_epsilon(model, image: np.ndarray, label: int, epsilons: Sequence[float],
-                              value_range: tuple[float, float] = (0.0, 1.0)) -> tuple[float | None, AdversarialExamples]:
-    """The smallest of ``epsilons`` whose FGSM image changes the prediction, with that attack.
-
-    Returns ``(None, attack at the largest epsilon)`` when none of them flips it.
-    """
-    attack = None
-    for epsilon in sorted(epsilons):
-        attack = fgsm_attack(model, image[np.newaxis], [label], epsilon, value_range)
-        if attack.flipped[0]:
-            return epsilon, attack
-    if attack is None:
-        raise ValueError("epsilons is empty; give a few step sizes such as [1/255, 2/255, 4/255, 8/255].")
-    return None, attack
 
 
 def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_names: Sequence[str],
@@ -656,17 +540,3 @@ def plot_neighbours(query_images: np.ndarray, database_images: np.ndarray,
         axis.axis("off")
     figure.tight_layout()
     return figure
-
-
-def gradcam_overlays(images: np.ndarray, result: GradCamResult, value_range: tuple[float, float] = (0.0, 1.0),
-                     alpha: float = 0.45) -> list[np.ndarray]:
-    """The Grad-CAM heatmaps blended over their images, ready for an image grid."""
-    return [overlay_heatmap(to_display(image, value_range), heatmap, alpha)
-            for image, heatmap in zip(images, result.heatmaps)]
-
-
-def describe_model_input(model) -> dict[str, Any]:
-    """Input shape and output classes of a model, to check it fits the data before visualising."""
-    return {"input_shape": tuple(model.input_shape[1:]), "classes": int(model.output_shape[-1])}
-
-

@@ -1,4 +1,4 @@
-"""Training-speed benchmark: the course's way vs the suite's, ``python -m utils.bench cifar10``.
+"""Training-speed benchmark: the course's way vs the suite's, ``python -m tools.bench cifar10``.
 
 The course feeds float32 NumPy arrays straight into ``model.fit(x, y, batch_size=32)``,
 in float32, with Keras's own batch-norm layer. The suite keeps the images as uint8 in a

@@ -1,9 +1,9 @@
-"""Execute the notebooks headless, in order, in fresh kernels: ``python -m utils.run``.
+"""Execute the notebooks headless, in order, in fresh kernels: ``python -m tools.run``.
 
 Each notebook runs top to bottom.  Its parameters are set the way papermill
 sets them: a cell tagged ``injected-parameters`` is inserted right after the
 cell tagged ``parameters`` and assigns the profile and every ``--param``
-(``python -m utils.run --only 03 --param "EXPERIMENTS=['I', 'III'] SEEDS=[1, 2, 3]"``).
+(``python -m tools.run --only 03 --param "EXPERIMENTS=['I', 'III'] SEEDS=[1, 2, 3]"``).
 Executed copies, with their outputs, are written to ``runs/<profile>/`` so the
 committed notebooks stay output-free.  A table of (notebook, status, seconds) is
 printed and saved as ``runs/<profile>/summary.csv``; the exit status is non-zero
@@ -256,7 +256,7 @@ def inject_parameters(notebook: Any, parameters: dict[str, Any]) -> None:
     if not parameters or position is None:
         return
 
-    lines = ["# Parameters injected by python -m utils.run"]
+    lines = ["# Parameters injected by python -m tools.run"]
     lines += [f"{name} = {value!r}" for name, value in parameters.items()]
     cell = nbformat.v4.new_code_cell("\n".join(lines))
     cell.metadata["tags"] = [INJECTED_PARAMETERS_TAG]
