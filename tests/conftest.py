@@ -32,6 +32,18 @@ def isolated_outputs(monkeypatch: pytest.MonkeyPatch, session_output_dir: Path) 
 
 
 @pytest.fixture
+def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A test of its own: an empty results folder and runs folder, and the float32 policy before and after."""
+    import keras
+
+    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
+    keras.mixed_precision.set_global_policy("float32")
+    yield tmp_path
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
 def data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty data folder that the loaders search (and cache into) instead of the real one."""
     folder = tmp_path / "data"

@@ -7,7 +7,6 @@ interruption, checkpoints), not accuracy.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -127,14 +126,6 @@ def test_steps_per_execution_is_one_on_cpu():
 
 
 # --- the recorder ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each recorder test gets an empty results table and runs folder."""
-    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
-    return tmp_path
 
 
 def tiny_splits(protocol: str = "holdout", train: int = 64) -> data.Splits:

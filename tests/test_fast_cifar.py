@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -19,15 +18,6 @@ from tools import reference as reference_tools
 from utils import data, fast_cifar, recording, results, runtime
 
 TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
-
-
-@pytest.fixture
-def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each recording test gets an empty results table and runs folder, in float32."""
-    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
-    runtime.apply_precision("float32")
-    return tmp_path
 
 
 def tiny_splits(train: int = 40) -> data.Splits:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,16 +11,6 @@ import tensorflow as tf
 from utils import recording, results, runtime
 
 TABLE = "runner_test"
-
-
-@pytest.fixture
-def own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty results table and runs folder, in float32."""
-    monkeypatch.setenv("CNN_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("CNN_RUNS_DIR", str(tmp_path / "runs"))
-    runtime.apply_precision("float32")
-    yield tmp_path
-    runtime.apply_precision("float32")
 
 
 def tiny_spec(learning_rate: float = 0.1, **changes) -> recording.RunSpec:
