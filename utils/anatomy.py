@@ -592,6 +592,15 @@ def keras_layer_table(model: Any) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def layer_signature(model: Any) -> pd.DataFrame:
+    """Each layer's class, output shape and parameters, without names: models built alike give equal tables.
+
+    The suite's fused batch norm is listed as ``BatchNormalization``: it is Keras's layer on a faster kernel.
+    """
+    table = keras_layer_table(model).drop(columns="layer")
+    return table.replace({"keras_class": {"FusedBatchNormalization": "BatchNormalization"}})
+
+
 def compare_with_keras(spec: ModelSpec, model: Any) -> pd.DataFrame:
     """Our table beside Keras's, row by row, with an ``agrees`` column.
 
