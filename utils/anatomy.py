@@ -1,33 +1,15 @@
-"""Layer-by-layer anatomy of a CNN, computed from its specification alone.
+"""Layer-by-layer anatomy of a CNN, computed from its specification alone (notebooks 02 and 04).
 
-A network is described as a :class:`ModelSpec`: an input shape and a list of
-layer specifications (:class:`Conv2DSpec`, :class:`Pool2DSpec`,
-:class:`DenseSpec`, ...).  From that description alone, without Keras, this
-module works out for every layer
+A :class:`ModelSpec` (an input shape and layer specifications such as :class:`Conv2DSpec`) gives, without
+Keras, every layer's output shape, parameter count with its formula, multiply-accumulates (MACs) per image,
+float32 activation memory and receptive field. :func:`compare_with_keras` checks the table against a built
+model, and :func:`training_memory` estimates what training needs. The single-layer formulas are those of
+:mod:`utils.conv`; :func:`keras_layer_macs` and :func:`keras_activation_values` apply them to any built Keras
+model (branches, depthwise and separable convolutions), which :mod:`utils.architectures` sums over
+``keras.applications`` models.
 
-* the output shape (``floor((n + 2p - k) / s) + 1`` for convolutions and pools),
-* the parameter count, together with the formula that gives it as a string,
-* the multiply-accumulates (MACs) of one forward pass for one image,
-* the activation memory of one image in float32,
-* the receptive field (how many input pixels one output value can see).
-
-The same table can be built from a built Keras model (:func:`keras_layer_table`)
-so that the two can be compared (:func:`compare_with_keras`): the hand
-calculation teaches, and Keras's own count confirms it.  :func:`training_memory`
-turns the table into an estimate of the memory that training needs.
-
-The single-layer formulas (output size, parameter and multiply counts) are
-those of :mod:`utils.conv`, which notebook 01 builds by hand; this module
-chains them through a whole network.  For any built Keras model, including
-branched ones and layer kinds without a specification (depthwise and separable
-convolutions), :func:`keras_layer_macs` and :func:`keras_activation_values`
-apply the same formulas to the shapes Keras reports; :mod:`utils.architectures`
-adds them up over whole ``keras.applications`` models.
-
-Conventions: images are channels-last ``(height, width, channels)``; a MAC is
-one multiplication followed by one addition (about two FLOPs); pooling,
-activations, dropout and batch normalisation are counted as zero MACs because
-their cost is negligible beside the convolutions and dense layers.
+Conventions: channels-last images; a MAC is one multiplication and one addition (about two FLOPs); pooling,
+activations, dropout and batch norm count as zero MACs, negligible beside convolutions and dense layers.
 """
 
 from __future__ import annotations
@@ -47,19 +29,14 @@ MEBIBYTE = 1024**2
 Shape = tuple[int, ...]
 
 
-# --------------------------------------------------------------------------- #
-# Pure formulas (also used on their own by the notebooks)
-# --------------------------------------------------------------------------- #
+# --- Pure formulas (also used on their own by the notebooks) --------------------------
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: str | int = "valid") -> int:
     """Output length along one axis of a convolution or pooling window.
 
-    ``padding`` is ``"valid"`` (no padding), ``"same"`` (Keras's padding that
-    keeps ``ceil(size / stride)`` outputs) or a number of zero pixels added on
-    each side, in which case the course's formula
-    ``floor((size + 2 * padding - kernel) / stride) + 1`` applies
-    (:func:`utils.conv.output_size`, which also explains what goes wrong).
+    ``padding`` is ``"valid"``, ``"same"`` (``ceil(size / stride)`` outputs) or zero pixels per side, for which
+    :func:`utils.conv.output_size` applies the course's formula and explains what goes wrong.
     """
     if padding == "same":
         if min(size, kernel, stride) < 1:
@@ -92,9 +69,7 @@ def format_bytes(number_of_bytes: float) -> str:
     return f"{number_of_bytes:,.0f} B"
 
 
-# --------------------------------------------------------------------------- #
-# Layer specifications
-# --------------------------------------------------------------------------- #
+# --- Layer specifications -------------------------------------------------------------
 
 
 def _require_image(input_shape: Shape, layer: str) -> tuple[int, int, int]:
@@ -143,9 +118,7 @@ class LayerSpec:
                         image_size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
         """New (receptive field, jump) after this layer; most layers leave both unchanged.
 
-        ``jump`` is the distance, in input pixels, between neighbouring outputs
-        (the product of the strides so far): a window of ``k`` outputs of the
-        previous layer widens the field by ``(k - 1) * jump`` pixels.
+        ``jump`` is the distance in input pixels between neighbouring outputs (the product of the strides so far).
         """
         return field_size, jump
 
@@ -364,9 +337,7 @@ class ModelSpec:
 LayerSpecType = Conv2DSpec | Pool2DSpec | GlobalPool2DSpec | FlattenSpec | DenseSpec | DropoutSpec | BatchNormSpec
 
 
-# --------------------------------------------------------------------------- #
-# The layer table
-# --------------------------------------------------------------------------- #
+# --- The layer table ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -391,9 +362,7 @@ class LayerAnatomy:
 def analyse(spec: ModelSpec) -> list[LayerAnatomy]:
     """Walk through the layers once, carrying the shape and receptive field forward.
 
-    The first row describes the input itself (no weights, a 1×1 receptive field),
-    so that the activation memory of the whole forward pass can be summed from
-    the table.
+    The first row is the input itself, so the whole forward pass's activation memory sums from the table.
     """
     shape = spec.input_shape
     image_size = (shape[0], shape[1]) if len(shape) == 3 else (1, 1)
@@ -422,9 +391,7 @@ def _format_field(field_size: tuple[int, int], image_size: tuple[int, int]) -> s
 def layer_table(spec: ModelSpec) -> pd.DataFrame:
     """The anatomy as a pandas table, one row per layer plus the input row.
 
-    Columns: ``layer``, ``kind``, ``output_shape`` (text), ``parameters``,
-    ``formula``, ``macs``, ``activation_values``, ``activation_bytes`` (float32,
-    one image) and ``receptive_field`` (text, in input pixels).
+    ``activation_bytes`` is float32 for one image; ``receptive_field`` is in input pixels.
     """
     image_size = tuple(spec.input_shape[:2]) if len(spec.input_shape) == 3 else (1, 1)
     records = [
@@ -464,9 +431,7 @@ def totals(spec: ModelSpec) -> dict[str, int]:
     }
 
 
-# --------------------------------------------------------------------------- #
-# Memory needed to train
-# --------------------------------------------------------------------------- #
+# --- Memory needed to train -----------------------------------------------------------
 
 PRECISIONS: dict[str, tuple[int, int]] = {
     # name: (bytes per parameter, bytes per activation value)
@@ -499,14 +464,10 @@ def training_memory(spec: ModelSpec, batch_size: int, precision: str = "float32"
                     optimizer_slots: int = 0) -> TrainingMemory:
     """Estimate the memory of one training step on a mini-batch.
 
-    Counted: the parameters, one gradient per parameter, ``optimizer_slots``
-    extra copies of the parameters (0 for plain SGD, 1 for momentum, 2 for Adam),
-    the input batch, and every layer's output for every image, because
-    backpropagation needs them.  Flatten outputs are left out (a reshape shares
-    its input's memory).  It is a lower bound: frameworks also keep workspace
-    buffers and some intermediate values.  ``precision`` is ``"float32"``,
-    ``"float16"`` (everything in half precision) or ``"mixed_float16"``
-    (float32 weights, float16 activations, as Keras's mixed precision does).
+    Counted: parameters, one gradient each, ``optimizer_slots`` extra copies (SGD 0, momentum 1, Adam 2), the
+    input batch and every layer's output per image, which backpropagation needs (Flatten shares its input's
+    memory). A lower bound: frameworks keep workspace buffers too. ``"mixed_float16"`` means float32 weights and
+    float16 activations, as Keras's mixed precision.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}.")
@@ -548,9 +509,7 @@ def training_memory_table(spec: ModelSpec, batch_sizes: Iterable[int] = (32, 256
     return pd.DataFrame.from_records(records)
 
 
-# --------------------------------------------------------------------------- #
-# The same table from a built Keras model
-# --------------------------------------------------------------------------- #
+# --- The same table from a built Keras model ------------------------------------------
 
 
 def keras_example_shape(tensor_or_tensors: Any) -> Shape:
@@ -569,9 +528,8 @@ def keras_example_shape(tensor_or_tensors: Any) -> Shape:
 def keras_layer_table(model: Any) -> pd.DataFrame:
     """What Keras itself reports for each layer: name, class, output shape, parameter count.
 
-    Works for Sequential and single-input functional models.  An input row is
-    always first, whether or not Keras lists an ``InputLayer``, so that the
-    rows line up with :func:`layer_table`.
+    Sequential and single-input functional models; an input row always comes first, to line up with
+    :func:`layer_table`.
     """
     if len(model.inputs) != 1:
         raise ValueError(
@@ -604,9 +562,7 @@ def layer_signature(model: Any) -> pd.DataFrame:
 def compare_with_keras(spec: ModelSpec, model: Any) -> pd.DataFrame:
     """Our table beside Keras's, row by row, with an ``agrees`` column.
 
-    Raises ``ValueError`` when the two have different numbers of layers, since
-    then the rows cannot be paired and the specification does not describe
-    the model.
+    Different layer counts raise ``ValueError``: the rows cannot be paired, so the spec does not describe the model.
     """
     ours, theirs = layer_table(spec), keras_layer_table(model)
     if len(ours) != len(theirs):
@@ -632,9 +588,7 @@ _KERAS_POOLING = {"MaxPooling2D": "max", "AveragePooling2D": "average"}
 _KERAS_GLOBAL_POOLING = {"GlobalMaxPooling2D": "max", "GlobalAveragePooling2D": "average"}
 
 
-# --------------------------------------------------------------------------- #
-# Per-layer figures of any built Keras model (branches and nested models too)
-# --------------------------------------------------------------------------- #
+# --- Per-layer figures of any built Keras model (branches and nested models too) ------
 
 
 def keras_leaf_layers(model: Any) -> list[Any]:
@@ -671,22 +625,15 @@ def _keras_io_shapes(layer: Any) -> tuple[Shape, Shape]:
 
 
 def _window_multiplies(positions: int, kernel_size: Sequence[int], in_channels: int, filters: int) -> int:
-    """:func:`utils.conv.conv_multiplies` for a convolution of any dimension (1D, 2D or 3D).
-
-    Only the number of output positions and of kernel cells matter, so both are
-    flattened into one axis before the 2D formula is applied.
-    """
+    """:func:`utils.conv.conv_multiplies` for a convolution of any dimension (positions and kernel cells flattened)."""
     return conv.conv_multiplies(positions, 1, (math.prod(kernel_size), 1), in_channels, filters)
 
 
 def keras_layer_macs(layer: Any) -> int:
     """Multiply-accumulates one image costs in a built Keras layer (0 for layers without multiplications).
 
-    Convolution: every output value needs ``kernel_height * kernel_width * input_channels /
-    groups`` multiplications.  Depthwise: ``kernel_height * kernel_width`` per output value.
-    Separable: its depthwise part plus a 1x1 pointwise convolution.  Dense: ``input_units``
-    per output unit (for every position when the input has extra axes).  The
-    formulas are those of :mod:`utils.conv`, as for :meth:`LayerSpec.macs`.
+    Convolution: ``kernel cells * input_channels / groups`` per output value; depthwise: kernel cells per output
+    value; separable: depthwise plus a 1x1 pointwise conv; Dense: ``input_units`` per output unit and position.
     """
     from keras import layers
 
@@ -709,11 +656,7 @@ def keras_layer_macs(layer: Any) -> int:
 
 
 def keras_activation_values(model: Any) -> int:
-    """Number of values all layers output for one image: what training has to keep.
-
-    Layers whose output cannot be read (a layer reused at several places, an
-    unknown size) are skipped.
-    """
+    """Number of values all layers output for one image (what training keeps); unreadable outputs are skipped."""
     total_values = 0
     for layer in keras_leaf_layers(model):
         try:
@@ -723,19 +666,14 @@ def keras_activation_values(model: Any) -> int:
     return total_values
 
 
-# --------------------------------------------------------------------------- #
-# A picture of where the parameters and the compute are
-# --------------------------------------------------------------------------- #
+# --- A picture of where the parameters and the compute are ----------------------------
 
 
 def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
     """Two bar charts over the layers of a :func:`layer_table`: parameters and multiply-accumulates.
 
-    Only layers that own weights are drawn (convolutions and dense layers), in
-    network order, so the contrast is plain: in a VGG-style network the
-    parameters sit in the fully connected layers at the end, while the compute
-    is spread over the convolutions (halving the side and doubling the channels
-    keep a convolution's cost the same from block to block).
+    Only weight-owning layers, in order, so the contrast is plain: a VGG's parameters sit in its final dense
+    layers while its compute is spread over the convolutions.
     """
     import matplotlib.pyplot as plt
 

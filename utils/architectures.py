@@ -1,28 +1,15 @@
-"""Measuring CNN architectures: parameters, depth, operations, speed and memory.
+"""Measuring CNN architectures: parameters, depth, operations, speed and memory (notebook 06).
 
-Notebook 06 compares ``keras.applications`` models in the spirit of Canziani,
-Paszke and Culurciello (2017), "An Analysis of Deep Neural Network Models for
-Practical Applications": accuracy against operations, inference time against
-batch size, and memory.  Everything here works on models built with
-``weights=None`` because only the architecture matters for these figures.
+Notebook 06 compares ``keras.applications`` models in the spirit of Canziani, Paszke and Culurciello (2017),
+"An Analysis of Deep Neural Network Models for Practical Applications": accuracy against operations,
+inference time against batch size, and memory. Models are built with ``weights=None``: only the architecture
+matters for these figures.
 
-How operations are counted (the method the notebook states):
-  * :func:`count_macs` walks the model's layers and, for every convolution
-    (Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D) and Dense layer, multiplies
-    the number of output values by the number of multiplications each output
-    needs.  One multiply-accumulate (MAC) is one multiplication plus one
-    addition.  Biases, batch normalisation, activations, pooling and element-wise
-    additions are left out: they are a few percent of the total in these models.
-  * :func:`profiler_macs` is an independent check: TensorFlow's graph profiler
-    counts the floating-point operations of the Conv2D, DepthwiseConv2dNative
-    and MatMul ops in the traced inference graph; half of that is the MAC count.
-
-The per-layer formulas live in :mod:`utils.conv` (one layer) and
-:mod:`utils.anatomy` (reading them off a built Keras model:
-``keras_layer_macs``, ``keras_activation_values``); this module adds them up
-over whole applications.  The building-block comparison (plain 3x3 convolution
-vs depthwise-separable vs 1x1-bottlenecked) uses the same formulas, so the
-notebook can show formula, layer count and profiler agreeing before timing the three.
+Operations: :func:`count_macs` adds up, over every convolution and Dense layer, output values times the
+multiplications each needs (one MAC = one multiplication plus one addition); biases, batch norm, activations,
+pooling and additions are left out (a few percent). :func:`profiler_macs` checks it independently with
+TensorFlow's graph profiler. The per-layer formulas live in :mod:`utils.conv` and :mod:`utils.anatomy`; the
+building-block comparison uses them too, so formula, layer count and profiler can agree before timing.
 """
 
 from __future__ import annotations
@@ -41,17 +28,14 @@ import pandas as pd
 
 from utils import anatomy, conv, runtime
 
-# --------------------------------------------------------------------------------------
-# Published reference figures
-# --------------------------------------------------------------------------------------
+# --- Published reference figures ------------------------------------------------------
 
 PUBLISHED_ACCURACY_SOURCE = (
     "Keras Applications documentation, 'Available models' table (keras.io/api/applications/): "
     "ImageNet 2012 validation set, single centre crop, Keras' own pretrained weights"
 )
 
-#: Top-1/top-5 ImageNet accuracies (fractions), parameter counts (millions) and the
-#: "depth" column (number of layers that hold weights, batch normalisation included)
+#: Top-1/top-5 ImageNet accuracies, parameters (millions) and "depth" (layers with weights, batch norm included)
 #: exactly as printed in the Keras Applications table named in PUBLISHED_ACCURACY_SOURCE.
 PUBLISHED_IMAGENET: dict[str, dict[str, float]] = {
     "VGG16": {"top1": 0.713, "top5": 0.901, "parameters_millions": 138.4, "depth": 16},
@@ -92,11 +76,9 @@ APPLICATION_INPUT_SIZES: dict[str, int] = {
 
 
 def build_application(name: str, input_size: int | None = None):
-    """Build ``keras.applications.<name>`` with random weights (``weights=None``) and its top.
+    """Build ``keras.applications.<name>`` with random weights and its top, at its native size unless ``input_size``.
 
-    The native input size is used unless ``input_size`` is given.  No pretrained
-    weights are needed (or downloaded): parameters, operations and speed depend
-    only on the architecture.
+    Nothing is downloaded: parameters, operations and speed depend only on the architecture.
     """
     import keras
 
@@ -110,9 +92,7 @@ def build_application(name: str, input_size: int | None = None):
     return constructor(weights=None, include_top=True, input_shape=(size, size, 3))
 
 
-# --------------------------------------------------------------------------------------
-# Counting multiply-accumulates by walking the layers
-# --------------------------------------------------------------------------------------
+# --- Counting multiply-accumulates by walking the layers ------------------------------
 
 
 def count_macs(model) -> int:
@@ -123,9 +103,7 @@ def count_macs(model) -> int:
 def profiler_macs(model, input_shape: tuple[int, ...] | None = None) -> int:
     """MACs per image measured by TensorFlow's graph profiler (independent of :func:`count_macs`).
 
-    The model is traced for one image, the profiler sums the floating-point
-    operations of every Conv2D, DepthwiseConv2dNative and MatMul op in the graph
-    (TensorFlow counts 2 per multiply-accumulate), and half of that is returned.
+    Half the floating-point operations of every Conv2D, DepthwiseConv2dNative and MatMul op of a one-image trace.
     """
     import tensorflow as tf
 
@@ -154,26 +132,19 @@ def _quiet_tensorflow():
         logger.setLevel(previous_level)
 
 
-# --------------------------------------------------------------------------------------
-# Parameters, depth, memory
-# --------------------------------------------------------------------------------------
+# --- Parameters, depth, memory --------------------------------------------------------
 
 
 def weighted_layer_count(model) -> int:
-    """Number of layers that hold weights (convolutions, Dense, batch normalisation...).
-
-    This is what the Keras Applications table calls "depth" (VGG16 -> 16,
-    ResNet50 -> 107 because its 53 batch-normalisation layers count too).
-    """
+    """Number of layers that hold weights: the Keras Applications table's "depth" (ResNet50 107, its BN included)."""
     return sum(1 for layer in anatomy.keras_leaf_layers(model) if layer.weights)
 
 
 def longest_path_depth(model) -> int:
     """Convolution and Dense layers on the longest input-to-output path (the "paper" depth).
 
-    ResNet50 gives 50 here because its four projection shortcuts run in parallel
-    with the main path; VGG16 gives 16.  Walks the functional graph using the
-    Keras history stored on each layer's input tensors.
+    ResNet50 gives 50 (its projection shortcuts run beside the main path), VGG16 16; walks the functional graph
+    through the Keras history on each layer's input tensors.
     """
     import keras
     from keras import layers as keras_layers
@@ -200,9 +171,8 @@ def weights_megabytes(model) -> float:
 def activations_megabytes(model, bytes_per_value: int = 4) -> float:
     """Sum of every layer's output size for one image (MiB): what training would have to keep.
 
-    At inference a framework frees most activations as soon as the next layer has
-    used them, so the measured peak (see :func:`measure_application_memory`) is lower
-    per image, while TensorFlow's scratch space and the weights add to it.
+    Inference frees most activations early, so the measured peak (:func:`measure_application_memory`) is lower
+    per image, while scratch space and weights add to it.
     """
     return anatomy.keras_activation_values(model) * bytes_per_value / anatomy.MEBIBYTE
 
@@ -230,9 +200,8 @@ def _reset_high_water_mark() -> bool:
 def _memory_probe(name: str, batch_size: int, input_size: int | None = None) -> dict[str, Any]:
     """Runs inside a fresh process: memory to build ``name`` and run one batch through it.
 
-    On a GPU the allocator's peak is read; on a Linux CPU the growth of the
-    resident set from just after importing TensorFlow to its peak during the
-    forward pass (weights, activations and scratch space together).
+    On a GPU the allocator's peak; on a Linux CPU the resident set's growth from just after importing TensorFlow
+    to its peak in the forward pass.
     """
     import tensorflow as tf
 
@@ -257,10 +226,8 @@ def measure_application_memory(name: str, batch_size: int, input_size: int | Non
                                timeout_seconds: int = 600) -> tuple[float | None, str]:
     """Peak memory (MiB) of building ``name`` and running one batch, measured in a fresh process.
 
-    A fresh process is needed because TensorFlow's allocator keeps freed memory
-    for reuse: inside a notebook that has already run other models, the second
-    model would look almost free.  Returns ``(None, reason)`` where the platform
-    offers no way to measure.
+    TensorFlow's allocator keeps freed memory, so inside a notebook a second model would look almost free.
+    Returns ``(None, reason)`` where the platform offers no way to measure.
     """
     import json
     import subprocess
@@ -286,9 +253,7 @@ def measure_application_memory(name: str, batch_size: int, input_size: int | Non
     return answer["peak_mb"], answer["method"]
 
 
-# --------------------------------------------------------------------------------------
-# Timing
-# --------------------------------------------------------------------------------------
+# --- Timing ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -311,13 +276,9 @@ def time_inference(model, batch_sizes: list[int], repeats: int = 5, warmup: int 
                    seed: int = 0) -> list[TimingResult]:
     """Median inference time per batch size on the current device (random input images).
 
-    The forward pass is compiled once per batch size with ``tf.function``; the
-    ``warmup`` calls per batch size (at least one: tracing, memory allocation,
-    caches) are not timed.  The timed calls are interleaved, one call per batch
-    size per round, so that a neighbour's load that comes and goes affects every
-    batch size alike instead of spoiling one of them; the median of ``repeats``
-    rounds is reported because on a shared machine the occasional slow call says
-    more about the neighbours than about the model.
+    One ``tf.function`` per batch size; ``warmup`` calls (at least one) are not timed. Timed calls are
+    interleaved across batch sizes, so a neighbour's passing load hits every size alike, and the median of
+    ``repeats`` rounds is kept: on a shared machine a slow call says more about the neighbours than the model.
     """
     import tensorflow as tf
 
@@ -363,19 +324,12 @@ def machine_load() -> str:
     return f"{cores} cores (load average unavailable)"
 
 
-# --------------------------------------------------------------------------------------
-# One application, measured
-# --------------------------------------------------------------------------------------
+# --- One application, measured --------------------------------------------------------
 
 
 def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
                   with_profiler: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Every static and timing figure notebook 06 reports for one built model.
-
-    Returns a summary row (parameters, both depths, MACs per image counted from
-    the layers and, when ``with_profiler``, by the TensorFlow profiler, weights
-    and activation memory, time per image at each batch size) and the timing table.
-    """
+    """Every static and timing figure notebook 06 reports for one built model: a summary row and the timing table."""
     timings = time_inference(model, batch_sizes, repeats=repeats, warmup=warmup)
     summary: dict[str, Any] = {
         "model": name,
@@ -398,10 +352,8 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
                         with_profiler: bool = True, measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """Build one ``keras.applications`` model, measure it with :func:`profile_model`, free it.
 
-    Models are built one at a time and :func:`utils.runtime.clear_session_keeping_precision`
-    is called afterwards, so a 2-core laptop never holds VGG16 and DenseNet at once.
-    With ``measure_memory`` the peak memory of one batch of the largest size is
-    measured in a fresh process (see :func:`measure_application_memory`).
+    One model at a time, so a 2-core laptop never holds VGG16 and DenseNet at once; with ``measure_memory`` the
+    peak memory of one batch of the largest size is measured in a fresh process.
     """
     runtime.clear_session_keeping_precision()
     started = time.perf_counter()
@@ -422,9 +374,7 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
     return summary, timings
 
 
-# --------------------------------------------------------------------------------------
-# Building blocks: plain vs depthwise-separable vs 1x1-bottlenecked convolution
-# --------------------------------------------------------------------------------------
+# --- Building blocks: plain vs depthwise-separable vs 1x1-bottlenecked convolution ----
 
 
 BLOCK_KINDS = ("plain", "depthwise_separable", "bottleneck")
@@ -435,9 +385,8 @@ def build_block(kind: str, input_shape: tuple[int, int, int], output_channels: i
                 padding: str = "same"):
     """A one-block model of the given kind, without bias or activation (pure multiplications).
 
-    ``plain``: one ``Conv2D``.  ``depthwise_separable``: ``DepthwiseConv2D`` then a
-    1x1 ``Conv2D`` (the MobileNet pair).  ``bottleneck``: a 1x1 ``Conv2D`` down to
-    ``bottleneck_channels`` then the ``k x k`` ``Conv2D`` (the Inception reduction).
+    ``plain``: one ``Conv2D``; ``depthwise_separable``: ``DepthwiseConv2D`` then a 1x1 ``Conv2D`` (MobileNet);
+    ``bottleneck``: a 1x1 ``Conv2D`` to ``bottleneck_channels``, then the ``k x k`` one (Inception).
     """
     import keras
     from keras import layers
@@ -463,11 +412,7 @@ def build_block(kind: str, input_shape: tuple[int, int, int], output_channels: i
 def block_formula_macs(kind: str, input_shape: tuple[int, int, int], output_channels: int,
                        kernel_size: int = 3, bottleneck_channels: int | None = None,
                        padding: str = "same") -> int:
-    """The closed-form MAC count of :func:`build_block`'s block (stride 1).
-
-    The formulas are :mod:`utils.conv`'s (``conv_multiplies``,
-    ``depthwise_separable_multiplies``), the output size :func:`utils.anatomy.conv_output_size`.
-    """
+    """The closed-form MAC count of :func:`build_block`'s block (stride 1), from :mod:`utils.conv`'s formulas."""
     if kind not in BLOCK_KINDS:
         raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
     height, width, input_channels = input_shape
@@ -491,9 +436,8 @@ def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: 
                             batch_size: int = 8, repeats: int = 5, warmup: int = 2) -> pd.DataFrame:
     """Plain vs depthwise-separable vs bottlenecked block on the same input tensor.
 
-    For each block: parameters, MACs per image by formula, by walking the layers
-    and by the TensorFlow profiler, the ratio to the plain block, and the median
-    time per image at ``batch_size``.
+    Per block: parameters, MACs by formula, by walking the layers and by the profiler, ratios to the plain
+    block, and the median time per image at ``batch_size``.
     """
     bottleneck_channels = bottleneck_channels or max(1, input_shape[-1] // 4)
     rows = []
@@ -517,9 +461,7 @@ def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: 
     return table
 
 
-# --------------------------------------------------------------------------------------
-# Plots in the spirit of Canziani et al. (2017)
-# --------------------------------------------------------------------------------------
+# --- Plots in the spirit of Canziani et al. (2017) ------------------------------------
 
 
 def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: str = "top1",
@@ -550,9 +492,8 @@ def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: s
 def _keep_labels_apart(ax, labels: list, padding: float = 3.0, tries: int = 12) -> None:
     """Keep point labels inside the panel and apart: leftwards near the right edge, moved down past earlier ones.
 
-    Models with similar figures (ResNet50 and DenseNet121 differ by 0.1 points of published
-    accuracy) would otherwise print their names on top of each other.  ``padding`` (pixels)
-    leaves room for the small shifts a later ``tight_layout`` makes.
+    Models with similar figures would otherwise print their names on top of each other; ``padding`` (pixels)
+    leaves room for a later ``tight_layout``.
     """
     ax.figure.draw_without_rendering()  # settle the axis limits, which place the labels
     renderer = ax.figure.canvas.get_renderer()

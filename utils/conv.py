@@ -1,21 +1,12 @@
-"""A small NumPy reference for what a convolution layer and a pooling layer compute.
+"""A small NumPy reference for what a convolution layer and a pooling layer compute (notebook 01).
 
-Notebook 01 builds every operation of a CNN's first layers by hand with the
-functions below, then checks them against Keras (``keras_conv2d`` and
-``keras_pool2d`` run the real layers with the same weights).  The hand versions
-favour readability over speed: a convolution is "cut out every window, multiply
-it element-wise with the filter, add up", written with NumPy's sliding windows.
+Notebook 01 builds a CNN's first layers by hand with these functions and checks them against Keras
+(``keras_conv2d``, ``keras_pool2d`` run the real layers with the same weights); readability beats speed.
 
-What deep-learning libraries call *convolution* is, strictly, *cross-correlation*:
-the filter is slid over the image as it is, not flipped.  ``correlate2d`` is that
-operation; ``convolve2d`` flips the filter first and is the textbook convolution.
-Learned filters make the distinction moot (a network simply learns the flipped
-filter), but it matters when you copy a filter from an image-processing book.
-
-Sizes follow the course's formula ``floor((n + 2p - k) / s) + 1``.  Padding may be
-a number of pixels, ``"valid"`` (none) or ``"same"``; ``"same"`` copies Keras and
-TensorFlow exactly, including their asymmetry: when the total padding is odd the
-extra row or column goes at the bottom or right.
+What libraries call *convolution* is, strictly, *cross-correlation* (no filter flip): ``correlate2d`` is
+that, ``convolve2d`` the textbook convolution. Learned filters make it moot, but it matters when you copy a
+filter from an image-processing book. Sizes follow ``floor((n + 2p - k) / s) + 1``; ``"same"`` padding
+copies Keras exactly, including its asymmetry (an odd total puts the extra pixel at the bottom or right).
 """
 
 from __future__ import annotations
@@ -31,16 +22,11 @@ PAD_MODES = ("zero", "edge")
 POOL_MODES = ("max", "average")
 
 
-# ----------------------------------------------------------------------------
-# Sizes and padding
-# ----------------------------------------------------------------------------
+# --- Sizes and padding ----------------------------------------------------------------
 
 
 def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything that is not a positive size.
-
-    Also used by :mod:`utils.anatomy` for kernel sizes, strides and pool sizes.
-    """
+    """Turn ``3`` or ``(3, 3)`` into ``(3, 3)``, rejecting anything that is not a positive size (also for anatomy)."""
     pair = (value, value) if np.isscalar(value) else tuple(value)
     if len(pair) != 2 or any(int(item) != item or item < 1 for item in pair):
         raise ValueError(
@@ -59,11 +45,8 @@ def output_size(
 ) -> int:
     """Length of a convolution or pooling output along one axis: ``floor((n + 2p - k) / s) + 1``.
 
-    With ``require_exact=True`` a combination whose windows do not tile the padded
-    input exactly (the last window would hang over the edge, so some pixels are
-    never looked at) raises ``ValueError`` instead of silently dropping them; the
-    course's examples are a 4x4 image with a 3x3 filter at stride 2 and a 5x5 image
-    with a 2x2 filter at stride 2.
+    With ``require_exact=True`` windows that do not tile the padded input exactly (some pixels never looked at)
+    raise ``ValueError`` instead of silently dropping them, as in the course's 4x4 image, 3x3 filter, stride 2.
     """
     for name, value, smallest in (("input_size", input_size, 1), ("kernel_size", kernel_size, 1),
                                   ("stride", stride, 1), ("padding", padding, 0)):
@@ -94,10 +77,8 @@ def output_size(
 def same_padding(input_size: int, kernel_size: int, stride: int = 1) -> tuple[int, int]:
     """Padding (before, after) that Keras/TensorFlow's ``padding="same"`` adds along one axis.
 
-    "same" keeps ``ceil(n / s)`` outputs.  The total padding needed for that is
-    split in two; when it is odd the extra pixel goes *after* (bottom or right),
-    which is why a hand implementation that pads symmetrically disagrees with
-    Keras at stride 2.
+    "same" keeps ``ceil(n / s)`` outputs; an odd total puts the extra pixel *after*, which is why symmetric hand
+    padding disagrees with Keras at stride 2.
     """
     outputs = math.ceil(input_size / stride)
     total = max((outputs - 1) * stride + kernel_size - input_size, 0)
@@ -110,9 +91,7 @@ def resolve_padding(
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Turn any accepted padding spelling into ``((top, bottom), (left, right))`` pixel counts.
 
-    Accepted: ``"valid"`` (no padding), ``"same"`` (Keras's rule), a number of
-    pixels for every side, a pair ``(rows, columns)`` or explicit
-    ``((top, bottom), (left, right))``.
+    Accepted: ``"valid"``, ``"same"`` (Keras's rule), pixels for every side, ``(rows, columns)`` or explicit pairs.
     """
     if isinstance(padding, str):
         if padding.lower() == "valid":
@@ -142,9 +121,8 @@ def pad_image(
 ) -> np.ndarray:
     """Pad the two spatial axes of an ``H x W`` or ``H x W x C`` array.
 
-    ``mode="zero"`` surrounds the image with ``fill_value`` (zero by default, what
-    Keras does); ``mode="edge"`` repeats the border pixels outward, the course's
-    other option, which avoids the dark frame zero padding creates.
+    ``mode="zero"`` fills with ``fill_value`` (as Keras); ``mode="edge"`` repeats the border pixels, the
+    course's other option, which avoids zero padding's dark frame.
     """
     if mode not in PAD_MODES:
         raise ValueError(f"mode must be one of {PAD_MODES}, got {mode!r}.")
@@ -165,10 +143,8 @@ def pad_image(
 def windows(image: np.ndarray, kernel_shape: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
     """Every ``kh x kw`` window of an (already padded) image, stepping by the strides.
 
-    Returns shape ``(out_h, out_w, kh, kw)`` for an ``H x W`` image and
-    ``(out_h, out_w, kh, kw, C)`` for ``H x W x C``: entry ``[i, j]`` is the patch
-    the filter sees when its top-left corner sits at ``(i * sh, j * sw)``.  These
-    are views, not copies, so this is cheap even for a photo.
+    Shape ``(out_h, out_w, kh, kw[, C])``; entry ``[i, j]`` is the patch under the filter at ``(i * sh, j * sw)``.
+    Views, not copies, so cheap even for a photo.
     """
     view = np.lib.stride_tricks.sliding_window_view(image, kernel_shape, axis=(0, 1))
     view = view[:: strides[0], :: strides[1]]
@@ -194,9 +170,7 @@ def _prepare(
     return pad_image(image, widths, mode=pad_mode, fill_value=fill_value), strides
 
 
-# ----------------------------------------------------------------------------
-# Convolution
-# ----------------------------------------------------------------------------
+# --- Convolution ----------------------------------------------------------------------
 
 
 def correlate2d(
@@ -209,10 +183,7 @@ def correlate2d(
 ) -> np.ndarray:
     """Slide a 2D filter over a 2D image: at each position multiply element-wise and sum.
 
-    This is what CNN layers call convolution (no filter flip).  ``stride`` may be
-    one number or ``(rows, columns)``; ``padding`` as in :func:`resolve_padding`;
-    ``pad_mode`` is ``"zero"`` or ``"edge"``.  With ``require_exact=True`` strides
-    that leave pixels uncovered raise ``ValueError``.  Returns float64.
+    This is what CNN layers call convolution (no flip). ``padding`` as in :func:`resolve_padding`; returns float64.
     """
     image = np.asarray(image, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
@@ -242,8 +213,7 @@ def correlate_multichannel(
 ) -> np.ndarray:
     """One filter over an ``H x W x C`` image: a ``kh x kw x C`` block, one bias, one feature map.
 
-    Each output pixel is the sum over all ``kh * kw * C`` products plus the bias,
-    so a filter over RGB mixes the three channels into a single map.
+    Each output pixel sums all ``kh * kw * C`` products, so a filter over RGB mixes the channels into one map.
     """
     image = np.asarray(image, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
@@ -260,9 +230,7 @@ def correlate_multichannel(
 def spread_over_channels(kernel: np.ndarray, channels: int = 3) -> np.ndarray:
     """Turn a 2D ``kh x kw`` filter into a ``kh x kw x C`` one that sees the channel average.
 
-    Each channel gets ``kernel / C``, so on an RGB image the 3-channel filter gives
-    exactly what the 2D filter gives on the image's plain channel mean: a way to
-    put a grayscale filter (an edge detector) into a colour conv layer.
+    Each channel gets ``kernel / C``: a way to put a grayscale filter (an edge detector) into a colour conv layer.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.ndim != 2 or channels < 1:
@@ -281,9 +249,7 @@ def conv_layer(
 ) -> np.ndarray:
     """What ``keras.layers.Conv2D`` computes (before its activation) for one image.
 
-    ``image`` is ``H x W x C`` (a 2D image counts as one channel); ``kernels`` has
-    Keras's layout ``kh x kw x C x F`` (F filters), ``biases`` has length F.  The
-    output stacks the F feature maps: ``out_h x out_w x F``.
+    ``kernels`` has Keras's layout ``kh x kw x C x F``; a 2D image counts as one channel; output ``out_h x out_w x F``.
     """
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 2:
@@ -306,9 +272,7 @@ def conv_layer(
     return np.stack(maps, axis=-1)
 
 
-# ----------------------------------------------------------------------------
-# Pooling
-# ----------------------------------------------------------------------------
+# --- Pooling --------------------------------------------------------------------------
 
 
 def pool2d(
@@ -321,10 +285,8 @@ def pool2d(
 ) -> np.ndarray:
     """Max or average pooling over ``H x W`` or ``H x W x C``, each channel on its own.
 
-    ``stride`` defaults to the pool size (non-overlapping windows), as in Keras.
-    Padded positions are ignored rather than counted as zeros, matching Keras:
-    max pooling never picks a padded pixel and average pooling divides by the
-    number of real pixels in the window.
+    ``stride`` defaults to the pool size, as in Keras. Padded positions are ignored, not counted as zeros
+    (as Keras): max never picks one, average divides by the real pixels in the window.
     """
     if mode not in POOL_MODES:
         raise ValueError(f"mode must be one of {POOL_MODES}, got {mode!r}.")
@@ -349,17 +311,14 @@ def average_pool2d(feature_map: np.ndarray, pool_size: int | Sequence[int] = 2, 
     return pool2d(feature_map, pool_size, mode="average", **options)
 
 
-# ----------------------------------------------------------------------------
-# Tiling table
-# ----------------------------------------------------------------------------
+# --- Tiling table ---------------------------------------------------------------------
 
 
 def tiling_rows(combinations: Sequence[tuple[int, int, int, int]]) -> list[dict[str, Any]]:
     """For each ``(image, filter, stride, padding)`` say whether the windows tile exactly.
 
-    Each row has the formula's value ``(n + 2p - k) / s + 1`` unrounded, the
-    output size Keras would produce (the floor), how many padded pixels per axis
-    the windows never reach, and the ``"same"`` output size for comparison.
+    Rows give ``(n + 2p - k) / s + 1`` unrounded, Keras's (floored) output, the pixels never reached and the
+    ``"same"`` output size.
     """
     rows = []
     for image_size, kernel_size, stride, padding in combinations:
@@ -379,17 +338,12 @@ def tiling_rows(combinations: Sequence[tuple[int, int, int, int]]) -> list[dict[
     return rows
 
 
-# ----------------------------------------------------------------------------
-# Counting parameters and multiplies
-# ----------------------------------------------------------------------------
+# --- Counting parameters and multiplies -----------------------------------------------
 
 
 def conv2d_parameter_count(kernel_size: int | Sequence[int], in_channels: int, filters: int,
                            use_bias: bool = True) -> int:
-    """Weights and biases of a Conv2D layer: ``kh * kw * C_in * F + F``.
-
-    The count does not depend on the image size: the same filters slide everywhere.
-    """
+    """Weights and biases of a Conv2D layer: ``kh * kw * C_in * F + F`` (independent of the image size)."""
     kernel_height, kernel_width = as_pair(kernel_size, "kernel_size")
     return kernel_height * kernel_width * in_channels * filters + (filters if use_bias else 0)
 
@@ -401,19 +355,15 @@ def dense_parameter_count(inputs: int, units: int, use_bias: bool = True) -> int
 
 def conv_multiplies(output_height: int, output_width: int, kernel_size: int | Sequence[int],
                     in_channels: int, filters: int) -> int:
-    """Multiplications a plain convolution performs: one per weight per output pixel.
-
-    ``out_h * out_w * F`` output values, each a sum of ``kh * kw * C_in`` products.
-    """
+    """Multiplications a plain convolution performs: ``out_h * out_w * F`` outputs of ``kh * kw * C_in`` products."""
     kernel_height, kernel_width = as_pair(kernel_size, "kernel_size")
     return output_height * output_width * filters * kernel_height * kernel_width * in_channels
 
 
 def dense_multiplies(inputs: int, units: int, positions: int = 1) -> int:
-    """Multiplications a Dense layer performs: one per weight, ``inputs * units``.
+    """Multiplications a Dense layer performs: ``inputs * units`` at each of ``positions``.
 
-    ``positions`` counts the places it is applied to when its input has extra axes
-    (a Dense layer on an ``H x W x C`` tensor is a 1x1 convolution: ``H * W`` positions).
+    A Dense layer on an ``H x W x C`` tensor is a 1x1 convolution applied at ``H * W`` positions.
     """
     return positions * inputs * units
 
@@ -441,9 +391,8 @@ def bottleneck_multiplies(output_height: int, output_width: int, kernel_size: in
                           in_channels: int, bottleneck_channels: int, filters: int) -> TwoStageCost:
     """Inception's trick: a 1x1 convolution down to few channels, then the expensive filter.
 
-    ``first_stage`` is the 1x1 reduction, ``second_stage`` the ``k x k`` convolution
-    on the reduced channels, ``plain`` the ``k x k`` convolution on all channels
-    ("same" padding assumed, so every stage has the same output height and width).
+    ``first_stage`` is the 1x1 reduction, ``second_stage`` the ``k x k`` conv on the reduced channels, ``plain``
+    the ``k x k`` conv on all channels ("same" padding: all stages share the output size).
     """
     return TwoStageCost(
         first_stage=conv_multiplies(output_height, output_width, 1, in_channels, bottleneck_channels),
@@ -454,10 +403,7 @@ def bottleneck_multiplies(output_height: int, output_width: int, kernel_size: in
 
 def depthwise_separable_multiplies(output_height: int, output_width: int, kernel_size: int,
                                    in_channels: int, filters: int) -> TwoStageCost:
-    """MobileNet's trick: one ``k x k`` filter per channel (depthwise), then a 1x1 mix (pointwise).
-
-    The ratio to the plain convolution is ``1/F + 1/k^2``.
-    """
+    """MobileNet's trick: one ``k x k`` filter per channel, then a 1x1 mix; ratio to plain ``1/F + 1/k^2``."""
     return TwoStageCost(
         first_stage=conv_multiplies(output_height, output_width, kernel_size, 1, 1) * in_channels,
         second_stage=conv_multiplies(output_height, output_width, 1, in_channels, filters),
@@ -468,8 +414,7 @@ def depthwise_separable_multiplies(output_height: int, output_width: int, kernel
 def receptive_field(kernel_sizes: Sequence[int], strides: Sequence[int] | None = None) -> int:
     """How many input pixels (per axis) one output pixel of a stack of layers depends on.
 
-    Each layer adds ``(k - 1)`` times the product of the strides before it:
-    two stacked 3x3 stride-1 convs see 5x5, three see 7x7.
+    Each layer adds ``(k - 1)`` times the product of the strides before it: two 3x3 convs see 5x5, three 7x7.
     """
     strides = [1] * len(kernel_sizes) if strides is None else list(strides)
     if len(strides) != len(kernel_sizes):
@@ -482,16 +427,11 @@ def receptive_field(kernel_sizes: Sequence[int], strides: Sequence[int] | None =
 
 
 def stacked_conv_weights(kernel_size: int, layers: int, channels: int = 1) -> int:
-    """Weights (no biases) of ``layers`` stacked ``k x k`` convs with ``channels`` in and out.
-
-    ``layers * k * k * C^2``: 18 for two 3x3 vs 25 for one 5x5 (C = 1).
-    """
+    """Weights (no biases) of ``layers`` stacked ``k x k`` convs, ``layers * k * k * C^2``: two 3x3 18, one 5x5 25."""
     return layers * kernel_size * kernel_size * channels * channels
 
 
-# ----------------------------------------------------------------------------
-# The same operations in Keras, for checking the hand versions
-# ----------------------------------------------------------------------------
+# --- The same operations in Keras, for checking the hand versions ---------------------
 
 
 def _batch(image: np.ndarray) -> np.ndarray:
@@ -504,10 +444,7 @@ def _batch(image: np.ndarray) -> np.ndarray:
 
 def keras_conv2d(image: np.ndarray, kernels: np.ndarray, biases: np.ndarray | None = None,
                  stride: int | Sequence[int] = 1, padding: str = "valid") -> np.ndarray:
-    """Run ``keras.layers.Conv2D`` with the given weights (via ``set_weights``) on one image.
-
-    Returns ``out_h x out_w x F`` as float64, directly comparable with :func:`conv_layer`.
-    """
+    """Run ``keras.layers.Conv2D`` with the given weights on one image; float64, comparable with :func:`conv_layer`."""
     import keras
 
     batch = _batch(image)
@@ -523,10 +460,7 @@ def keras_conv2d(image: np.ndarray, kernels: np.ndarray, biases: np.ndarray | No
 def keras_pool2d(feature_map: np.ndarray, pool_size: int | Sequence[int] = 2,
                  stride: int | Sequence[int] | None = None, padding: str = "valid",
                  mode: str = "max") -> np.ndarray:
-    """Run ``keras.layers.MaxPooling2D`` or ``AveragePooling2D`` on one ``H x W (x C)`` map.
-
-    Returns ``out_h x out_w x C`` as float64 (C = 1 for a 2D input).
-    """
+    """Run Keras's ``MaxPooling2D`` or ``AveragePooling2D`` on one ``H x W (x C)`` map (float64, C = 1 for 2D)."""
     import keras
 
     if mode not in POOL_MODES:
@@ -542,9 +476,8 @@ def compare_with_keras(
 ) -> list[dict[str, Any]]:
     """Run the hand versions and the Keras layers side by side for each ``(stride, padding)``.
 
-    For every setting it compares Conv2D, MaxPooling2D and AveragePooling2D
-    (the pooling runs on the image itself) and reports the output shapes and the
-    largest absolute difference.  Returns one row per (layer, stride, padding).
+    Conv2D, MaxPooling2D and AveragePooling2D (pooling the image itself): one row per layer and setting with
+    both shapes and the largest absolute difference.
     """
     rows = []
     for stride, padding in settings:

@@ -1,11 +1,8 @@
 """The course's own figures, gathered in one place so notebooks can assert them.
 
-Every constant here comes from the course's texts (its module notebooks, a textbook
-chapter, lecture notes on classic networks, slides and study notes); each is named
-after what it measures and grouped by the notebook that uses it.  Notebooks compare
-their computed numbers with these values (``assert computed == course.SOMETHING``)
-instead of retyping them, so a figure is written down once and checked everywhere it
-is used; ``tests/`` pins the constants themselves.
+Every constant comes from the course's texts, named after what it measures and grouped by notebook.
+Notebooks check their computed numbers against these (``assert computed == course.SOMETHING``) instead of
+retyping them; ``tests/`` pins the constants themselves.
 """
 
 from __future__ import annotations

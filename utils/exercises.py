@@ -1,12 +1,7 @@
-"""Checkable "your turn" exercises: the learner edits a value, a check says right or wrong.
+"""Checkable "your turn" exercises: the learner edits a value, a check says right or wrong (every notebook).
 
-A notebook's exercise is two cells.  In the first the learner replaces ``...``
-(Python's Ellipsis) with an answer; in the second :func:`check` compares that
-answer with the value the notebook computes and prints one line: right, wrong
-with a hint, or "not answered yet".  A blank answer is not an error, so a
-notebook run headless (``python -m tools.run``) passes through its exercises
-and carries on.  Solutions sit in a collapsed ``<details>`` block under the
-check, reachable but out of the way.
+The learner replaces ``...`` with an answer; :func:`check` compares it with the value the notebook computes
+and prints one line. A blank answer is not an error, so a headless run passes through its exercises.
 """
 
 from __future__ import annotations
@@ -59,9 +54,8 @@ def _as_number_array(value: Any) -> np.ndarray | None:
 def answers_agree(answer: Any, expected: Any, tolerance: float = 0.0) -> bool:
     """Whether an answer matches the expected value.
 
-    Numbers, shapes, lists and arrays agree when they have the same shape and
-    every entry is within ``tolerance`` of the expected one (exact when 0);
-    text agrees ignoring case and surrounding spaces; anything else by ``==``.
+    Numbers and arrays agree with the same shape and every entry within ``tolerance``; text ignoring case and
+    surrounding spaces; anything else by ``==``.
     """
     if isinstance(expected, str):
         return isinstance(answer, str) and answer.strip().lower() == expected.strip().lower()
@@ -88,10 +82,8 @@ def check(exercise: str, answer: Any, expected: Any, hint: str, tolerance: float
           quiet: bool = False) -> Verdict:
     """Compare the learner's ``answer`` with ``expected``, print one line and return the verdict.
 
-    ``answer`` left as ``...`` gives "not answered yet" (never an exception, so
-    a headless run continues).  ``expected=None`` means the notebook has nothing
-    to compare with yet (for example a training run the learner has not started);
-    the ``hint`` then says what to run.  A wrong answer prints the hint.
+    ``...`` gives "not answered yet" (never an exception, so a headless run continues); ``expected=None`` means
+    nothing to compare with yet, and the ``hint`` says what to run. A wrong answer prints the hint.
     """
     if is_blank(answer):
         verdict = Verdict(exercise, NOT_ANSWERED,

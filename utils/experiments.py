@@ -1,20 +1,10 @@
-"""The course's CIFAR-10 experiments I-VII: one model builder, one recipe, one results table.
+"""The course's CIFAR-10 experiments I-VII: one model builder, one recipe, one results table (notebook 03).
 
-The course trains seven variations of the same small CNN to show what dropout,
-batch normalisation, L2 regularisation, an extra convolutional unit and wider
-units each do.  Here the seven are rows of a declarative table
-(:data:`EXPERIMENTS`), every model comes out of one builder
-(:func:`build_cifar_model`), and every run goes through one helper
-(:func:`run_experiment`) that trains with the course's recipe, evaluates, saves
-the model and appends one row to ``results/cifar10_experiments.csv``.
-
-Runs are resumable at two levels.  A finished run whose row is already in the
-table is reused rather than retrained (unless ``force=True``), and an
-interrupted run (a crash, Ctrl-C, a Colab disconnect) continues from its last
-completed epoch, because each run backs itself up under ``runs/`` at the end of
-every epoch with ``keras.callbacks.BackupAndRestore``.  The CSV file is only
-ever written whole (see :mod:`utils.results`), so an interruption never leaves
-a half-written table.
+The course trains seven variations of the same small CNN to show what dropout, batch normalisation, L2
+regularisation, an extra conv unit and wider units each do. Here they are rows of :data:`EXPERIMENTS`, built
+by :func:`build_cifar_model` and run by :func:`run_experiment`, which appends one row to
+``results/cifar10_experiments.csv``. A recorded run is reused (unless ``force=True``) and an interrupted
+one resumes from its last completed epoch (:mod:`utils.recording`).
 """
 
 from __future__ import annotations
@@ -58,8 +48,7 @@ def profile_settings(profile: Any) -> ProfileSettings:
 
 OPTIMIZER = f"SGD(learning_rate={course.CIFAR10_LEARNING_RATE})"  # the course's optimizer='sgd'
 
-# Columns that identify a run (see utils.recording.run_key): a row with the same values is
-# the same run and is reused; change any one of them and the run trains anew.
+# Columns that identify a run (utils.recording.run_key): the same values are the same run, reused.
 RUN_KEY_COLUMNS = (
     "experiment", "definition", "optimizer", "batch_size", "epochs", "precision", "seed", "profile",
     "validation_protocol", "data_source", "train_images", "data_fingerprint", "replicas",
@@ -73,11 +62,9 @@ RUN_KEY_COLUMNS = (
 class Experiment:
     """One of the course's CIFAR-10 experiments: its architecture switches and reported results.
 
-    ``unit_filters`` lists the filters of each conv unit (one entry per unit);
-    ``batch_norm`` puts BatchNormalization after every conv's ReLU; ``conv_dropout``
-    adds Dropout(0.25) after each unit's pooling; ``dense_l2`` puts an L2(0.01)
-    penalty on the Dense(512) kernel.  The course's figures are final-epoch
-    accuracies, its "validation" one measured on the test set.
+    ``unit_filters`` lists each conv unit's filters; ``batch_norm`` adds BN after every conv's ReLU,
+    ``conv_dropout`` Dropout(0.25) after each unit's pooling, ``dense_l2`` L2(0.01) on the Dense(512) kernel.
+    The course's figures are final-epoch accuracies, its "validation" one measured on the test set.
     """
 
     name: str
@@ -182,13 +169,10 @@ def build_cifar_model(
 ):
     """Build the course's CIFAR-10 CNN with the given switches (uncompiled Sequential model).
 
-    Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN]
-    -> MaxPool(2) -> [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU
-    -> Dropout(0.5) -> Dense(num_classes) softmax.  The softmax layer is always float32,
-    so the model stays numerically safe when built under a mixed-precision policy.  Batch
-    norm is :func:`utils.layers.batch_normalization`: the same maths as Keras's layer, on
-    TensorFlow's fused kernel where that measured faster (CPUs); ``batch_norm_layer``
-    replaces it (the benchmark passes ``keras.layers.BatchNormalization``, the course's).
+    Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN] -> MaxPool(2) ->
+    [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU -> Dropout(0.5) -> softmax, always
+    float32 so mixed precision stays safe. Batch norm is :func:`utils.layers.batch_normalization` unless
+    ``batch_norm_layer`` replaces it (the benchmark passes ``keras.layers.BatchNormalization``).
     """
     import keras
     from keras import layers
@@ -229,11 +213,7 @@ def build_experiment_model(experiment: Experiment | str, **overrides: Any):
 
 
 def parameter_counts() -> pd.DataFrame:
-    """Total, trainable and non-trainable parameters of all seven models (built, never trained).
-
-    Frees each model with :func:`utils.runtime.clear_session_keeping_precision`, so the notebook's
-    precision survives the call.
-    """
+    """Total, trainable and non-trainable parameters of all seven models (built, never trained; precision kept)."""
     rows = []
     for experiment in EXPERIMENTS.values():
         model = build_experiment_model(experiment)
@@ -248,9 +228,8 @@ def parameter_counts() -> pd.DataFrame:
 def compile_like_course(model, steps_per_execution: int = 1):
     """Compile with the course's recipe: plain SGD at 0.01, categorical cross-entropy, accuracy.
 
-    ``steps_per_execution`` > 1 runs several batches per call into TensorFlow, which
-    helps GPUs; it does not change the maths.  XLA (``jit_compile``) is left off
-    because it made this model several times slower on a CPU.
+    ``steps_per_execution`` > 1 helps GPUs without changing the maths; XLA is off because it made this model
+    several times slower on a CPU.
     """
     import keras
 
@@ -274,11 +253,9 @@ def default_steps_per_execution(gpu_count: int | None = None) -> int:
 def usable_steps_per_execution(requested: int, replicas: int) -> int:
     """``requested``, or 1 when several replicas train in sync.
 
-    With Keras 3.15 / TensorFlow 2.21, ``steps_per_execution`` above 1 inside a
-    ``MirroredStrategy`` with two or more replicas fails in graph execution
-    (``InvalidArgumentError`` at ``while/cond/Placeholder``); the suite's
-    two-logical-CPU test in ``tests/test_multi_device.py`` reproduces it. One step
-    per call costs a little host overhead and trains identically.
+    With Keras 3.15 / TensorFlow 2.21, ``steps_per_execution`` > 1 in a ``MirroredStrategy`` with two or more
+    replicas fails in graph execution (``InvalidArgumentError``; ``tests/test_multi_device.py`` reproduces it).
+    One step per call trains identically.
     """
     if replicas > 1 and requested > 1:
         print(f"steps_per_execution {requested} -> 1: several replicas ({replicas}) train in sync "
@@ -297,8 +274,7 @@ def run_settings(experiment: Experiment, splits: Any, *, seed: int, profile: str
                  batch_size: int, precision: str, replicas: int = 1) -> dict[str, Any]:
     """Every setting that decides a run's result (see :data:`RUN_KEY_COLUMNS`), for the run key.
 
-    ``replicas`` (the strategy's ``num_replicas_in_sync``) is part of it: two GPUs split each
-    batch and sum the gradients in another order, so a two-GPU row is another run.
+    ``replicas`` is part of it: two GPUs sum the gradients in another order, so a two-GPU row is another run.
     """
     return dict(
         experiment=experiment.name, definition=experiment.definition, optimizer=OPTIMIZER,
@@ -318,12 +294,9 @@ def model_path(experiment: str) -> Path:
 def load_saved_model(path: Path, float32: bool = False) -> Any:
     """Load a model saved by :func:`run_experiment` (uncompiled), whatever batch-norm layer it uses.
 
-    Importing :mod:`utils.layers` registers :class:`utils.layers.FusedBatchNormalization`
-    with Keras, which a fresh kernel needs before it can read such a model back.
-    A model trained in mixed precision comes back computing in float16/bfloat16 (each
-    layer's policy is saved with it), whatever the reader's policy; ``float32=True``
-    returns a float32 copy with the same weights (:func:`utils.runtime.float32_twin`),
-    which notebook 07 takes gradients through.
+    Importing :mod:`utils.layers` registers its fused batch norm, which a fresh kernel needs to read such a
+    model. A mixed-precision model comes back computing in float16/bfloat16 whatever the reader's policy;
+    ``float32=True`` returns a float32 copy (:func:`utils.runtime.float32_twin`) for notebook 07's gradients.
     """
     import keras
 
@@ -337,13 +310,9 @@ def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | N
                          minimum_test_accuracy: float = 0.0) -> tuple[Path | None, str]:
     """The best model saved by notebook 03 that was trained on the same data as this run, if any.
 
-    Looks at ``runs/models/cifar10_<experiment>.keras`` for each experiment (all seven
-    by default) and keeps those whose latest recorded run in the results table used
-    the same ``data_source`` (so a model trained on synthetic data is never shown real
-    photos, or the reverse) and reached ``minimum_test_accuracy`` (a model that has
-    barely learned anything, such as a one-epoch smoke run, has little to show). Of
-    those, the one with the highest recorded test accuracy wins.
-    Returns ``(path, description)`` or ``(None, reasons)`` when none qualifies.
+    A saved model qualifies when its latest recorded run used the same ``data_source`` (a model trained on
+    synthetic data is never shown real photos) and reached ``minimum_test_accuracy`` (a smoke run has little to
+    show); the highest test accuracy wins. Returns ``(path, description)`` or ``(None, reasons)``.
     """
     table = results.read_results(RESULTS_TABLE)
     reasons, candidates = [], []
@@ -391,15 +360,11 @@ def run_experiment(
 ) -> recording.Record:
     """Train, evaluate and record one experiment with the course's recipe; resume when possible.
 
-    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels).  If the
-    results table already holds a row for the same run (see :data:`RUN_KEY_COLUMNS`)
-    it is returned without training, unless ``force=True``.  Otherwise the model is
-    built and compiled inside ``strategy.scope()``, trained with a tf.data pipeline
-    (continuing from the run's backup if an earlier attempt was interrupted),
-    evaluated on the test split, saved to :func:`model_path`, and one row is appended
-    to ``results/cifar10_experiments.csv``.  ``callbacks`` are extra Keras callbacks
-    (tests use one to simulate an interruption).  ``precision`` (a Keras dtype policy,
-    normally ``context.precision_policy``) is applied first; None trains in the policy in force.
+    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels). A recorded row of the same run
+    (see :data:`RUN_KEY_COLUMNS`) is returned without training unless ``force=True``; otherwise the model is
+    built inside ``strategy.scope()``, trained (resuming from its backup), tested, saved to :func:`model_path`
+    and recorded. ``callbacks`` are extra Keras callbacks (tests simulate an interruption with one);
+    ``precision`` (a Keras dtype policy) is applied first, None keeps the policy in force.
     """
     import keras
 
@@ -446,9 +411,8 @@ def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int,
                               steps_per_execution: int | None = None) -> float:
     """Minutes the training of ``names`` (each for ``seeds`` seeds) should take on this machine.
 
-    Each experiment's model is timed for a few steps on the real training pipeline
-    (:func:`estimate_experiment_minutes`), because the experiments differ several-fold
-    in cost (VII's wider units). Validation and testing come on top.
+    Each experiment is timed on the real pipeline, because they differ several-fold in cost; validation and
+    testing come on top.
     """
     train = _experiment_pipelines(splits, batch_size, seed=0)[0]
     shape, classes = tuple(splits.x_train.shape[1:]), len(splits.class_names)
@@ -461,8 +425,7 @@ def estimate_experiment_minutes(name: str, train: Any, epochs: int, runs: int = 
                                 input_shape: tuple[int, ...] = (32, 32, 3), num_classes: int = 10) -> float:
     """Minutes ``runs`` trainings of experiment ``name`` for ``epochs`` epochs of ``train`` should take here.
 
-    The probe is compiled as :func:`run_experiment` compiles (the course's SGD, no XLA,
-    the run's ``steps_per_execution``); see :func:`utils.runtime.estimate_training_minutes`.
+    The probe is compiled as :func:`run_experiment` compiles (course SGD, no XLA, the run's ``steps_per_execution``).
     """
     import keras
 
@@ -520,8 +483,7 @@ def run_experiments(
 ) -> list[recording.Record]:
     """Run (or reuse) every experiment in ``names`` for every seed, one after the other.
 
-    ``options`` go to :func:`run_experiment` (``force``, ``strategy``, ``verbose``...).
-    Each run clears the Keras session first, so memory does not grow with the count.
+    ``options`` go to :func:`run_experiment`.
     """
     outcomes = []
     seeds = list(seeds)
@@ -555,11 +517,7 @@ def _order_by_experiment(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise_seeds(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each experiment's accuracies (one row each).
-
-    ``rows`` holds result rows (from :func:`run_experiments` or the CSV).  The standard
-    deviation needs two seeds or more; with one seed it is NaN.
-    """
+    """Mean and standard deviation over seeds of each experiment's accuracies (std NaN with one seed)."""
     if rows.empty:
         raise ValueError("No runs to summarise: run at least one experiment first.")
     grouped = rows.groupby("experiment")
@@ -586,12 +544,9 @@ def validation_noise(summary: pd.DataFrame, histories: dict[str, dict[str, list[
                      ) -> pd.Series:
     """Standard error of each experiment's mean validation accuracy.
 
-    With several seeds: the spread over seeds divided by sqrt(seeds).  With one seed
-    there is no spread to measure, so the sampling error of an accuracy measured on
-    ``val_images`` images, sqrt(p (1 - p) / n), stands in; when the run's learning curve
-    is in ``histories``, the standard deviation of its last three validation accuracies
-    is used instead if larger (batch-norm models trained with plain SGD jump by several
-    points from epoch to epoch, more than the sampling error says).
+    With several seeds: their spread over sqrt(seeds). With one: the sampling error sqrt(p (1 - p) / n) on
+    ``val_images`` images, or, when ``histories`` has the run, the std of its last three validation accuracies
+    if larger (batch-norm models under plain SGD jump several points from epoch to epoch).
     """
     sampling = np.sqrt(summary["val_mean"] * (1 - summary["val_mean"]) / summary["val_images"])
     jitter = pd.Series({name: float(np.std(history["val_accuracy"][-LAST_EPOCHS_FOR_NOISE:], ddof=1))
@@ -605,9 +560,7 @@ def validation_noise(summary: pd.DataFrame, histories: dict[str, dict[str, list[
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Ours vs the course, one row per experiment: train and validation accuracy, gaps, differences.
 
-    ``gap`` is train minus validation accuracy (how much the model overfits);
-    ``val vs course`` is our validation accuracy minus the course's.  Ours are means
-    over seeds (``seeds`` says how many) with their standard deviations.
+    ``gap`` is train minus validation accuracy (overfitting); ours are means over seeds.
     """
     summary = summarise_seeds(rows)
     table = pd.DataFrame({
@@ -630,16 +583,11 @@ def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float]]] | None = None,
                    ) -> pd.DataFrame:
-    """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs.
+    """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs, beside the course's change.
 
-    For each pair present in ``rows``: the change in validation accuracy and in the
-    train-validation gap when the switch is turned on, the noise of each change (two
-    standard errors, see :func:`validation_noise`; pass the runs' ``histories`` so that
-    single-seed noise includes the epoch-to-epoch jitter), whether it is within that noise, and the verdict against the
-    course: ``holds`` (beyond noise, in the course's direction), ``opposite`` (beyond
-    noise, the other way) or ``within noise``, once for validation accuracy (``verdict``)
-    and once for the train-validation gap, i.e. overfitting (``gap verdict``).  The
-    course's own changes are shown beside ours.
+    Per pair: the change in validation accuracy and in the train-validation gap, each change's noise (two
+    standard errors, :func:`validation_noise`; pass ``histories`` to include epoch-to-epoch jitter), and a
+    verdict against the course: ``holds``, ``opposite`` (both beyond noise) or ``within noise``.
     """
     summary = summarise_seeds(rows)
     noise = validation_noise(summary, histories)
@@ -685,8 +633,7 @@ def _verdict(change: float, course_change: float, within_noise: bool) -> str:
 def training_noise(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
     """Standard error of each experiment's training accuracy (like :func:`validation_noise`).
 
-    With one seed: the sampling error of an accuracy over the training images of the
-    run (``train_images`` in the rows, else 10,000 as a conservative stand-in).
+    With one seed: the sampling error over the run's ``train_images`` (else 10,000, a conservative stand-in).
     """
     images = (rows.groupby("experiment")["train_images"].min().reindex(summary.index)
               if "train_images" in rows.columns else pd.Series(10_000, index=summary.index))
@@ -700,9 +647,8 @@ def early_learning_table(histories: dict[str, dict[str, list[float]]], epochs: S
                          ) -> pd.DataFrame:
     """Validation accuracy after the first few epochs, to see whether batch norm learns faster early on.
 
-    One row per epoch: ``baseline`` (no batch norm) and ``variant`` (with it), their
-    difference and two standard errors of that difference (sampling error of accuracies
-    on ``validation_images`` images). Empty when either history is missing.
+    One row per epoch: both accuracies, their difference and its two standard errors (sampling error on
+    ``validation_images``). Empty when either history is missing.
     """
     if baseline not in histories or variant not in histories:
         return pd.DataFrame()
@@ -721,13 +667,7 @@ def early_learning_table(histories: dict[str, dict[str, list[float]]], epochs: S
 
 
 def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
-    """Plain sentences saying what our numbers show, computed from the two tables.
-
-    ``comparison`` comes from :func:`comparison_table` and ``contrasts`` from
-    :func:`contrast_table`.  Nothing here is a fixed conclusion: every claim (largest
-    gap, best experiment, each switch's effect and whether it is within noise,
-    agreement with the course's direction) is derived from the figures passed in.
-    """
+    """Plain sentences saying what our numbers show, every claim derived from the two tables passed in."""
     gaps = comparison["ours gap"]
     lines = [
         f"These readings rest on {len(comparison)} of {len(EXPERIMENTS)} experiments "
@@ -793,9 +733,7 @@ def side_by_side_table(references: dict[str, pd.DataFrame], run_rows: pd.DataFra
                        names: Sequence[str] | None = None) -> pd.DataFrame:
     """The course's figures, each shipped reference run and this run: train and validation, one row per experiment.
 
-    ``references`` maps a label (``"full reference"``) to its rows. Reference and run
-    columns hold NaN where an experiment was not measured; the notebook shows those
-    cells as "not measured yet". Ours are means over seeds when a table holds several.
+    ``references`` maps a label (``"full reference"``) to its rows; unmeasured experiments are NaN.
     """
     names = list(names or EXPERIMENTS)
     table = pd.DataFrame(index=pd.Index(names, name="experiment"))
@@ -848,10 +786,9 @@ def check_course_conclusions(rows: pd.DataFrame,
                              histories: dict[str, dict[str, list[float]]] | None = None) -> pd.DataFrame:
     """Each of the course's conclusions against a table of runs: the number, its noise, and what it says.
 
-    ``ours`` is the change when the switch is turned on (validation accuracy, or the
-    train-validation gap for overfitting, or for batch norm the mean validation gain over
-    epochs 1-3 from ``histories``); ``says`` is ``agrees`` / ``disagrees`` (beyond two
-    standard errors) or ``within noise``, and ``not measured yet`` where a run is missing.
+    ``ours`` is the change when the switch is turned on (validation accuracy, the gap for overfitting, or the
+    mean gain over epochs 1-3 for batch norm); ``says`` is ``agrees`` / ``disagrees`` beyond two standard errors,
+    ``within noise`` or ``not measured yet``.
     """
     contrasts = contrast_table(rows, histories).set_index(["from", "to"]) if not rows.empty else pd.DataFrame()
     entries = []
@@ -914,12 +851,8 @@ def key_numbers(tables: dict[str, pd.DataFrame],
                 smoke_tests: Sequence[str] = ()) -> pd.DataFrame:
     """A few headline figures for the course and each table of runs (NaN where a table is empty).
 
-    Rows: how many experiments a table holds (every other row rests on those), best
-    validation accuracy, the experiment with the largest train-validation gap, and how
-    many of the one-switch comparisons hold beyond noise in the course's direction
-    (``histories`` maps a table's label to its learning curves, for the noise).  Tables
-    named in ``smoke_tests`` get their accuracy but no readings: a smoke test's
-    differences are noise, so its verdicts would teach nothing.
+    ``histories`` maps a table's label to its learning curves (for the noise). Tables in ``smoke_tests`` get
+    their accuracy but no readings: a smoke test's differences are noise.
     """
     course_gaps = {name: experiment.course_train_accuracy - experiment.course_val_accuracy
                    for name, experiment in EXPERIMENTS.items()}
@@ -959,9 +892,7 @@ def key_numbers(tables: dict[str, pd.DataFrame],
 def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
     """Grouped bars per experiment: the course's train and validation accuracy, the reference run's, this run's.
 
-    ``table`` comes from :func:`side_by_side_table` (or :func:`comparison_table`, whose
-    "ours" columns are drawn as this run). Colours: blue for training, orange for
-    validation; hatched for the course, light for the reference, solid for this run.
+    ``table`` comes from :func:`side_by_side_table` (or :func:`comparison_table`, drawn as this run).
     """
     import matplotlib.pyplot as plt
 
@@ -1002,10 +933,8 @@ def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
 def plot_contrast_curves(histories: dict[str, dict[str, list[float]]], title: str = ""):
     """Learning curves read the way the course reads its table: one panel per one-switch comparison.
 
-    Each panel overlays the two experiments of a comparison in :data:`CONTRASTS`
-    (II vs III for dropout, I vs III for batch norm, ...): validation accuracy solid,
-    training accuracy dashed, so the gap (overfitting) and the speed of learning can be
-    seen.  A panel whose experiments are not both in ``histories`` says so instead.
+    Validation solid, training dashed, so the gap and the speed of learning show; a panel whose experiments are
+    not both in ``histories`` says so.
     """
     import matplotlib.pyplot as plt
 

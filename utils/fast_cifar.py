@@ -1,38 +1,14 @@
 """A modern CIFAR-10 training recipe, built from switchable, documented ingredients (notebook 08).
 
 The public CIFAR-10 speed records (Keller Jordan's airbench, arXiv 2404.00498; David Page's
-"How to train your ResNet" series) reach 94% in about ten epochs of a small
-VGG-like network, where the course's plain-SGD recipe needs 50 epochs for 84%. The
-difference is not one trick but a list of ingredients, each small. This module spells
-every one of them out so that notebook 08 can switch them off one at a time and measure
-what each buys:
-
-- the network (:func:`build_network`): a frozen *whitening* first convolution whose
-  filters decorrelate 2x2 pixel patches (:func:`whitening_kernel`), then three blocks of
-  conv -> max-pool -> batch norm -> GELU -> conv -> batch norm -> GELU, a global max pool
-  and a bias-free linear layer whose outputs are scaled down;
-- batch norm ported correctly from PyTorch (:func:`batch_norm_settings`): Keras's
-  momentum is one minus PyTorch's, epsilon must be set, a frozen scale is ``scale=False``;
-  its biases learn 64 times faster through a reparameterised bias (:class:`ScaledBias`);
-- whole-array augmentation once per epoch (:func:`augment_epoch`): random or alternating
-  horizontal flips and translations with reflect padding, vectorised in NumPy because a
-  2-core CPU cannot afford per-image ``map`` calls;
-- label smoothing (:func:`smoothed_targets` shows the targets the loss sees);
-- Nesterov SGD with a warm-up-then-decay learning rate (:class:`WarmupLinearDecay`),
-  with the learning rate and weight decay converted from the records' summed-loss
-  convention to Keras's averaged loss (:func:`keras_learning_rate`,
-  :func:`keras_weight_decay`);
-- convolutions that start as identities where their shapes allow (:class:`PartialIdentity`,
-  PyTorch's ``dirac_``, which Keras lacks);
-- lookahead (:func:`lookahead_callback`): every five steps the weights are pulled towards
-  a slow average whose weight grows towards the end of training;
-- test-time augmentation by flips and one-pixel shifts (:func:`predict_with_tta`).
-
-A :class:`Recipe` holds every ingredient as a field, so an ablation is
-``dataclasses.replace(recipe, label_smoothing=0.0)``; :func:`run_recipe` trains,
-evaluates and records a recipe through :mod:`utils.recording` (its run key holds every
-field), optionally stopping after a training-time budget so that "accuracy within ten
-minutes" is something a run measures rather than a claim.
+"How to train your ResNet" series) reach 94% in about ten epochs of a small VGG-like network, where the
+course's plain-SGD recipe needs 50 epochs for 84%. The difference is a list of small ingredients: a frozen
+whitening first convolution, batch norm ported from PyTorch with fast-learning biases, whole-array flip and
+translate augmentation, label smoothing, Nesterov SGD with warm-up then decay, identity-initialised
+convolutions, lookahead and test-time augmentation. A :class:`Recipe` holds each as a field, so an ablation
+is ``dataclasses.replace(recipe, label_smoothing=0.0)``; :func:`run_recipe` trains, evaluates and records a
+recipe through :mod:`utils.recording`, optionally within a training-time budget, so that "accuracy within
+ten minutes" is something a run measures rather than a claim.
 
 Porting traps (the records are PyTorch code; each trap silently costs accuracy in Keras):
 
@@ -86,8 +62,7 @@ LOOKAHEAD_FINAL_DECAY = 0.95 ** 5  # airbench's lookahead keeps this much of the
 def kilostep_scale(momentum: float, batch_size: int = AIRBENCH_BATCH_SIZE) -> float:
     """airbench's normaliser of its learning rate: ``1024 * (1 + 1 / (1 - momentum))``.
 
-    Dividing by it keeps the size of a step (learning rate times the momentum's
-    amplification, per 1,024 examples) fixed when the momentum changes.
+    Dividing by it keeps a step's size (learning rate times the momentum's amplification) fixed as momentum changes.
     """
     return batch_size * (1.0 + 1.0 / (1.0 - momentum))
 
@@ -96,9 +71,8 @@ def keras_learning_rate(batch_size: int, learning_rate: float = AIRBENCH_LEARNIN
                         momentum: float = AIRBENCH_MOMENTUM) -> float:
     """The peak learning rate for Keras's *averaged* loss that matches airbench's summed loss.
 
-    airbench steps by ``lr * gradient of the summed loss``; the gradient of the sum is
-    ``batch_size`` times the gradient of the mean that Keras differentiates, so the Keras
-    learning rate is airbench's per-example rate times the batch size (porting trap 2).
+    The gradient of the sum is ``batch_size`` times that of the mean, so this is airbench's per-example rate
+    times the batch size (porting trap 2).
     """
     per_example = learning_rate / kilostep_scale(momentum)
     return per_example * batch_size
@@ -108,13 +82,10 @@ def keras_weight_decay(batch_size: int, weight_decay: float = AIRBENCH_WEIGHT_DE
                        learning_rate: float = AIRBENCH_LEARNING_RATE, momentum: float = AIRBENCH_MOMENTUM) -> float:
     """Keras's *decoupled* weight decay that shrinks weights as much per step as airbench's.
 
-    airbench sets ``wd = weight_decay * batch_size / kilostep_scale`` and hands PyTorch's
-    SGD the coefficient ``wd / lr``; PyTorch adds ``(wd / lr) * w`` to the gradient, the
-    scheduled learning rate multiplies it back, and Nesterov momentum amplifies it by
-    ``1 / (1 - momentum)``: each step shrinks a weight by ``factor * wd / (1 - momentum)``,
-    whatever the learning rate. Keras 3 shrinks it by ``factor * keras_lr * keras_wd``
-    outside the momentum (porting trap 3); solving for ``keras_wd`` gives this value,
-    which works out as ``weight_decay / (learning_rate * (1 - momentum))`` for any batch size.
+    airbench hands PyTorch's SGD ``wd / lr`` (``wd = weight_decay * batch_size / kilostep_scale``); the scheduled
+    rate multiplies it back and Nesterov momentum amplifies it by ``1 / (1 - momentum)``. Keras 3 shrinks by
+    ``factor * keras_lr * keras_wd`` outside the momentum (porting trap 3); solving for ``keras_wd`` gives
+    ``weight_decay / (learning_rate * (1 - momentum))`` for any batch size.
     """
     airbench_shrink_per_step = weight_decay * batch_size / kilostep_scale(momentum) / (1.0 - momentum)
     return airbench_shrink_per_step / keras_learning_rate(batch_size, learning_rate, momentum)
@@ -132,10 +103,9 @@ def keras_batch_norm_momentum(pytorch_momentum: float) -> float:
 class Recipe:
     """Every ingredient of a CIFAR-10 training recipe, one field each (all of them enter the run key).
 
-    The defaults are the modern recipe, sized for a CPU: airbench's ingredients with the
-    narrower widths of its 93% variant. :func:`course_recipe` gives the course's own recipe
-    in the same terms. Network fields (``widths`` to ``output_scale``) apply to the
-    ``airbench`` architecture; the course's network is fixed by notebook 03.
+    The defaults are airbench's ingredients with its 93% variant's narrower widths (sized for a CPU);
+    :func:`course_recipe` gives the course's recipe in the same terms. Network fields (``widths`` to
+    ``output_scale``) apply to the ``airbench`` architecture only.
     """
 
     name: str = "modern"
@@ -180,8 +150,7 @@ class Recipe:
 def key_value(value: Any) -> Any:
     """A setting as it survives a CSV round trip: tuples as ``64x128x128``, ``64.0`` as ``64``.
 
-    ``utils.recording`` writes floats out in full (``"64.0"``) but reads a CSV cell of
-    64.0 back as ``"64"``, so a whole-number float in a key would never match its own row.
+    A CSV cell of 64.0 reads back as ``"64"``, so a whole-number float in a key would never match its own row.
     """
     if isinstance(value, tuple):
         return "x".join(map(str, value))
@@ -270,9 +239,8 @@ def ablated_recipes(recipe: Recipe, names: Sequence[str] | None = None) -> dict[
 def flip_mask(count: int, epoch: int, seed: int, alternating: bool) -> np.ndarray:
     """Which images to flip horizontally in ``epoch``: random halves, or alternating per image.
 
-    Alternating flips (airbench) draw one random choice per image in epoch 0 and then flip
-    every image the other way each following epoch, so over two epochs every image is
-    seen both ways: less repetition than independent coin tosses.
+    Alternating (airbench): one random choice per image in epoch 0, then the other way every epoch, so each
+    image is seen both ways over two epochs.
     """
     if alternating:
         first = np.random.default_rng(seed).random(count) < 0.5
@@ -283,8 +251,7 @@ def flip_mask(count: int, epoch: int, seed: int, alternating: bool) -> np.ndarra
 def translate_images(images: np.ndarray, pixels: int, generator: np.random.Generator) -> np.ndarray:
     """Shift every image by its own random offset of up to ``pixels``, filling edges by reflection.
 
-    Vectorised: the batch is reflect-padded once, then one slice is copied per distinct
-    offset, so a 45,000-image epoch costs ``(2 * pixels + 1) ** 2`` array copies.
+    Vectorised: one reflect-pad, then one slice copy per distinct offset, ``(2 * pixels + 1) ** 2`` in all.
     """
     if pixels == 0:
         return images.copy()
@@ -313,8 +280,7 @@ def augment_epoch(images: np.ndarray, recipe: Recipe, epoch: int, seed: int) -> 
 def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> np.ndarray:
     """The targets cross-entropy compares with under label smoothing (what Keras computes inside its loss).
 
-    The true class gets ``1 - smoothing + smoothing / num_classes``, every other class
-    ``smoothing / num_classes``: the network is never pushed towards infinite confidence.
+    Never a one, so the network is never pushed towards infinite confidence.
     """
     one_hot = np.eye(num_classes, dtype=np.float32)[np.asarray(labels)]
     return one_hot * (1.0 - smoothing) + smoothing / num_classes
@@ -323,17 +289,11 @@ def smoothed_targets(labels: np.ndarray, num_classes: int, smoothing: float) -> 
 class EpochBatches:
     """Shuffled, augmented, one-hot batches of images in [0, 1], re-augmented every epoch, as a tf.data pipeline.
 
-    Why tf.data: the per-batch work (uint8 to float32 / 255, one-hot labels) runs in
-    TensorFlow's threads and is prefetched while the model trains, instead of in a
-    single-worker Python ``PyDataset``. The per-epoch work stays one vectorised NumPy call:
-    :meth:`start_epoch` (called by :func:`epoch_augmenter` at the start of each epoch)
-    re-augments and reshuffles the whole array, so the data of epoch ``e`` depends only on
-    the seed and ``e``, and a run resumed at epoch ``e`` sees what it would have seen.
-    Why it stays right on resume: :attr:`dataset` reads the epoch's arrays when Keras
-    creates the epoch's iterator, which Keras does after ``on_epoch_begin`` (a fit without
-    ``steps_per_epoch`` makes a new iterator every epoch); the arrays enter the pipeline
-    through one ``from_generator`` element per epoch, so Python runs once per epoch.
-    ``len()`` is the number of batches per epoch (the last one may be smaller).
+    tf.data runs the per-batch work (scaling, one-hot) in TensorFlow's threads, prefetched; the per-epoch work
+    stays one vectorised NumPy call (:meth:`start_epoch`, called by :func:`epoch_augmenter`), so epoch ``e``
+    depends only on the seed and ``e`` and a resumed run sees what it would have seen. That holds because Keras
+    creates each epoch's iterator after ``on_epoch_begin``, and :attr:`dataset` reads the arrays then (one
+    ``from_generator`` element per epoch). ``len()`` is the number of batches per epoch.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int, seed: int) -> None:
@@ -399,10 +359,8 @@ def warmup_linear_decay(total_steps: int, peak: float, warmup_fraction: float, s
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Learning rate rising linearly from ``start_factor * peak`` to ``peak``, then falling linearly.
 
-    The rise takes the first ``warmup_fraction`` of ``total_steps``; the fall ends at
-    ``end_factor * peak`` on the last step and stays there afterwards. airbench94 uses
-    0.2 -> 1 over 23% of the steps, then down to 0.07. A one-cycle-like shape that Keras
-    does not ship (porting trap 5).
+    The rise takes the first ``warmup_fraction`` of ``total_steps``; the fall reaches ``end_factor * peak`` on
+    the last step and stays there. Keras ships no such schedule (porting trap 5).
     """
 
     def __init__(self, total_steps: int, peak: float, warmup_fraction: float = 0.23,
@@ -435,11 +393,9 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.0) -> Any:
     """A Keras callback that stops training once ``budget_seconds`` of training wall time are spent.
 
-    Training time runs from the start of ``fit`` (tracing and per-epoch augmentation
-    included) minus the per-epoch validation passes, plus ``already_spent`` before a
-    resume. The check comes after every batch, so the model must run one batch per call
-    (``steps_per_execution=1``, checked when training begins); the callback keeps ``stopped``,
-    ``steps_in_epoch`` (batches of the epoch it stopped in) and ``spent`` for the record.
+    Training time runs from the start of ``fit`` minus validation passes, plus ``already_spent`` before a
+    resume. It is checked after every batch, so ``steps_per_execution`` must be 1; the callback keeps
+    ``stopped``, ``steps_in_epoch`` and ``spent`` for the record.
     """
 
     class TimeBudget(keras.callbacks.Callback):
@@ -480,8 +436,7 @@ def time_budget_callback(budget_seconds: float | None, already_spent: float = 0.
 def lookahead_decay(step: int, total_steps: int, final_decay: float = LOOKAHEAD_FINAL_DECAY) -> float:
     """How much of the slow weights a lookahead update keeps at ``step``: ``final_decay * (step / total) ** 3``.
 
-    Near zero for most of training (the slow weights simply follow the fast ones), it rises
-    to ``final_decay`` at the end, when averaging the last steps' weights pays off (airbench).
+    Near zero for most of training, it rises at the end, when averaging the last steps' weights pays off.
     """
     return float(final_decay * (min(step, total_steps) / max(total_steps, 1)) ** 3)
 
@@ -489,9 +444,7 @@ def lookahead_decay(step: int, total_steps: int, final_decay: float = LOOKAHEAD_
 def require_one_step_per_call(model: Any, callback: str) -> None:
     """Raise a ``ValueError`` naming ``callback`` and the fix when ``model`` runs several batches per call.
 
-    Why: with ``steps_per_execution`` N > 1 Keras calls a callback's ``on_train_batch_end``
-    once per N batches, so a callback that counts batches or checks a clock per batch
-    would count wrong or stop late, silently.
+    With ``steps_per_execution`` N > 1 Keras calls ``on_train_batch_end`` once per N batches: wrong counts, silently.
     """
     steps = int(getattr(model, "steps_per_execution", 1) or 1)
     if steps > 1:
@@ -505,10 +458,8 @@ def require_one_step_per_call(model: Any, callback: str) -> None:
 def lookahead_pull(weights: Sequence[Any], slow: Sequence[Any]) -> Any:
     """A function ``pull(decay)`` doing ``slow += (1 - decay) * (weights - slow); weights = slow`` on every pair.
 
-    Why one compiled ``tf.function``: the weights stay on their device (no copy to the
-    host and back every few steps), and ``1 - decay`` enters as a float32 tensor computed
-    in float64 first, exactly as NumPy rounds it, so the function never retraces and its
-    float32 results equal the former NumPy update bit for bit.
+    One compiled ``tf.function``: the weights stay on their device, and ``1 - decay`` enters as a float32 tensor
+    rounded as NumPy rounds it, so it never retraces and matches the NumPy update bit for bit.
     """
     import tensorflow as tf
 
@@ -527,21 +478,14 @@ def lookahead_callback(total_steps: int, every_steps: int = 5, final_decay: floa
                        batches_per_epoch: int | None = None) -> Any:
     """A Keras callback doing airbench's lookahead: every few steps, pull the weights back towards a slow average.
 
-    Every ``every_steps`` training steps the slow copy moves towards the current weights,
-    ``slow = decay * slow + (1 - decay) * weights``, and the weights are set to it; when
-    training ends (schedule finished or budget spent) the weights become the slow copy.
-    Batch-norm moving statistics are averaged too, as in airbench (they are float weights).
-    Keras's ``use_ema`` with a fixed momentum is not the same thing: it damps every step from
-    the first one, which slows a short run down.
+    Every ``every_steps`` steps ``slow = decay * slow + (1 - decay) * weights`` and the weights are set to it;
+    when training ends they become the slow copy. Batch-norm statistics are averaged too (airbench). Keras's
+    ``use_ema`` is not this: its fixed momentum damps every step from the first (porting trap 6).
 
-    Steps are counted from batches, ``epoch * batches_per_epoch + batch + 1`` (default
-    ``batches_per_epoch``: Keras's ``params["steps"]``), not read from ``optimizer.iterations``:
-    under ``mixed_float16`` a loss-scale overflow skips the optimizer step without advancing
-    its counter, and the callback would pull again and again at the same step. Without
-    overflows (float32, bfloat16) both counts are equal, so the pulls fall on the same steps
-    as before. A resumed run counts on from the epoch Keras restarts at; its slow copy is
-    not checkpointed and starts again from the weights it resumes with. ``pulled_at`` lists
-    the steps of the pulls so far.
+    Steps are counted from batches (``epoch * batches_per_epoch + batch + 1``), not ``optimizer.iterations``:
+    under ``mixed_float16`` a loss-scale overflow skips a step without advancing that counter, and the callback
+    would pull again and again at the same step. The slow copy is not checkpointed: a resumed run restarts it
+    from the weights it resumes with. ``pulled_at`` lists the steps pulled so far.
     """
 
     class Lookahead(keras.callbacks.Callback):
@@ -609,12 +553,9 @@ def whitening_kernel(images: np.ndarray, size: int = WHITENING_PATCH_SIZE,
                      epsilon: float = WHITENING_EPSILON) -> np.ndarray:
     """A Keras conv kernel ``(size, size, C, 2 * size * size * C)`` whose outputs have identity covariance.
 
-    Each filter is an eigenvector of the patch covariance divided by the square root of
-    its eigenvalue, so the first half of the outputs are uncorrelated with unit variance
-    on these images; the second half are the same filters negated (airbench), so that a
-    following GELU keeps both signs. Eigenvectors come out of ``eigh`` as columns in the
-    patches' (row, column, channel) order, which is a Keras kernel's order once reshaped
-    (porting trap 7: PyTorch's is (out, in, row, column)).
+    Each filter is a patch-covariance eigenvector divided by the square root of its eigenvalue; the second half
+    are the same filters negated (airbench), so that a following GELU keeps both signs. ``eigh``'s columns come
+    in the patches' (row, column, channel) order, a Keras kernel's (porting trap 7).
     """
     eigenvalues, eigenvectors = np.linalg.eigh(patch_covariance(images, size))
     filters = eigenvectors / np.sqrt(np.maximum(eigenvalues, 0.0) + epsilon)
@@ -625,8 +566,7 @@ def whitening_kernel(images: np.ndarray, size: int = WHITENING_PATCH_SIZE,
 def batch_norm_settings(recipe: Recipe) -> dict[str, Any]:
     """The batch-norm layer options of a recipe (Keras's momentum convention, explicit epsilon).
 
-    With a ``bias_lr_scale`` other than 1 the layer has no bias of its own: a
-    :class:`ScaledBias` after it holds the bias instead.
+    With ``bias_lr_scale`` other than 1 the layer has no bias: a :class:`ScaledBias` after it holds it.
     """
     return {"momentum": recipe.batch_norm_momentum, "epsilon": recipe.batch_norm_epsilon,
             "scale": recipe.batch_norm_scale, "center": recipe.bias_lr_scale == 1.0}
@@ -636,10 +576,8 @@ def batch_norm_settings(recipe: Recipe) -> dict[str, Any]:
 class ScaledBias(keras.layers.Layer):
     """Adds a per-channel bias stored divided by ``sqrt(lr_scale)``: it learns ``lr_scale`` times faster.
 
-    Keras optimizers have one learning rate for all variables (porting trap 4). Writing
-    the bias as ``b = c * v`` and training ``v`` instead multiplies the gradient by ``c``
-    and turns each step on ``v`` into a step ``c`` times larger on ``b``: ``c ** 2`` in all.
-    airbench trains its batch-norm biases at 64 times the rate of the weights; ``c = 8``.
+    Keras has one learning rate for all variables (porting trap 4); training ``v`` in ``b = c * v`` makes each
+    step on ``b`` ``c ** 2`` times larger. airbench's batch-norm biases learn 64 times faster: ``c = 8``.
     """
 
     def __init__(self, lr_scale: float = 64.0, **kwargs: Any) -> None:
@@ -660,11 +598,8 @@ class ScaledBias(keras.layers.Layer):
 class PartialIdentity(keras.initializers.Initializer):
     """PyTorch's default conv initialisation, with as many filters as fit set to pass a channel through.
 
-    Filter ``i`` (for ``i`` below the number of input channels) is zero except a one at the
-    centre of input channel ``i``: at the start the convolution copies its input, so the
-    deep network begins close to a shallow one (airbench's ``dirac_``; Keras has no such
-    initializer, porting trap 7). The remaining filters, and all of them when
-    ``identity`` is false, are uniform in +-1/sqrt(fan_in), PyTorch's default for convolutions.
+    Filter ``i`` (below the input channels) is a one at the centre of channel ``i``, so the deep network starts
+    close to a shallow one (airbench's ``dirac_``, porting trap 7); the rest are PyTorch's uniform +-1/sqrt(fan_in).
     """
 
     def __init__(self, identity: bool = True, seed: int | None = None) -> None:
@@ -712,8 +647,7 @@ def _conv_block(x: Any, width: int, recipe: Recipe, index: int) -> Any:
 def build_network(recipe: Recipe, training_images: np.ndarray, num_classes: int = course.CIFAR10_NUM_CLASSES) -> Any:
     """The airbench-style network of ``recipe`` for images in [0, 1] (uncompiled functional model).
 
-    ``training_images`` (uint8) give the per-channel mean and spread the first layer
-    subtracts and divides by, and the patches the whitening filters are computed from.
+    ``training_images`` (uint8) give the input normalisation's mean and spread and the whitening patches.
     """
     from keras import layers
 
@@ -766,11 +700,7 @@ def compile_recipe(model: Any, recipe: Recipe, steps_per_epoch: int) -> Any:
 
 
 def tta_views(images: np.ndarray, flip: bool, shift_pixels: int) -> list[np.ndarray]:
-    """The views of a batch that test-time augmentation averages over.
-
-    The images themselves, their mirror images (``flip``), and for ``shift_pixels`` > 0
-    both of those shifted by that many pixels up-left and down-right (reflect padding).
-    """
+    """The views TTA averages over: the images, mirrored (``flip``), and both shifted up-left and down-right."""
     views = [images]
     if flip:
         views.append(images[:, :, ::-1])
@@ -809,18 +739,11 @@ def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 8, seed: 
                              repeats: int = 3, strategy: Any = None) -> float:
     """Seconds one training step of ``recipe`` costs on this machine inside ``fit``, in the precision in force.
 
-    Trains a throwaway copy through the same batches and callbacks a real run uses and
-    keeps the *marginal* cost of a step (:func:`utils.runtime.marginal_seconds_per_step`):
-    after a two-step warm-up (tracing), fits of ``steps`` and ``2 * steps`` are timed
-    ``repeats`` times and the median difference is divided by the ``steps`` extra ones, so
-    a fit's start-up (callbacks, the iterator's first batches) is not charged to every step.
-    When that difference is not positive (noise), the helper falls back to the longer fit
-    divided by its steps, an overestimate that plans fewer epochs rather than too many.
-    The whole-array augmentation of an epoch is timed too and spread over its steps, so
-    that planning sees what an epoch really costs (timing bare ``train_on_batch`` calls
-    comes out 10-20% short on a 2-core CPU, and a schedule planned from it is cut off by the budget).
-    The probe is built inside ``strategy`` (default :func:`utils.runtime.distribution_strategy`),
-    as :func:`run_recipe` builds its model.
+    Trains a throwaway copy through a real run's batches and callbacks and keeps the *marginal* cost of a step
+    (:func:`utils.runtime.marginal_seconds_per_step`), so a fit's start-up is not charged to every step. The
+    epoch's whole-array augmentation is timed and spread over its steps too: bare ``train_on_batch`` timings come
+    out short, and a schedule planned from them is cut off by the budget. The probe is built inside ``strategy``
+    (default :func:`utils.runtime.distribution_strategy`), as :func:`run_recipe` builds its model.
     """
     runtime.set_seed(seed)
     count = min(len(splits.y_train), recipe.batch_size * 2 * steps)
@@ -851,8 +774,7 @@ def epochs_for_budget(seconds_per_step: float, train_images: int, batch_size: in
                       margin: float = 0.9) -> int:
     """Whole epochs whose training fits in ``margin`` of the budget (at least one).
 
-    The margin leaves room for the first step's tracing, data augmentation and slower
-    moments of a shared machine, so the schedule runs to its end before the budget does.
+    The margin covers tracing, augmentation and a shared machine's slow moments, so the schedule ends first.
     """
     epoch_seconds = seconds_per_step * steps_per_epoch(train_images, batch_size)
     return max(1, int(margin * budget_seconds // epoch_seconds))
@@ -862,10 +784,9 @@ def planned_training_minutes(budgets: Sequence[float], first_budget_seeds: int, 
                              ablation_minutes: float, ablations: int) -> float:
     """The most training time notebook 08's runs can take: every run stops when its budget is spent.
 
-    The first budget is trained once per seed, the later ones ``later_budget_seeds`` times,
-    the course's recipe once at the first budget, and each ablation row once at
-    ``ablation_minutes`` (plus the full and course recipes at that budget when it differs
-    from the first). Runs recorded earlier are reused and cost nothing.
+    The first budget runs once per seed, later ones ``later_budget_seeds`` times, the course's recipe once at
+    the first budget, each ablation once at ``ablation_minutes`` (plus the full and course recipes when that
+    differs from the first budget). Runs recorded earlier are reused and cost nothing.
     """
     headline = budgets[0] * first_budget_seeds + sum(budgets[1:]) * later_budget_seeds
     extra_at_ablation_budget = 0.0 if ablation_minutes == budgets[0] else 2 * ablation_minutes
@@ -877,9 +798,8 @@ def run_settings(recipe: Recipe, splits: Any, *, seed: int, profile: str, precis
                  hardware: str | None = None) -> dict[str, Any]:
     """Every recipe field plus the data, seed, profile, precision, budget, test flag, replicas and hardware.
 
-    ``replicas`` (devices training in sync) changes the batch-norm statistics and the speed;
-    ``hardware`` (default: this machine, :func:`utils.runtime.hardware_name`) is in the key
-    because a time-budgeted run's result depends on how many steps the machine does in its budget.
+    ``replicas`` changes batch-norm statistics and speed; ``hardware`` (default: this machine) matters because a
+    time-budgeted run's result depends on how many steps the machine does in its budget.
     """
     return dict(
         **recipe.settings(), seed=seed, profile=profile, precision=precision, replicas=int(replicas),
@@ -918,20 +838,11 @@ def run_recipe(
 ) -> recording.Record:
     """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
 
-    A row of ``results/fast_cifar.csv`` with the same run key is reused without training
-    (unless ``force``). Training resumes from its checkpoint after an interruption, and
-    stops early once ``time_budget_seconds`` of training are spent (the row records the
-    steps and epochs done and ``stopped_by_budget``). Validation accuracy is measured with
-    and without the recipe's test-time augmentation; the test set is only evaluated when
-    ``evaluate_test`` is true, so that choices are made on validation and test is read once.
-
-    The model is built and compiled inside ``strategy.scope()`` (default:
-    :func:`utils.runtime.distribution_strategy`; notebooks pass ``context.strategy``), so on
-    several GPUs its variables are mirrored and each batch of ``recipe.batch_size`` images
-    (the global batch) is split between the replicas. It always runs one batch per call
-    (``steps_per_execution=1``): its lookahead and budget callbacks act after every batch,
-    which also keeps clear of the multi-replica limit in
-    :func:`utils.experiments.usable_steps_per_execution`.
+    A row of ``results/fast_cifar.csv`` with the same run key is reused (unless ``force``); training resumes
+    from its checkpoint and stops once ``time_budget_seconds`` of training are spent. Validation accuracy is
+    measured with and without TTA; the test set only when ``evaluate_test``, so that it is read once. The model
+    is built inside ``strategy.scope()`` (default :func:`utils.runtime.distribution_strategy`; the batch is the
+    global one) and runs one batch per call, as its lookahead and budget callbacks act after every batch.
     """
     recipe = validate_recipe(recipe)
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
@@ -974,9 +885,7 @@ def run_recipe(
 def with_replicas_column(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with a ``replicas`` column, 1 for rows recorded before the column existed.
 
-    Why 1 is what they were measured with: until ``replicas`` entered the run key,
-    :func:`run_recipe` ignored distribution strategies and always trained on one device.
-    Their ``hardware`` column was always recorded (:func:`utils.results.library_versions`).
+    1 is right: until ``replicas`` entered the run key, :func:`run_recipe` always trained on one device.
     """
     if rows.empty:
         return rows
@@ -1064,9 +973,8 @@ def seed_summary(runs: Sequence[recording.Record], column: str = "test_accuracy"
 def course_target_label(target: float) -> str:
     """The legend entry of the course's best figure, saying what kind of number it is.
 
-    Why: the course measured its 84% on the test set (which it used as validation) after
-    50 epochs on all 50,000 training images, so drawn on a holdout-validation axis it is a
-    landmark, not a like-for-like point; the label has to say so.
+    The course's 84% is test accuracy (test used as validation) after 50 epochs on 50,000 images: on a
+    holdout-validation axis a landmark, not a like-for-like point.
     """
     return (f"course's best: {target:.0%} test accuracy (test set used as validation), "
             f"{course.CIFAR10_EPOCHS} epochs on {course.CIFAR10_TRAIN_IMAGES:,} images")
@@ -1116,9 +1024,8 @@ def _best_saved(table: pd.DataFrame, paths: Sequence[Path], source: str) -> Trai
 def best_trained_cifar_model(include_quick: bool = False) -> TrainedModel | None:
     """The best trained CIFAR-10 model available: notebook 08's if saved, else notebook 03's, else None.
 
-    Reads the results tables for rows with a saved model and takes the best validation
-    accuracy (quick-profile rows are smoke tests and skipped unless ``include_quick``).
-    Both notebooks' models take images scaled to [0, 1] and output class probabilities.
+    Best validation accuracy among rows with a saved model (quick-profile rows skipped unless ``include_quick``);
+    both take images in [0, 1] and output class probabilities.
     """
     from utils import experiments
 
@@ -1158,9 +1065,8 @@ def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.D
                               course_accuracy: float) -> pd.DataFrame:
     """Test accuracy per budget: the course's figure, each shipped reference profile, and this run.
 
-    ``this_run`` is the notebook's headline table (index: budget in minutes; ``mean``,
-    ``runs``); a reference profile contributes the mean and seed count of its modern-recipe
-    rows that read the test set. A budget nobody measured shows "not measured yet".
+    ``this_run`` is the notebook's headline table (index: budget in minutes; ``mean``, ``runs``). A budget
+    nobody measured shows "not measured yet".
     """
     columns: dict[str, dict[float, str]] = {}
     for name, rows in references.items():
@@ -1203,13 +1109,9 @@ def _in_setting(rows: pd.DataFrame, setting: dict[str, Any]) -> pd.DataFrame:
 def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The ablation in shipped rows, in :func:`ablation_table`'s form, each row against its own full recipe.
 
-    Why: the quick profile's one-epoch ablation is noise, so every profile shows the one the
-    maintainers measured. The setting (budget, seed, precision, hardware) with the most
-    ablation rows is chosen; the full recipe is the latest ``modern`` row of that setting,
-    "no test-time augmentation" is that run evaluated without TTA, and the course's row of
-    that setting is kept for context. ``source_row`` is the row's index in ``rows`` (so the
-    number of shipped rows behind the table is ``source_row.nunique()``). Empty when the
-    rows hold no ablation with its full recipe.
+    The quick profile's one-epoch ablation is noise, so every profile shows the maintainers': the setting
+    (budget, seed, precision, hardware) with most ablation rows, its latest ``modern`` row as the full recipe,
+    and its course row for context. ``source_row`` is the row's index in ``rows``. Empty when there is none.
     """
     empty = pd.DataFrame(columns=["val_accuracy", "change_points"]).rename_axis("recipe")
     if "name" not in rows.columns:
@@ -1243,11 +1145,9 @@ def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
 def ingredient_costs(table: pd.DataFrame, validation_images: int | None = None) -> pd.DataFrame:
     """The ingredients of an ablation table ranked by what removing each cost, costliest first.
 
-    Why: the full recipe and the course's recipe are not ingredients, so ranking them beside
-    the ablations (as a table sorted by accuracy does) misreads the table. With
-    ``validation_images`` two columns say whether a change exceeds two standard errors of
-    the difference of two accuracies measured on that many images (``noise_points``):
-    image-sampling noise only, seed-to-seed variation comes on top, so smaller changes say nothing.
+    The full and course recipes are not ingredients and are left out. With ``validation_images``,
+    ``noise_points`` is two standard errors of the difference of two accuracies on that many images (sampling
+    noise only; seeds add more) and ``beyond_noise`` says whether a change exceeds it.
     """
     costs = table.drop(index=[FULL_RECIPE, course_recipe().name], errors="ignore")
     costs = costs.sort_values("change_points", kind="stable")
@@ -1267,8 +1167,7 @@ def _joined(values: pd.Series, formatter: Any = str) -> str:
 def describe_rows(table: pd.DataFrame) -> str:
     """How many shipped rows a table rests on and where they were measured, read from their columns.
 
-    Why: a reference number means little without its hardware, precision, budget and seed.
-    ``table`` is one made by :func:`shipped_ablation_table` or :func:`same_clock_race`.
+    A reference number means little without its hardware, precision, budget and seed.
     """
     if table.empty:
         return NOT_MEASURED
@@ -1289,9 +1188,8 @@ def reference_label(rows: pd.DataFrame) -> str:
 def same_clock_race(rows: pd.DataFrame) -> pd.DataFrame:
     """The modern and the course's recipe at each budget and seed where both were trained on the same clock.
 
-    Why: the fair comparison of two recipes is the same wall-clock budget on the same machine
-    and precision, not the same epochs. One row per recipe and setting (the latest row
-    recorded), sorted by budget and seed; works on shipped rows and on this run's rows alike.
+    The fair comparison is the same wall-clock budget, machine and precision, not the same epochs. One row per
+    recipe and setting (the latest), sorted by budget and seed.
     """
     columns = ["budget_minutes", "recipe", "seed", "val_accuracy", "train_seconds", "seconds", "epochs_done",
                "stopped_by_budget", "time_budget_seconds", "precision", "hardware", "source_row"]
@@ -1333,8 +1231,7 @@ def race_summary(race: pd.DataFrame) -> pd.DataFrame:
 def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
     """Final validation accuracy against training minutes, one point per run of :func:`same_clock_race`.
 
-    Why: the shipped rows carry no per-epoch log, so each point is a whole run trained for
-    its budget (its own schedule), joined per recipe by a dotted line, never an invented curve.
+    Shipped rows have no per-epoch log: each point is a whole run, joined by a dotted line, never a curve.
     """
     import matplotlib.pyplot as plt
 
@@ -1376,8 +1273,7 @@ def key_numbers(course_accuracy: float, race: pd.DataFrame, headline: pd.DataFra
                 source: str, verdicts: bool = True) -> pd.Series:
     """Notebook 08's key numbers from a race, a headline and ranked ingredient costs, naming their source.
 
-    Why: one builder for the shipped reference run and for this run keeps the two readable
-    side by side; with ``verdicts=False`` (a smoke test) no ingredient is named the costliest.
+    With ``verdicts=False`` (a smoke test) no ingredient is named the costliest.
     """
     course_name = course_recipe().name
     numbers = {"course's best test accuracy (experiment VI, 50 epochs)": f"{course_accuracy:.0%}"}

@@ -1,14 +1,8 @@
-"""Image helpers for the first notebooks: sample photo, channel order, grayscale, resize, plots.
+"""Image helpers for notebooks 00 and 01: sample photo, channel order, grayscale, resize, plots.
 
-A digital image is an ``H x W`` (grayscale) or ``H x W x 3`` (colour) array of
-8-bit intensities.  These helpers keep the array view explicit: they return
-NumPy arrays with the same dtype conventions as their input (uint8 stays
-uint8) and never hide a scaling step, because the usual bugs with images are a
-wrong channel order, a wrong value range or a silent dtype change.
-
-The figure helper at the bottom is display code (secondary to the lessons): it
-puts small annotated matrices side by side.  Whole images side by side are
-drawn by :func:`utils.plotting.show_image_grid`.
+An image is an ``H x W`` or ``H x W x 3`` array of 8-bit intensities. These helpers keep that view explicit:
+dtypes follow the input (uint8 stays uint8) and no scaling step is hidden, because the usual image bugs are
+a wrong channel order, a wrong value range or a silent dtype change.
 """
 
 from __future__ import annotations
@@ -24,10 +18,7 @@ CHANNEL_NAMES = ("R", "G", "B")
 
 
 def load_sample_photo() -> np.ndarray:
-    """Chelsea the cat, a 300 x 451 RGB photo (uint8) that ships inside scikit-image.
-
-    It needs no download, so notebooks and tests can use a real photograph offline.
-    """
+    """Chelsea the cat, a 300 x 451 RGB photo (uint8) shipped inside scikit-image: a real photo, offline."""
     from skimage import data as skimage_data
 
     return skimage_data.chelsea()
@@ -46,8 +37,7 @@ def _require_colour(image: np.ndarray) -> np.ndarray:
 def reverse_channel_order(image: np.ndarray) -> np.ndarray:
     """Swap the first and last channel: RGB becomes BGR and BGR becomes RGB.
 
-    OpenCV (``cv2.imread``) returns BGR; Matplotlib, PIL, scikit-image and Keras
-    expect RGB.  The same reversal converts in either direction.
+    OpenCV returns BGR; Matplotlib, PIL, scikit-image and Keras expect RGB.
     """
     return _require_colour(image)[..., ::-1].copy()
 
@@ -73,18 +63,15 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 def read_image_like_opencv(path: str | Path) -> np.ndarray:
     """Read an image file the way ``cv2.imread`` does: uint8 ``H x W x 3`` in **BGR** order.
 
-    OpenCV is not needed: this reads with PIL and reverses the channels, which is
-    exactly the array OpenCV would hand back.  Shown directly with Matplotlib it
-    gives the classic blue-faced result.
+    No OpenCV needed; shown directly with Matplotlib it gives the classic blue-faced result.
     """
     return reverse_channel_order(read_image_rgb(path))
 
 
 def to_grayscale(image: np.ndarray, weights: Sequence[float] = BT601_WEIGHTS) -> np.ndarray:
-    """Weighted sum of R, G and B: one channel of brightness.
+    """Weighted sum of R, G and B: one channel of brightness (green counts most: our eyes favour it).
 
-    Green counts most because our eyes are most sensitive to it.  A uint8 image
-    gives uint8 (rounded); a float image gives float.
+    uint8 in gives uint8 out (rounded); float gives float.
     """
     image = _require_colour(image)
     weights = np.asarray(weights, dtype=np.float64)
@@ -99,8 +86,7 @@ def to_grayscale(image: np.ndarray, weights: Sequence[float] = BT601_WEIGHTS) ->
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize to ``(height, width)`` with smoothing, keeping the value range and dtype.
 
-    Shrinking averages neighbouring pixels (anti-aliasing) instead of skipping
-    them, so thin strokes of a digit survive the 28 -> 18 reduction.
+    Shrinking averages neighbours (anti-aliasing), so a digit's thin strokes survive the 28 -> 18 reduction.
     """
     from skimage.transform import resize
 
@@ -118,10 +104,8 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def normalise_to_unit_range(image: np.ndarray) -> np.ndarray:
     """Scale integer intensities to float32 in [0, 1] (uint8: divide by 255).
 
-    Networks train best on small inputs of similar scale: 0-255 inputs make the
-    first layer's outputs, and its gradients, hundreds of times larger.  A float
-    array already in [0, 1] is returned as float32; a float array with values
-    above 1 raises, because it was most likely cast to float without being divided.
+    0-255 inputs make the first layer's outputs and gradients hundreds of times larger. A float array above 1
+    raises: it was most likely cast to float without being divided.
     """
     image = np.asarray(image)
     if np.issubdtype(image.dtype, np.integer):
@@ -149,11 +133,7 @@ def describe_array(image: np.ndarray) -> dict[str, Any]:
 
 
 def matrix_text(matrix: np.ndarray) -> str:
-    """A 2D array as aligned text, every number in the same width, one row per line.
-
-    Used to print a digit as its grid of intensities: the shape of the digit is
-    visible in the numbers themselves.
-    """
+    """A 2D array as aligned text, one row per line: a digit's shape shows in its numbers."""
     matrix = np.asarray(matrix)
     if matrix.ndim != 2:
         raise ValueError(f"matrix_text prints 2D arrays, got shape {matrix.shape}; pick one channel.")
@@ -163,10 +143,7 @@ def matrix_text(matrix: np.ndarray) -> str:
 
 
 def single_channel_views(image: np.ndarray) -> list[np.ndarray]:
-    """Three copies of a colour image, each keeping only one channel (the others set to 0).
-
-    Displayed, they show where the photo is red, green and blue, in those colours.
-    """
+    """Three copies of a colour image, each keeping only one channel: where the photo is red, green and blue."""
     image = _require_colour(image)
     views = []
     for channel in range(3):
@@ -176,9 +153,7 @@ def single_channel_views(image: np.ndarray) -> list[np.ndarray]:
     return views
 
 
-# ----------------------------------------------------------------------------
-# Figures (display code)
-# ----------------------------------------------------------------------------
+# --- Figures (display code) -----------------------------------------------------------
 
 
 def show_matrices(
@@ -190,14 +165,9 @@ def show_matrices(
 ) -> Any:
     """Small matrices drawn as shaded grids with every number written in its cell.
 
-    For hand-sized examples (a 6x6 image, a 3x3 filter, its 4x4 output) where
-    the reader wants to check the arithmetic and see the pattern at once.
-    ``shared_scale=True`` shades every panel on the same scale, so equal numbers
-    look equal across panels (useful when one panel is derived from another).
-    Non-negative matrices use the suite's one grey convention (0 = black, the
-    largest value = white, as in notebook 00); matrices with negative entries a
-    diverging scale centred on 0 (blue negative, red positive).  Every panel has
-    a thin frame so white cells at the border stay visible.
+    For hand-sized examples where the reader checks the arithmetic. ``shared_scale=True`` shades every panel
+    alike. Non-negative matrices use the suite's grey convention (0 black, the largest white); signed ones a
+    diverging scale centred on 0. A thin frame keeps white border cells visible.
     """
     import matplotlib.pyplot as plt
 

@@ -1,9 +1,6 @@
 """The short "key numbers" table that closes each notebook: ours beside the course's.
 
-Each row names a quantity, the value this run computed, and the course's
-figure where the course gives one (blank where it does not).  The ``agrees``
-column is filled only where both exist, so a reader sees at a glance which of
-our numbers reproduce the course and which are ours alone.
+``agrees`` is filled only where the course gives a figure, so a reader sees which numbers reproduce it.
 """
 
 from __future__ import annotations
@@ -41,8 +38,7 @@ def _format(value: Any) -> str:
 def key_numbers_table(rows: Sequence[KeyNumber], relative_tolerance: float = 0.0) -> pd.DataFrame:
     """A table of ``(quantity, ours, course)`` rows; ``course`` is None where the course gives no figure.
 
-    ``relative_tolerance`` decides when a number "agrees" (0: exactly; use it
-    for figures the course rounds, e.g. 0.005 for "about 138 M").
+    ``relative_tolerance`` decides when a number agrees (0: exactly; 0.005 for a rounded "about 138 M").
     """
     if not rows:
         raise ValueError("key_numbers_table needs at least one (quantity, ours, course) row.")

@@ -1,22 +1,13 @@
 """Keras layers the suite adds: a batch normalisation that runs TensorFlow's fused kernel.
 
-Keras 3 computes ``BatchNormalization`` from separate operations (moments, then a
-multiply and an add, each a pass over the feature map, plus the matching gradient
-ops). TensorFlow has had a single *fused* kernel for this since TF 1 that reads the
-feature map once in each direction; Keras 2 used it, Keras 3's TensorFlow backend does
-not. On a CPU batch norm is memory-bound, so the number of passes decides its cost:
-the course's experiment III (batch norm after every convolution) trains at about half
-the speed of experiment I (no batch norm) with the Keras layer.
+Keras 3 computes ``BatchNormalization`` from separate operations, each a pass over the feature map;
+TensorFlow's *fused* kernel (used by Keras 2) reads it once in each direction. On a CPU batch norm is
+memory-bound, so the passes decide its cost: the course's experiment III trains at about half the speed of
+experiment I with the Keras layer.
 
-:class:`FusedBatchNormalization` is a drop-in replacement: the same constructor, the
-same four variables with the same names and shapes, the same momentum and epsilon
-semantics (Keras's convention: ``moving = moving * momentum + batch * (1 - momentum)``,
-population variance of the batch), inference mode when ``training`` is false *or* the
-layer is frozen, and it saves and loads like any Keras layer. It falls back to the
-Keras computation where the fused kernel cannot be used (other axes than the last,
-inputs that are not 4-D, masks, or backends other than TensorFlow), so it is always
-safe to use. ``tests/test_layers.py`` checks it against Keras's layer numerically, in
-training and inference, in float32 and bfloat16, and through a save/load round trip.
+:class:`FusedBatchNormalization` is a drop-in replacement: same constructor, variables, momentum and epsilon
+semantics and inference rules, saved and loaded like any Keras layer; it falls back to the Keras computation
+where the fused kernel does not apply. ``tests/test_layers.py`` checks it against Keras's layer.
 """
 
 from __future__ import annotations
@@ -30,10 +21,7 @@ import keras
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed by TensorFlow's fused batch-norm kernel.
 
-    Use it exactly like the Keras layer (``FusedBatchNormalization(momentum=0.99,
-    epsilon=1e-3)``). It only speeds up 4-D channels-last feature maps on the TensorFlow
-    backend, which is every convolutional block in this suite; anything else goes
-    through the parent class unchanged.
+    Use it exactly like the Keras layer; only 4-D channels-last maps on the TensorFlow backend are fused.
     """
 
     def _can_fuse(self, inputs: Any, mask: Any) -> bool:
@@ -68,9 +56,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def _normalise_with_batch_statistics(self, inputs: Any, scale: Any, offset: Any) -> Any:
         """Training step: normalise by this batch's mean and variance and update the moving ones.
 
-        The fused kernel returns the batch variance with Bessel's correction (divided by
-        n - 1), which Keras 3 does not use for its moving average; multiplying by
-        (n - 1) / n gives back the population variance Keras keeps.
+        The fused kernel's batch variance has Bessel's correction (n - 1); (n - 1) / n gives back the population
+        variance Keras keeps.
         """
         import tensorflow as tf
 
@@ -88,9 +75,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 def fused_batch_norm_is_faster(gpu_count: int | None = None) -> bool:
     """Whether the suite's builders should use :class:`FusedBatchNormalization` on this machine.
 
-    Measured on the project's 2-core CPU (batch 32, experiment III): 917 vs 760 images/s in
-    float32 and 1,470 vs 1,026 in mixed bfloat16 against Keras's layer. Not yet measured on
-    a GPU, so GPUs keep Keras's own layer until a measurement says otherwise.
+    Faster on CPUs; not measured on a GPU yet, so GPUs keep Keras's own layer.
     """
     from utils import runtime
 

@@ -1,15 +1,8 @@
-"""Model recipes: the course's networks as specifications, and a Keras builder for them.
+"""Model recipes: the course's networks as specifications, and a Keras builder for them (notebooks 02, 04).
 
-Each recipe is first a :class:`utils.anatomy.ModelSpec` (plain data: the input
-shape and the layers), so its shapes, parameters and compute can be worked out
-without Keras; :func:`build_from_spec` then turns any specification into a
-Keras model.  The final softmax layer is always built with ``dtype="float32"``
-so that training stays numerically stable under mixed precision.
-
-Recipes: the course's MNIST CNN, the CIFAR-sized network with a Flatten or a
-GlobalMaxPooling2D head, LeNet-5 in its classic form, and the VGG family
-(11, 13, 16 and 19 weight layers). Notebook 02 writes its MNIST network out as a Keras
-``Sequential`` and checks it against :func:`mnist_cnn_spec`.
+Each recipe is a :class:`utils.anatomy.ModelSpec` (shapes, parameters and compute without Keras), which
+:func:`build_from_spec` turns into a Keras model with a float32 softmax (stable under mixed precision).
+Recipes: the course's MNIST CNN, a CIFAR-sized network, LeNet-5 and the VGG family.
 """
 
 from __future__ import annotations
@@ -34,8 +27,7 @@ MNIST_INPUT_SHAPE = (28, 28, 1)
 def mnist_cnn_spec(input_shape: tuple[int, int, int] = MNIST_INPUT_SHAPE, num_classes: int = 10) -> ModelSpec:
     """The course's MNIST network: two 3x3 convs, a 2x2 max pool, Dense(128), softmax, with dropout.
 
-    On 28x28x1 digits it has 1,199,882 parameters, almost all of them
-    (1,179,776) in the Dense layer that reads the 9,216 flattened values.
+    1,199,882 parameters on 28x28x1 digits, 1,179,776 of them in the Dense layer reading 9,216 values.
     """
     layers: tuple[LayerSpec, ...] = (
         Conv2DSpec(32, 3, activation="relu", name="conv1"),
@@ -57,10 +49,8 @@ def cifar_style_spec(head: str = "flatten", input_shape: tuple[int, int, int] = 
                      num_classes: int = 10) -> ModelSpec:
     """The textbook's CIFAR-sized CNN: Conv32-Conv32-Pool-Conv64-Conv64-Pool-Conv64, Dense 1024, Dense 10.
 
-    All convolutions are 3x3 with valid padding.  ``head="flatten"`` feeds all
-    3x3x64 = 576 values to Dense(1024) (703,594 parameters in all);
-    ``head="global_max_pooling"`` keeps only each channel's maximum, 64 values
-    (179,306 parameters).
+    3x3 valid convs. ``head="flatten"`` feeds 576 values to Dense(1024) (703,594 parameters);
+    ``"global_max_pooling"`` keeps each channel's maximum, 64 values (179,306 parameters).
     """
     if head not in CIFAR_STYLE_HEADS:
         raise ValueError(f"head must be one of {CIFAR_STYLE_HEADS}, got {head!r}.")
@@ -84,11 +74,8 @@ def lenet5_spec(input_shape: tuple[int, int, int] = (32, 32, 1), filters: tuple[
                 num_classes: int = 10, activation: str = "tanh") -> ModelSpec:
     """LeNet-5 in its classic form: 5x5 valid convs, 2x2 average pooling, Dense 120-84, softmax.
 
-    The defaults are LeCun's (32x32 grey digits, 6 then 16 filters, tanh;
-    61,706 parameters).  ``input_shape=(32, 32, 3), filters=(8, 16)`` gives the
-    lecture notes' table: 608, 3,216, 48,120, 10,164 and 850 parameters.  The
-    original's partial connections between C3 and S2, trainable pooling
-    coefficients and RBF output layer are left out, as in every modern rendering.
+    The defaults are LeCun's (61,706 parameters); ``input_shape=(32, 32, 3), filters=(8, 16)`` gives the lecture
+    notes' table. Partial C3 connections, trainable pooling and the RBF output are left out, as usual today.
     """
     first, second = filters
     layers = (
@@ -118,9 +105,7 @@ def vgg_spec(depth: int = 16, input_shape: tuple[int, int, int] = (224, 224, 3),
              num_classes: int = 1000, fully_connected_units: int = 4096) -> ModelSpec:
     """VGG-``depth`` as a specification: 3x3 same convs (stride 1), 2x2 max pools, FC 4096-4096-classes.
 
-    Layers are named as in ``keras.applications.VGG16`` (``block1_conv1`` ...
-    ``block5_pool``, ``flatten``, ``fc1``, ``fc2``, ``predictions``) so that the
-    two builds can be compared row by row.
+    Layer names follow ``keras.applications.VGG16``, so the two builds compare row by row.
     """
     if depth not in VGG_CONFIGURATIONS:
         raise ValueError(f"VGG depth must be one of {sorted(VGG_CONFIGURATIONS)}, got {depth!r}.")
@@ -173,9 +158,7 @@ def _keras_layer(layer: LayerSpec, name: str, kernel_initializer: str, is_last: 
 def build_from_spec(spec: ModelSpec, kernel_initializer: str = "glorot_uniform") -> Any:
     """Build a Keras model (functional API) that has exactly the layers of ``spec``.
 
-    ``kernel_initializer="zeros"`` skips drawing random numbers, which makes
-    building a large network just to count its parameters several times
-    faster; keep the default for anything that will be trained.
+    ``kernel_initializer="zeros"`` makes building a large network just to count it several times faster.
     """
     import keras
 
@@ -188,11 +171,7 @@ def build_from_spec(spec: ModelSpec, kernel_initializer: str = "glorot_uniform")
 
 
 def build_vgg(depth: int = 16, kernel_initializer: str = "glorot_uniform", **spec_options: Any) -> Any:
-    """VGG-``depth`` built from :func:`vgg_spec` (about 0.5 GB of float32 weights for VGG-16).
-
-    Free it with ``del model; runtime.clear_session_keeping_precision()`` before
-    building the next large model.
-    """
+    """VGG-``depth`` built from :func:`vgg_spec` (about 0.5 GB of float32 weights for VGG-16; free it after use)."""
     return build_from_spec(vgg_spec(depth, **spec_options), kernel_initializer=kernel_initializer)
 
 
@@ -200,9 +179,8 @@ def build_text_cnn(vocabulary: int = 10_000, embedding_size: int = 128, sequence
                    filters: int = 32, kernel_size: int = 7, pool_size: int = 5) -> Any:
     """The textbook's 1D convolutional text model as an uncompiled Keras model.
 
-    Embedding -> Conv1D -> MaxPooling1D -> Conv1D -> GlobalMaxPooling1D -> Dense(1):
-    the same sliding-window idea as the image CNNs, along a sequence of word vectors.
-    The defaults are the textbook's sizes (1,315,937 parameters).
+    Embedding -> Conv1D -> MaxPooling1D -> Conv1D -> GlobalMaxPooling1D -> Dense(1): the sliding window along
+    a sequence of word vectors; the textbook's sizes (1,315,937 parameters).
     """
     import keras
 

@@ -1,8 +1,7 @@
 """Figures shared by several notebooks: learning curves, image grids, confusion matrices.
 
-Every function draws on a new matplotlib figure and returns it, so notebooks can
-show it (Jupyter displays the returned figure) or save it.  Plot styling lives
-here so the notebooks keep only what teaches.
+Every function draws a new figure and returns it (Jupyter displays it); styling lives here so the notebooks
+keep only what teaches.
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ FRAME_COLOUR = "0.6"  # mid grey: visible around white and black pixels alike
 def without_machine_paths(text: str) -> str:
     """``text`` with every absolute path shortened to its last part.
 
-    Titles are read by learners on other machines: "images in /work/shared/data/flowers"
-    says nothing to them and leaks the author's folders, "images in flowers" says enough.
+    Learners on other machines gain nothing from "/work/shared/data/flowers", and it leaks the author's folders.
     """
     return _PATH_PATTERN.sub(lambda match: last_path_part(match.group(0)), text)
 
@@ -50,7 +48,6 @@ def plot_learning_curves(
 ) -> plt.Figure:
     """Overlay training (dashed) and validation (solid) curves of several runs, one panel per metric.
 
-    ``histories`` maps a run name to its Keras ``History`` or history dict.
     ``mark_epochs`` draws labelled vertical lines, e.g. ``{"fine-tuning starts": 5}``.
     """
     figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False,
@@ -105,15 +102,10 @@ def show_image_grid(
 ) -> plt.Figure:
     """Show images in a grid of panels with optional titles, and return the figure.
 
-    ``columns`` defaults to one row of up to 8 panels.  Grayscale images get the
-    gray colour map unless ``cmap`` names another, for all panels or one per
-    panel; colour images ignore it.  uint8 grayscale images are drawn on the
-    fixed 0-255 scale, not stretched to their own range, so a dim channel looks
-    dim.  ``signed=True`` (for all panels or per panel) centres a diverging
-    scale on zero (blue negative, red positive), the honest way to show filter
-    responses; it ends at the 99.5th percentile of the absolute values so a few
-    extreme pixels do not wash out the rest.  ``colorbar=True`` adds a scale
-    beside every grayscale panel.
+    ``columns`` defaults to one row of up to 8. Grayscale images get ``cmap`` (one for all or one per panel,
+    default gray); uint8 grayscale is drawn on the fixed 0-255 scale, so a dim channel looks dim. ``signed``
+    centres a diverging scale on zero (the honest way to show filter responses), clipped at the 99.5th
+    percentile of absolute values so a few extreme pixels do not wash out the rest.
     """
     count = len(images)
     columns = columns or max(1, min(count, 8))
@@ -151,9 +143,8 @@ def grid_figure_size(
 ) -> tuple[float, float]:
     """Width and height (inches) of an image grid whose rows sit close, whatever the images' shape.
 
-    Each panel is ``cell_size`` wide and ``aspect`` (the tallest image's height / width) times
-    that high, plus room for a panel title; colour bars widen a column instead of shrinking
-    the image. A square cell for a landscape photo would leave a blank band under every row.
+    Panels are ``cell_size`` wide and ``aspect`` times that high, plus title room; a square cell for a landscape
+    photo would leave a blank band under every row.
     """
     width = columns * cell_size * (1.3 if colorbar else 1.0)
     height = rows * (cell_size * aspect + (0.35 if titled else 0.1)) + (0.45 if suptitle else 0.0)
@@ -163,9 +154,8 @@ def grid_figure_size(
 def _grid_layout(aspects: set[float]) -> str:
     """Matplotlib's layout engine for a grid of images with these height / width ratios.
 
-    "compressed" pulls fixed-aspect panels together (no blank bands when the figure size is
-    a little off), but it assumes one shape for all panels: given a mix, it would shrink every
-    panel to fit the widest, so mixed grids keep the "constrained" layout.
+    "compressed" pulls fixed-aspect panels together but assumes one shape (a mix would shrink every panel to
+    the widest), so mixed grids keep "constrained".
     """
     return "compressed" if len(aspects) <= 1 else "constrained"
 

@@ -1,24 +1,11 @@
-"""Running and recording training runs: the bookkeeping every training notebook shares.
+"""Running and recording training runs: the bookkeeping every training notebook shares (02, 03, 05, 07, 08).
 
-A notebook that trains something should only have to say *what* it trains. The rest
-lives here, the same for every notebook:
-
-- **The run key** (:func:`run_key`): every setting that changes a result (model
-  definition, optimizer and learning rate, batch size, epochs, precision, the exact
-  data, protocol, seed...). A row already in the results table with the same key *is*
-  that run, and is reused instead of retrained; change any one setting and the run is
-  new. Nothing is keyed by name alone, so a bfloat16 or batch-64 run can never pick up
-  a float32 batch-32 row.
-- **The run folder** (:func:`run_folder`) under ``runs/<table>/``: a checkpoint after
-  every epoch and the per-epoch log, so an interrupted run (Ctrl-C, a crash, a Colab
-  disconnect) resumes from its last finished epoch (:func:`fit_resumably`).
-- **The per-epoch log** (``epochs.json``): metrics and seconds per epoch, from which
-  learning curves are drawn later without retraining.
-- **Atomic result rows** through :mod:`utils.results`: a table is never half written.
-- **The runner** (:func:`run`): the one way a notebook's training run becomes a row. A
-  :class:`RunSpec` says which table, which settings identify the run, and how to build,
-  fit and evaluate it; :func:`run` does everything else in one order (reuse, resume, the
-  session and seed reset, the model file, the row) and returns a :class:`Record`.
+A notebook only says *what* it trains; :func:`run` does the rest in one order from a :class:`RunSpec`. The
+run key (:func:`run_key`) holds every setting that changes a result, and a recorded row with the same key
+*is* that run and is reused: nothing is keyed by name alone, so a bfloat16 or batch-64 run never picks up a
+float32 batch-32 row. The run folder under ``runs/<table>/`` keeps a checkpoint and the per-epoch log
+(``epochs.json``) after every epoch, so an interrupted run resumes and curves are drawn without retraining;
+rows are written atomically through :mod:`utils.results`.
 """
 
 from __future__ import annotations
@@ -56,20 +43,14 @@ def _plain(value: Any) -> Any:
 
 
 def run_key(**settings: Any) -> dict[str, Any]:
-    """The settings that identify a run, normalised so that they compare equal after a CSV round trip.
-
-    Pass every setting that changes the result; :func:`find_recorded_row` reuses a row
-    only when all of them match.
-    """
+    """The settings that identify a run, normalised so that they compare equal after a CSV round trip."""
     return {name: _plain(value) for name, value in settings.items()}
 
 
 def data_fingerprint(*arrays: np.ndarray) -> str:
     """A short digest of the exact arrays a run trains and is evaluated on.
 
-    Two runs on different subsets, splits, seeds or decoded copies of a dataset get
-    different fingerprints even when their descriptions match. Hashing CIFAR-10's
-    60,000 images takes about a fifth of a second.
+    Different subsets, splits, seeds or decoded copies get different fingerprints even when their descriptions match.
     """
     digest = hashlib.sha1()
     for array in arrays:
@@ -87,9 +68,7 @@ def key_digest(key: dict[str, Any]) -> str:
 def run_folder(table: str, key: dict[str, Any], readable: Sequence[str] = ()) -> Path:
     """The folder under ``runs/<table>/`` holding one run's checkpoint and epoch log.
 
-    Its name starts with the ``readable`` key values (for people browsing ``runs/``)
-    and ends with a digest of the whole key, so two runs differing in any setting
-    never share a folder.
+    Named by the ``readable`` key values, then a digest of the whole key: runs differing in any setting never share.
     """
     parts = [str(key[name]) for name in readable if name in key]
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", "_".join(parts)).strip("-")
@@ -100,8 +79,7 @@ def run_folder(table: str, key: dict[str, Any], readable: Sequence[str] = ()) ->
 def find_recorded_row(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
     """The most recent row of results table ``table`` whose values match all of ``key``, or None.
 
-    A table written before some key column existed has no value to match, so none of
-    its rows is reused for a key that names that column: the run is trained anew.
+    A table written before some key column existed cannot match it, so the run is trained anew.
     """
     recorded = results.read_results(table)
     if recorded.empty or any(column not in recorded.columns for column in key):
@@ -118,8 +96,7 @@ def find_recorded_row(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
 def _cell_text(value: Any) -> str:
     """How a CSV cell and a key value are compared: as text, with numbers in one spelling.
 
-    Both sides go through here, so ``64``, ``64.0`` and ``"64.0"`` (a whole number as the
-    key writes it, and as the CSV reads it back) all compare as ``"64"``.
+    ``64``, ``64.0`` and ``"64.0"`` (as the key writes a whole number and the CSV reads it back) all become ``"64"``.
     """
     text = str(value)
     try:
@@ -141,10 +118,7 @@ def read_epoch_log(folder: Path) -> dict[int, dict[str, float]]:
 
 
 def history_from_epoch_log(epoch_log: dict[int, dict[str, float]]) -> dict[str, list[float]]:
-    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch).
-
-    Only Keras's own metrics are kept (the keys ``History.history`` has); timings are left out.
-    """
+    """Turn the epoch log into a Keras-style history dict (metric -> one value per epoch), timings left out."""
     history: dict[str, list[float]] = {}
     for epoch in sorted(epoch_log):
         for metric, value in epoch_log[epoch].items():
@@ -156,8 +130,8 @@ def history_from_epoch_log(epoch_log: dict[int, dict[str, float]]) -> dict[str, 
 def epoch_logger(folder: Path) -> Any:
     """A Keras callback that saves each finished epoch's metrics and timings to ``epochs.json``.
 
-    It runs before the checkpoint callback, so an epoch whose checkpoint was not written
-    is simply retrained and its entry overwritten. ``train_seconds`` excludes validation.
+    It runs before the checkpoint callback, so an epoch without a checkpoint is retrained and its entry
+    overwritten. ``train_seconds`` excludes validation.
     """
     import keras
 
@@ -195,9 +169,7 @@ def epoch_log_totals(epoch_log: dict[int, dict[str, float]]) -> dict[str, float]
 def prepare_run_folder(folder: Path, force: bool = False) -> bool:
     """Make the run folder ready; True when a checkpoint exists and training will resume from it.
 
-    ``force`` deletes an earlier attempt. Without a checkpoint, training starts from
-    scratch, so a stale epoch log from an earlier attempt is removed rather than mixed
-    with the new epochs.
+    ``force`` deletes an earlier attempt; without a checkpoint a stale epoch log is removed, not mixed in.
     """
     folder = Path(folder)
     if force and folder.exists():
@@ -214,10 +186,8 @@ def fit_resumably(model: Any, train: Any, *, folder: Path, epochs: int, validati
                   verbose: int | str = "auto", callbacks: Sequence[Any] = ()) -> dict[int, dict[str, float]]:
     """``model.fit`` with a checkpoint and an epoch-log entry after every epoch; returns the epoch log.
 
-    If an earlier attempt in ``folder`` was interrupted, training continues after its last
-    checkpointed epoch. The checkpoint is kept after fitting (delete it with
-    :func:`discard_checkpoint` once the result is recorded), so a crash while evaluating
-    or saving resumes after the last epoch instead of retraining.
+    An interrupted attempt in ``folder`` continues after its last checkpoint. The checkpoint is kept (drop it
+    with :func:`discard_checkpoint` once recorded), so a crash while evaluating or saving does not retrain.
     """
     import keras
 
@@ -244,11 +214,9 @@ EpochLog = dict[int, dict[str, float]]
 class RunSpec:
     """One training run as the runner needs it: where it is recorded, what identifies it, how to do it.
 
-    ``build`` returns a compiled model and is called inside the strategy's scope (so its
-    variables are mirrored over every replica); ``fit(model, folder, resuming)`` trains it
-    and returns the epoch log (usually through :func:`fit_resumably`); ``evaluate(model,
-    epoch_log)`` returns the measured columns of the row. The row is the key, then those
-    columns, then the library versions and hardware.
+    ``build`` returns a compiled model, called inside the strategy's scope; ``fit(model, folder, resuming)``
+    returns the epoch log; ``evaluate(model, epoch_log)`` the row's measured columns. The row is the key, those
+    columns, then library versions and hardware.
     """
 
     table: str  # the results table (results/<table>.csv) and the runs/<table>/ folder
@@ -304,13 +272,10 @@ class Record:
 def run(spec: RunSpec) -> Record:
     """Train, evaluate and record one run, or hand back its recorded row: the suite's one way to train.
 
-    A row of ``spec.table`` with the same key is reused without training (unless
-    ``spec.force``), its saved model loaded when ``spec.keep_model`` asks for it (a row whose
-    model file is gone is trained again, since the model cannot be handed back). Otherwise: the run folder is prepared (an interrupted attempt resumes
-    from its checkpoint), the Keras session is cleared keeping the dtype policy, the seed
-    is set, the model is built in the strategy's scope and must compute in the key's
-    ``precision``, then it is fitted, evaluated, saved if asked, and its row appended; the
-    checkpoint goes, the epoch log stays for the curves.
+    A row with the same key is reused (unless ``spec.force``), with its saved model when ``spec.keep_model``
+    (if that file is gone, the run trains again). Otherwise the folder is prepared (resuming a checkpoint), the
+    session cleared keeping the dtype policy, the seed set, the model built in the strategy's scope and checked
+    to compute in the key's ``precision``, then fitted, evaluated, saved if asked and recorded.
     """
     key = run_key(**spec.settings)
     folder = run_folder(spec.table, key, spec.readable)

@@ -1,22 +1,10 @@
-"""Reference results: runs measured by this suite's own code, shipped in ``results/reference/``.
+"""Reference results: runs measured by this suite's own code, shipped in ``results/reference/`` (notebook 03).
 
-A learner's own table means more beside two others: the course's reported figures and
-a *reference* run of the same notebook made with this code, on named hardware, in a
-named precision, with its wall time and library versions. Reference tables are plain
-CSV files committed to the repository (unlike ``results/``, which holds your runs):
-
-- ``results/reference/cifar10_<profile>.csv``: one row per experiment, the same columns
-  as ``results/cifar10_experiments.csv``;
-- ``results/reference/cifar10_<profile>_epochs.csv``: the per-epoch log of each of those
-  runs (one row per experiment and epoch), from which their learning curves are drawn.
-
-Rows are only ever copied from runs that finished (``tools.reference``);
-an experiment not measured yet is shown as "not measured yet", never estimated.
-
-Reference runs are made headless, resumably, with
-``python -m tools.reference cifar10 --profile full --experiments I III``;
-each finished experiment is exported at once, so an interrupted session keeps every
-row that landed.
+A learner's table means more beside the course's figures and a *reference* run of the same notebook, on
+named hardware and precision, with its wall time and library versions. Reference tables are committed CSV
+files (``cifar10_<profile>.csv`` with the columns of ``results/cifar10_experiments.csv``, and
+``cifar10_<profile>_epochs.csv`` with the per-epoch logs), copied only from finished runs by
+``python -m tools.reference``; an experiment not measured yet says so and is never estimated.
 """
 
 from __future__ import annotations
@@ -59,8 +47,7 @@ def read_reference(name: str, required: Sequence[str] = REQUIRED_COLUMNS,
                    folder: Path | None = None) -> ReferenceTable:
     """Read ``results/reference/<name>.csv``; a missing or malformed file gives a message, not an exception.
 
-    The notebook prints :attr:`ReferenceTable.problem` and carries on without the
-    reference columns, so a damaged file never stops a learner's run.
+    The notebook prints :attr:`ReferenceTable.problem` and carries on, so a damaged file never stops a run.
     """
     path = (folder or reference_dir()) / f"{name}.csv"
     empty = pd.DataFrame(columns=list(required))

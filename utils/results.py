@@ -1,9 +1,7 @@
 """Result tables: one CSV per notebook topic under ``results/``, one row per run.
 
-Rows are appended atomically (the whole file is rewritten to a temporary file
-and moved into place), so a crash or Ctrl-C in the middle of a write never
-leaves a half-written table behind.  New columns may appear over time; old rows
-simply get empty cells for them.
+Tables are rewritten atomically, so a crash mid-write never leaves half a table; new columns leave old rows
+with empty cells.
 """
 
 from __future__ import annotations
@@ -34,11 +32,10 @@ def read_results(name: str) -> pd.DataFrame:
 
 
 def write_text_atomically(write: Callable[[Any], None], path: Path) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place.
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place (atomically).
 
-    The move is atomic, so readers see either the old file or the new one, never half
-    of it; if ``write`` fails or the process is interrupted, ``path`` is untouched.
-    """
+Readers see the old file or the new one, never half; if ``write`` fails, ``path`` is untouched.
+"""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -71,9 +68,7 @@ def append_result(name: str, row: dict[str, Any]) -> Path:
 def library_versions() -> dict[str, str]:
     """What a result depends on besides its settings: library versions, hardware, precision.
 
-    Recorded next to every result so that two rows can be compared fairly: the
-    TensorFlow and Keras versions, the machine (GPU model, else CPU model and cores)
-    and the Keras dtype policy in force when the row was made.
+    Recorded next to every result so that two rows can be compared fairly.
     """
     import keras
 

@@ -1,17 +1,10 @@
-"""Run-time set-up shared by every notebook: profiles, seeds, devices and paths.
+"""Run-time set-up shared by every notebook: profiles, seeds, precision, devices and paths.
 
-A *profile* says how much work a notebook does.  ``quick`` is a smoke test
-(tiny subsets, one or two epochs: the test suite and CI run it; its accuracies
-are noise).  ``lesson`` is sized by measurement for a CPU: the course's lessons
-show beyond noise in about half an hour for notebook 03.  ``full`` uses the
-course's own settings and is meant for a GPU.  The profile comes from, in
-order: the notebook's ``PROFILE`` parameter, the ``CNN_PROFILE`` environment
-variable, and otherwise ``full`` when a GPU is visible and ``lesson`` when not.
-The chosen profile and the reason for it are always printed, so nobody mistakes
-a smoke test for the course's numbers.
-
-The *precision* (Keras dtype policy) is chosen here too, from the hardware:
-see :func:`choose_precision`.
+A *profile* says how much work a notebook does: ``quick`` is a smoke test (its accuracies are noise),
+``lesson`` is sized by measurement for a CPU, ``full`` uses the course's own settings and is meant for a GPU.
+It comes from the notebook's ``PROFILE`` parameter, else ``CNN_PROFILE``, else ``full`` with a GPU and
+``lesson`` without; the choice and its reason are always printed, so nobody mistakes a smoke test for the
+course's numbers. The precision is chosen from the hardware (:func:`choose_precision`).
 """
 
 from __future__ import annotations
@@ -37,9 +30,8 @@ TENSORFLOW_LOG_LEVEL_VARIABLE = "CNN_TF_LOG_LEVEL"
 def quiet_tensorflow_logs() -> None:
     """Ask TensorFlow's C++ core to log errors only (``TF_CPP_MIN_LOG_LEVEL=3``).
 
-    TensorFlow reads the variable once, when it is first imported, so this runs
-    when this module is imported (the notebooks' setup cell imports it before
-    anything imports TensorFlow).  ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
+    TensorFlow reads the variable once, on first import, so this runs when this module is imported.
+    ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
     """
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE, "3")
 
@@ -50,11 +42,9 @@ quiet_tensorflow_logs()
 def import_tensorflow() -> Any:
     """Import TensorFlow once, without the C++ start-up lines it writes straight to the terminal.
 
-    The oneDNN notice and the CUDA driver search are printed while the library
-    loads, before the log level above applies, so the standard error stream is
-    sent to a temporary file during the import; if the import fails, what was
-    written is printed with the error.  ``CNN_TF_LOG_LEVEL`` set to anything
-    turns this off.
+    Those lines (oneDNN notice, CUDA driver search) come before any log level applies, so standard error goes
+    to a temporary file during the import and is printed only if the import fails. Setting
+    ``CNN_TF_LOG_LEVEL`` turns this off.
     """
     if "tensorflow" in sys.modules or os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE):
         import tensorflow
@@ -87,9 +77,8 @@ _SAME_AS_FULL: Any = object()  # marks a ``lesson=`` value left out of Profile.p
 class Profile:
     """How much work a notebook does, with the reason it was chosen.
 
-    Notebooks read their knobs with :meth:`pick`, for example
-    ``epochs = profile.pick(quick=1, lesson=15, full=50)``, so that the settings of
-    every knob sit side by side in the notebook's parameter cell.
+    Knobs are read with :meth:`pick` (``epochs = profile.pick(quick=1, lesson=15, full=50)``), so every
+    knob's settings sit side by side in the parameter cell.
     """
 
     name: str
@@ -104,9 +93,8 @@ class Profile:
     def pick(self, *, quick: T, full: T, lesson: T = _SAME_AS_FULL) -> T:
         """Return the value that belongs to this profile.
 
-        ``lesson`` may be left out for knobs that do not size any training (a display
-        setting, an inference-only measurement); the lesson profile then uses ``full``'s.
-        Every knob that sizes training names its lesson value explicitly.
+        ``lesson`` may be left out (then ``full``'s) only for knobs that size no training; every knob that sizes
+        training names its lesson value.
         """
         if self.name == "quick":
             return quick
@@ -136,8 +124,7 @@ def gpu_names() -> list[str]:
 def resolve_profile(requested: str | None = None) -> Profile:
     """Choose the profile from the notebook parameter, the environment, or the hardware.
 
-    Raises ``ValueError`` naming the valid choices when a profile name is unknown,
-    because a typo silently falling back to ``full`` could start hours of training.
+    An unknown name raises ``ValueError``: a typo silently falling back to ``full`` could start hours of training.
     """
     asked = _asked_for(requested, "PROFILE", PROFILE_ENVIRONMENT_VARIABLE)
     if asked:
@@ -160,10 +147,7 @@ def _asked_for(requested: str | None, parameter: str, variable: str) -> tuple[st
 
 
 def _checked_choice(name: str, reason: str, choices: Sequence[str], what: str, parameter: str, variable: str) -> str:
-    """``name`` normalised, or a ``ValueError`` naming the valid choices and where the bad one came from.
-
-    A typo must never fall back silently: an unknown profile could start hours of training.
-    """
+    """``name`` normalised, or a ``ValueError`` naming the valid choices and where the bad one came from."""
     name = name.strip().lower()
     if name not in choices:
         raise ValueError(
@@ -176,8 +160,7 @@ def _checked_choice(name: str, reason: str, choices: Sequence[str], what: str, p
 def set_seed(seed: int = DEFAULT_SEED) -> int:
     """Seed Python, NumPy and TensorFlow/Keras at once so reruns draw the same numbers.
 
-    GPU kernels may still be non-deterministic; this removes the avoidable
-    sources of run-to-run variation, not all of them.
+    GPU kernels may still be non-deterministic: this removes the avoidable variation, not all of it.
     """
     import keras
     import numpy as np
@@ -252,10 +235,7 @@ PRECISIONS: dict[str, str] = {
     "mixed_float16": "16-bit floats for the arithmetic, float32 weights and loss (GPU tensor cores)",
     "mixed_bfloat16": "bfloat16 for the arithmetic, float32 weights and loss (CPUs with BF16 instructions, TPUs)",
 }
-# CPU flags (as /proc/cpuinfo spells them) that give bfloat16 matrix arithmetic in hardware.
-# Measured on this project's 2-core AMD EPYC (AVX512-BF16, no AMX), batch 32: the course's
-# experiment I trains 2.1x faster in mixed_bfloat16 than in float32, experiment III 1.6x
-# with the fused batch norm (utils.layers); AMX-BF16 Xeons gain 1.9-2.5x.
+# CPU flags (as /proc/cpuinfo spells them) giving bfloat16 matrix arithmetic in hardware (training ~2x faster).
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -273,10 +253,7 @@ class Precision:
 
 
 def cpu_flags(cpuinfo_text: str | None = None) -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where that file does not exist).
-
-    ``cpuinfo_text`` replaces the file's contents, so tests can fake any processor.
-    """
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it does not exist); tests fake ``cpuinfo_text``."""
     if cpuinfo_text is None:
         try:
             cpuinfo_text = Path("/proc/cpuinfo").read_text()
@@ -299,11 +276,8 @@ def choose_precision(
 ) -> Precision:
     """Pick the fastest safe precision for this machine, or the one asked for.
 
-    In order: ``requested`` (a notebook's ``PRECISION`` parameter), the ``CNN_PRECISION``
-    environment variable, ``float32`` when the notebook does not train for speed
-    (``allow_mixed=False``), ``mixed_float16`` on a GPU, ``mixed_bfloat16`` on a CPU whose
-    flags include AMX-BF16 or AVX512-BF16, else ``float32``. Raises ``ValueError``
-    naming the valid choices when a requested name is unknown.
+    In order: ``requested``, ``CNN_PRECISION``, ``float32`` when ``allow_mixed=False``, ``mixed_float16`` on a GPU,
+    ``mixed_bfloat16`` on a CPU with AMX-BF16 or AVX512-BF16, else ``float32``. An unknown name raises ``ValueError``.
     """
     asked = _asked_for(requested, "PRECISION", PRECISION_ENVIRONMENT_VARIABLE)
     if asked:
@@ -324,11 +298,7 @@ def choose_precision(
 
 
 def apply_precision(precision: Precision | str) -> str:
-    """Make ``precision`` Keras's global dtype policy; returns the policy name.
-
-    Models built afterwards compute in that precision; the suite's model recipes keep
-    their final softmax in float32 so the loss stays numerically stable.
-    """
+    """Make ``precision`` Keras's global dtype policy for models built afterwards; returns the policy name."""
     import keras
 
     policy = precision.policy if isinstance(precision, Precision) else precision
@@ -339,10 +309,8 @@ def apply_precision(precision: Precision | str) -> str:
 def clear_session_keeping_precision() -> str:
     """``keras.backend.clear_session()`` between runs, keeping the dtype policy in force.
 
-    Clearing the session frees the previous model's graph and memory, but in Keras 3
-    it also resets the global dtype policy to float32: without restoring it, every
-    model built after the first clear would silently train in float32 although the
-    setup cell announced a mixed precision. Returns the policy name in force afterwards.
+    Keras 3's clear also resets the global policy to float32: without restoring it, every later model would
+    silently train in float32 although the setup announced mixed precision. Returns the policy name.
     """
     import keras
 
@@ -366,9 +334,7 @@ def _layers_with_weights(model: Any) -> list[Any]:
 def model_precision(model: Any) -> str:
     """The dtype policy ``model`` really computes in: the one most of its weight-owning layers use.
 
-    The global policy says only what the *next* model will get; a model built before a
-    session reset, or loaded from a file (each layer's policy is saved with it), may
-    compute in another. A mixed model's float32 softmax is outvoted by its other layers.
+    The global policy only says what the *next* model gets; a loaded model keeps each layer's saved policy.
     Result rows record this, so a row's ``precision`` is the one the model trained in.
     """
     from collections import Counter
@@ -385,10 +351,8 @@ def model_replicas(model: Any) -> int:
 def float32_twin(model: Any) -> Any:
     """``model`` itself when every layer computes in float32, else a copy with float32 layers and its weights.
 
-    A model trained in mixed precision keeps its float16/bfloat16 layers when loaded (the
-    policy is saved per layer), so gradients taken through it (FGSM, Grad-CAM, activation
-    ascent) would be rounded to 8 bits of mantissa or fewer. Visualisation wants exact
-    gradients, and the weights (always float32 variables) carry over unchanged.
+    A loaded mixed-precision model keeps its float16/bfloat16 layers, so gradients through it (FGSM, Grad-CAM,
+    activation ascent) would be coarsely rounded; the float32 weights carry over unchanged.
     """
     import keras
 
@@ -406,8 +370,7 @@ def float32_twin(model: Any) -> Any:
 def distribution_strategy(gpu_count: int | None = None) -> Any:
     """MirroredStrategy across GPUs when more than one is visible, else the default strategy.
 
-    Build and compile models inside ``with strategy.scope():`` so their variables
-    are mirrored; scale the global batch size with ``strategy.num_replicas_in_sync``.
+    Build and compile models inside ``with strategy.scope():``; the batch size is the global one.
     """
     import tensorflow as tf
 
@@ -436,11 +399,7 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where downloads and decoded-array caches go: ``CNN_CACHE_DIR`` or ``data/``.
-
-    Kept apart from :func:`data_dir` because the data folder may be read-only
-    (for example a shared copy beside the project).
-    """
+    """Where downloads and decoded-array caches go: ``CNN_CACHE_DIR`` or ``data/`` (the data folder may be read-only)."""
     folder = _folder_from_environment("CNN_CACHE_DIR", project_root() / "data")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -478,8 +437,8 @@ REPORT_WIDTH = 110  # characters per line of the setup report: no side-scrolling
 def joined_in_lines(items: Sequence[str], width: int, separator: str = "  ") -> list[str]:
     """``items`` joined by ``separator`` into lines of at most ``width`` characters, never splitting an item.
 
-    The environment report has items such as "hardware=Intel(R) Xeon(R) Processor (2 cores)" that a
-    word wrapper would cut in the middle; an item longer than ``width`` gets a line of its own.
+    A word wrapper would cut "hardware=Intel(R) Xeon(R) Processor (2 cores)" in the middle; an item longer than
+    ``width`` gets a line of its own.
     """
     lines: list[str] = []
     for item in items:
@@ -501,20 +460,15 @@ def setup_notebook(
 ) -> NotebookContext:
     """One call at the top of every notebook: profile, seeds, precision, devices, a printed report.
 
-    ``mixed_precision=True`` lets :func:`choose_precision` pick the fastest precision the
-    hardware offers (training notebooks ask for it; the others keep float32).
-    ``precision`` (a notebook's ``PRECISION`` parameter) names a policy outright.
-    ``keep_on_drive=True`` puts ``results/`` and ``runs/`` on Google Drive when
-    running on Colab (see :func:`keep_outputs_on_drive`).
-    ``trains=False`` is for notebooks that train nothing: their numbers are the
-    same in every profile, so the report says that instead of the profile's
-    warning about training results.
+    ``mixed_precision=True`` lets :func:`choose_precision` pick the fastest precision (training notebooks);
+    ``precision`` names a policy outright. ``keep_on_drive=True`` keeps outputs on Google Drive on Colab
+    (:func:`keep_outputs_on_drive`). ``trains=False``: the notebook trains nothing, so the report says its
+    numbers are the same in every profile.
     """
     if keep_on_drive:
         print(keep_outputs_on_drive())
     import_tensorflow()  # before Keras imports it, so its start-up lines stay out of the notebook
-    # Our tf.data pipelines shuffle themselves; Keras still warns about fit()'s
-    # default shuffle=True on every call, which only distracts learners.
+# Our tf.data pipelines shuffle themselves; Keras's warning about fit()'s shuffle=True only distracts.
     warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
     chosen = resolve_profile(profile)
     set_seed(seed)
@@ -544,8 +498,7 @@ def setup_notebook(
 def tested_version_ranges(requirements: Path | None = None) -> dict[str, str]:
     """The version ranges ``requirements.txt`` pins for TensorFlow and Keras (the ones the suite is tested with).
 
-    Colab brings its own TensorFlow and Keras and never installs ``requirements.txt``,
-    so the setup compares what it finds with these ranges.
+    Colab brings its own TensorFlow and Keras and never installs ``requirements.txt``, hence the check.
     """
     path = requirements or project_root() / "requirements.txt"
     ranges = {}
@@ -578,8 +531,7 @@ def untested_versions(installed: dict[str, str], ranges: dict[str, str] | None =
 # --------------------------------------------------------------------------- output, Colab and long runs
 
 HEADLESS_ENVIRONMENT_VARIABLE = "CNN_HEADLESS"
-# The one place the repository's address is written down; the Colab badges and
-# the setup cell of every notebook must agree with it (a test checks).
+# The one place the repository's address is written down (badges and setup cells must agree; a test checks).
 REPOSITORY_URL = "https://github.com/cnn-course-suite/cnn-notebooks"
 REPOSITORY_BRANCH = "main"
 DRIVE_MOUNT_POINT = Path("/content/drive")
@@ -601,9 +553,7 @@ def running_headless() -> bool:
 def progress_verbosity() -> int:
     """The ``verbose`` for Keras's ``fit``: a live bar when watched, one line per epoch otherwise.
 
-    A live bar (1) redraws itself many times per epoch; Jupyter shows the last
-    drawing, but a saved notebook or a log file keeps every one of them, so
-    headless runs and output that is not a terminal get one line per epoch (2).
+    A saved notebook or log file keeps every redraw of a live bar, so headless runs and non-terminals get 2.
     """
     if running_headless():
         return 2
@@ -615,11 +565,9 @@ def progress_verbosity() -> int:
 def keep_outputs_on_drive(folder: str = DRIVE_FOLDER) -> str:
     """On Colab, mount Google Drive and send ``results/`` and ``runs/`` there; return what was done.
 
-    A Colab disconnect wipes the virtual machine's disk; with the result tables
-    and checkpoints on Drive, rerunning the notebook after reconnecting keeps
-    every recorded row and resumes from the last checkpoint.  Outside Colab it
-    changes nothing and says so.  Works through ``CNN_RESULTS_DIR`` and
-    ``CNN_RUNS_DIR``, so it must run before anything writes results.
+    A Colab disconnect wipes the disk; on Drive, a rerun keeps every recorded row and resumes from the last
+    checkpoint. Outside Colab it changes nothing. It sets ``CNN_RESULTS_DIR`` and ``CNN_RUNS_DIR``, so it must
+    run before anything writes results.
     """
     if not in_colab():
         return (f"KEEP_ON_DRIVE applies on Colab only; results stay in {results_dir()} "
@@ -643,11 +591,9 @@ def confirm_long_run(
 ) -> float | None:
     """Print the estimated training time of a full-profile run and stop unless it was confirmed.
 
-    ``estimate_minutes`` is called only in the full profile (quick runs take
-    minutes by design; the lesson profile is sized for a CPU's half hour).  At or above ``threshold_minutes`` the run goes ahead
-    only when ``proceed`` is true; otherwise :class:`LongRunNotConfirmed` says
-    how to confirm (the notebook setting ``setting_name``) or shorten the run.
-    Returns the estimate, or None outside the full profile.
+    ``estimate_minutes`` is called only in the full profile (quick and lesson are sized for a CPU). At or above
+    ``threshold_minutes`` the run needs ``proceed``; otherwise :class:`LongRunNotConfirmed` says how to confirm
+    (``setting_name``) or shorten it. Returns the estimate, or None outside the full profile.
     """
     if profile.name != "full":
         print(f"{profile.name.capitalize()} profile: sized for this kind of machine, no confirmation needed.")
@@ -670,16 +616,11 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
                               repeats: int = 3, warm_up: int | None = None, min_extra_seconds: float = 1.0) -> float:
     """Seconds one more training step costs: ``fit_steps(long)`` minus ``fit_steps(short)``, per extra step.
 
-    Why: one short fit divided by its steps charges every step with the fit's start-up
-    (callbacks, iterator creation, a pipeline's first batch), several times too much when a
-    step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit. It runs once
-    untimed first (``warm_up`` steps, default ``long``: tracing); while the extra steps take
-    under ``min_extra_seconds`` and ``long < limit`` (default ``long``), ``long`` is lengthened;
-    then ``repeats`` alternated pairs are timed and the median difference is kept, or the
-    noise (the spread of the differences) when that is larger. Fallback: when neither is
-    positive (the extra steps vanished in the noise, e.g. a single repeat that came out
-    negative), the longest fit timed divided by its steps: an upper bound that includes the start-up,
-    never a claim that a step is free.
+    One short fit divided by its steps charges every step with the fit's start-up, several times too much when
+    a step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit. After an untimed warm-up,
+    ``long`` grows (up to ``limit``) until the extra steps take ``min_extra_seconds``; of ``repeats`` timed
+    pairs the median difference is kept, or their spread if larger. When neither is positive, the longest fit
+    divided by its steps: an upper bound, never a claim that a step is free.
     """
     import time
 
@@ -709,17 +650,11 @@ def estimate_training_minutes(
 ) -> float:
     """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
 
-    Times an untrained copy of ``model`` (same layers, same frozen ones; ``model``
-    itself is not touched) on a short and a longer slice of the pipeline and keeps
-    the *difference*: the marginal cost of a step (:func:`marginal_seconds_per_step`).
-    A single short fit divided by its steps would also charge every step with the fit's
-    start-up and the refill of the pipeline's shuffle buffer, several times too much when
-    a step takes milliseconds (a GPU).  The probe compiles as the run does (``steps_per_execution``, ``optimizer``,
-    ``jit_compile``) and times slices of whole executions.  ``loss`` defaults to the model's own (pass it
-    when the model is not compiled yet).  Validation and evaluation come on top, so read
-    it as a lower bound.  ``batches_per_epoch`` is for a small probe ``pipeline`` standing
-    in for a big one (the real run's batches per epoch): a pipeline that decodes and
-    shuffles a whole set of photos would decode all of them before its first probe step.
+    Times an untrained copy of ``model`` (``model`` is not touched), compiled as the run compiles, and keeps the
+    marginal cost of a step (:func:`marginal_seconds_per_step`), so start-up and shuffle-buffer refills are not
+    charged to every step. ``loss`` defaults to the model's own. Validation comes on top: a lower bound.
+    ``batches_per_epoch`` lets a small probe ``pipeline`` stand in for a big one (a pipeline that decodes a whole
+    photo set would decode all of it before its first probe step).
     """
     import keras
 

@@ -1,32 +1,18 @@
-"""ResNet50 transfer learning on the flowers: backbone, weights, head, freezing, reports.
+"""ResNet50 transfer learning on the flowers: backbone, weights, head, freezing, reports (notebook 05).
 
-The course reuses an ImageNet-trained ResNet50 for five flower classes in two
-experiments: (1) *feature extraction*, where the whole backbone is frozen and
-only a new head (pooling, a dense layer, dropout, a 5-way softmax) trains, and
-(2) *fine-tuning*, where the first 140 backbone layers stay frozen and the rest
-train further with a small learning rate, starting from experiment 1's head.
+The course reuses an ImageNet-trained ResNet50 for five flower classes: (1) *feature extraction* trains
+only a new head on a frozen backbone; (2) *fine-tuning* keeps the first 140 layers frozen and trains the
+rest with a small learning rate, starting from experiment 1's head.
 
-Pretrained weights are the point of the exercise, and they are not always
-available (offline machines, no cached copy).  :func:`load_backbone` therefore
-always returns a usable model *and* a :class:`WeightsChoice` saying which
-weights were really loaded and why; when it had to fall back to random
-initialisation, the choice's label is ``"random init (no pretrained weights)"``
-and every result row and table carries that label, so random-init numbers are
-never presented as transfer learning.
+Pretrained weights are not always available (offline, no cached copy), so :func:`load_backbone` always
+returns a usable model *and* a :class:`WeightsChoice` saying which weights were really loaded; a random-init
+fallback is labelled :data:`RANDOM_INIT_LABEL` in every row and table, never presented as transfer learning.
 
-Batch normalisation is the classic trap of fine-tuning: a BN layer in training
-mode normalises with the statistics of the current small batch and overwrites
-the moving mean and variance learnt on ImageNet, so the layers above it suddenly
-see differently scaled inputs.  The usual advice is to call the backbone with
-``training=False``.  On Keras 3 that is not enough: ``fit()`` passes
-``training=True`` down through a functional model and it overrides the
-``training=False`` recorded when the model was built (keras-team/keras#20285;
-``tests/test_transfer.py`` shows the moving mean moving).  What does hold is
-that a BatchNormalization layer whose ``trainable`` is False always runs in
-inference mode.  So notebook 05's unfreezing loop keeps every BN layer of the
-backbone non-trainable while the other layers after the first 140 train, and
-:func:`build_transfer_model` still passes ``training=False`` for readers and
-for tf.keras 2, where it does work.
+Batch norm is the trap of fine-tuning: in training mode a BN layer normalises with the current batch and
+overwrites the ImageNet moving statistics. Calling the backbone with ``training=False`` is not enough on
+Keras 3, where ``fit()`` overrides it (keras-team/keras#20285; ``tests/test_transfer.py`` shows it), but a
+BN layer whose ``trainable`` is False always runs in inference mode. So notebook 05 keeps every backbone BN
+layer non-trainable, and :func:`build_transfer_model` still passes ``training=False`` (it works in tf.keras 2).
 """
 
 from __future__ import annotations
@@ -46,8 +32,7 @@ RESULTS_TABLE = "transfer_learning"
 FLOWER_CLASS_COUNT = 5
 # The course freezes "the first 140 layers" of ResNet50 in experiment 2.
 COURSE_FROZEN_LAYER_COUNT = 140
-# Learning rates, written out: Adam's usual rate for a new head, and a rate 100 times
-# smaller for fine-tuning so the pretrained weights move only a little.
+# Adam's usual rate for a new head, and 100 times smaller for fine-tuning (pretrained weights move a little).
 FEATURE_EXTRACTION_LEARNING_RATE = 1e-3
 FINE_TUNING_LEARNING_RATE = 1e-5
 
@@ -67,8 +52,7 @@ POOLING_CHOICES = ("avg", "max")
 RESNET50_NOTOP_LAYERS = 175
 RESNET50_NOTOP_PARAMETERS = 23_587_712
 RESNET50_FEATURES = 2048
-# The course's own figures for its flowers experiment (5 classes, "about 4,000 images", "about
-# 20 minutes on a GPU" for both experiments); notebook 05 prints ours beside them.
+# The course's own figures for its flowers experiment ("about 4,000 images", "about 20 minutes on a GPU").
 COURSE_FLOWER_PHOTOS_ABOUT = 4_000
 COURSE_GPU_MINUTES_ABOUT = 20
 # How many standard errors apart two test accuracies must be before one experiment "wins".
@@ -91,10 +75,8 @@ def experiment_name(number: int, frozen_layer_count: int = COURSE_FROZEN_LAYER_C
 class WeightsChoice:
     """Which weights the backbone really holds, and the story of how that came about.
 
-    ``requested`` is what the caller asked for (``"imagenet"`` or ``None``),
-    ``label`` is what goes into result tables (``"imagenet"``, ``"pretrained
-    (local file NAME)"`` or :data:`RANDOM_INIT_LABEL`), ``file`` the weights file loaded
-    (if any) and ``attempts`` one line per source tried, in order.
+    ``requested``: ``"imagenet"`` or ``None``; ``label`` goes into result tables (``"imagenet"``,
+    ``"pretrained (local file NAME)"`` or :data:`RANDOM_INIT_LABEL`); ``attempts``: one line per source tried.
     """
 
     requested: str | None
@@ -131,8 +113,7 @@ class WeightsChoice:
 def _wrap_banner_line(line: str, width: int) -> list[str]:
     """``line`` broken into pieces of at most ``width`` characters, continuations indented under its text.
 
-    The reasons in the banner quote paths and error messages of any length; unwrapped they
-    made a box hundreds of characters wide that a notebook output cannot show in one view.
+    The banner quotes paths and error messages of any length; unwrapped, the box grew wider than a notebook view.
     """
     indent = " " * (len(line) - len(line.lstrip(" -")))
     return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
@@ -163,9 +144,8 @@ def download_imagenet_weights() -> Path:
 def build_resnet50_backbone(image_size: int, weights_file: str | Path | None = None) -> Any:
     """ResNet50 without its ImageNet classifier for ``image_size`` x ``image_size`` RGB input.
 
-    Built with random weights and then, if ``weights_file`` is given, loaded from
-    it (a Keras ``.h5`` or ``.weights.h5`` file of the no-top model).  Keras
-    accepts inputs from 32x32 upwards; ImageNet training used 224x224.
+    Random weights, then ``weights_file`` (a ``.h5`` or ``.weights.h5`` no-top file) if given; Keras accepts
+    inputs from 32x32 up (ImageNet training used 224x224).
     """
     import keras
 
@@ -202,13 +182,9 @@ def load_backbone(
 ) -> tuple[Any, WeightsChoice]:
     """The ResNet50 backbone with the best weights available, and a record of which those are.
 
-    With ``weights="imagenet"`` the sources tried in order are ``local_weights_file``
-    (else the file named by the ``CNN_RESNET50_WEIGHTS`` environment variable),
-    Keras's cache, and a download (skipped when ``CNN_OFFLINE=1``); ``weights=None``
-    asks for random initialisation and loads nothing.
-    If none works the backbone keeps random weights and the returned
-    :class:`WeightsChoice` is labelled :data:`RANDOM_INIT_LABEL`; nothing is
-    raised, so the notebook still runs and says so in its banner.
+    With ``weights="imagenet"`` it tries ``local_weights_file`` (else ``CNN_RESNET50_WEIGHTS``), Keras's cache,
+    then a download (not with ``CNN_OFFLINE=1``); ``weights=None`` loads nothing. If none works the backbone
+    keeps random weights labelled :data:`RANDOM_INIT_LABEL`; nothing is raised, and the banner says so.
     """
     if weights not in ("imagenet", None):
         raise ValueError(
@@ -260,9 +236,8 @@ def label_with_weights(text: str, choice: WeightsChoice) -> str:
 class HeadConfig:
     """The new classifier on top of the backbone, with the course's suggested variations as switches.
 
-    The course's head is global average pooling, one dense layer and a softmax;
-    its suggested variations are ``pooling="max"``, an extra dense layer
-    (``extra_dense_units`` > 0) and a different learning rate (set at compile time).
+    The course's head is global average pooling, one dense layer and a softmax; its variations are
+    ``pooling="max"``, an extra dense layer (``extra_dense_units`` > 0) and another learning rate.
     """
 
     pooling: str = "avg"
@@ -285,10 +260,8 @@ class HeadConfig:
 def build_transfer_model(backbone: Any, head: HeadConfig = HeadConfig()) -> Any:
     """Image -> backbone (inference mode) -> pooling -> [extra dense] -> dense -> dropout -> softmax.
 
-    The backbone is called with ``training=False``, the classic recipe for keeping
-    its BatchNormalization layers in inference mode; on Keras 3 ``fit()``
-    overrides it, so notebook 05's unfreezing loop also keeps the BN layers non-trainable
-    (see the module docstring).  The softmax is float32 so mixed precision stays stable.
+    ``training=False`` alone does not keep BN in inference mode on Keras 3 (see the module docstring); the
+    softmax is float32 so mixed precision stays stable.
     """
     import keras
     from keras import layers
@@ -308,8 +281,7 @@ def build_transfer_model(backbone: Any, head: HeadConfig = HeadConfig()) -> Any:
 def compile_transfer_model(model: Any, learning_rate: float) -> Any:
     """Adam at ``learning_rate``, categorical cross-entropy (one-hot labels), accuracy.
 
-    Compile again after every change of ``trainable``: Keras fixes the list of
-    trained weights at compile time.
+    Compile again after every change of ``trainable``: Keras fixes the trained weights at compile time.
     """
     import keras
 
@@ -329,9 +301,7 @@ def parameter_count(weights: Sequence[Any]) -> int:
 def trainability(layer_or_model: Any) -> dict[str, int]:
     """Layers, weight tensors and parameters that are trainable vs frozen in a model (or the backbone).
 
-    Layers are counted by their ``trainable`` flag (layers without weights, such
-    as activations, count too); "frozen" weights include BatchNormalization's
-    moving statistics, which are never trained by gradient descent.
+    Layers count by their ``trainable`` flag (weightless ones too); "frozen" weights include BN's moving statistics.
     """
     layers = [layer for layer in getattr(layer_or_model, "layers", [layer_or_model])]
     trainable_layers = sum(1 for layer in layers if layer.trainable)
@@ -389,11 +359,7 @@ def frozen_boundary(backbone: Any, frozen_layer_count: int = COURSE_FROZEN_LAYER
 
 
 def resnet_stage(layer_name: str) -> str:
-    """The ResNet50 stage a layer belongs to, from Keras's layer names.
-
-    ``conv1_*`` and ``pool1_*`` form the stem (stage 1); ``conv2_block1_1_conv`` is in
-    stage 2, and so on up to stage 5; anything else (the input layer) is "input".
-    """
+    """The ResNet50 stage of a layer from Keras's names (``conv1``/``pool1``: 1, ``convN``: N, else "input")."""
     prefix = layer_name.split("_", 1)[0]
     if prefix in {"conv1", "pool1"}:
         return "stage 1"
@@ -405,8 +371,7 @@ def resnet_stage(layer_name: str) -> str:
 def trainable_by_stage(backbone: Any) -> pd.DataFrame:
     """Per ResNet50 stage: layers, layers holding weights, how many of those train, trainable parameters.
 
-    A layer counts as training only when it has a trainable weight: an ``Add`` or
-    ``Activation`` layer may be flagged trainable but has nothing to learn.
+    A layer trains only when it has a trainable weight: an ``Add`` flagged trainable has nothing to learn.
     """
     rows: dict[str, dict[str, int]] = {}
     for layer in backbone.layers:
@@ -448,11 +413,10 @@ def class_balance(splits: data.FlowerSplits) -> pd.DataFrame:
 
 def make_flower_pipelines(splits: data.FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
                           seed: int = runtime.DEFAULT_SEED) -> dict[str, Any]:
-    """tf.data pipelines with ResNet50's preprocessing: an augmented, shuffled one for training and
-    unshuffled, augmentation-free ones (``train_eval``, ``validation``, ``test``) for measuring.
+    """tf.data pipelines with ResNet50's preprocessing: ``train`` (augmented, shuffled) and ``train_eval``,
+    ``validation``, ``test`` (unshuffled, no augmentation).
 
-    ``train_eval`` is not cached: at 224x224 a second in-memory copy of the
-    training photos would cost gigabytes, and it is read only twice.
+    ``train_eval`` is not cached: at 224x224 a second in-memory copy would cost gigabytes for two reads.
     """
     import keras
 
@@ -473,10 +437,8 @@ def probe_pipeline(splits: data.FlowerSplits, image_size: int, batch_size: int, 
                    batches: int = 16, seed: int = runtime.DEFAULT_SEED) -> Any:
     """A training pipeline over the first ``batches`` batches of training photos, for timing a step.
 
-    Why not the real one: it shuffles the whole (decoded, resized) training set, so its
-    first batch waits for every photo to be decoded, once per probe fit. This one decodes
-    only what it feeds; pass ``batches_per_epoch`` of the real pipeline to
-    :func:`utils.runtime.estimate_training_minutes`.
+    The real one shuffles the whole decoded training set, so its first batch waits for every photo; pass the
+    real pipeline's ``batches_per_epoch`` to :func:`utils.runtime.estimate_training_minutes`.
     """
     import keras
 
@@ -496,12 +458,10 @@ def run_experiment(number: int, model: Any, pipelines: dict[str, Any], *, epochs
                    frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> Any:
     """Compile ``model`` with Adam, fit it and measure its accuracies: experiment 1 or 2, through the one runner.
 
-    ``model`` is the notebook's own, frozen or unfrozen by hand in its cells, so the session is
-    kept (``fresh_session=False``). The trained model is saved and handed back, also when the
-    run is reused, so a rerun of the notebook reuses both experiments and adds no row.
-    ``settings`` are what identify the data and head (see notebook 05), ``choice`` the weights the
-    backbone really started from (its label is in the key and the row's name); experiment 2
-    passes experiment 1's record as ``after``, whose run it continues from.
+    ``model`` is the notebook's own, frozen by hand, so the session is kept (``fresh_session=False``); the
+    trained model comes back also when the run is reused. ``settings`` identify the data and head, ``choice``
+    the weights really loaded (its label is in the key and name); experiment 2 passes experiment 1's record as
+    ``after``, the run it continues from.
     """
     from utils import recording
 
@@ -542,9 +502,7 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 def accuracy_noise(accuracy_1: float, accuracy_2: float, test_images: int) -> float:
     """The standard error of the difference of two test accuracies measured on ``test_images`` images.
 
-    Each accuracy is a proportion with standard error sqrt(p (1 - p) / n); treating
-    the two as independent adds their variances, a slightly cautious figure (both
-    experiments are scored on the same images).
+    Adds the two variances p (1 - p) / n as if independent: slightly cautious, as both use the same images.
     """
     if test_images <= 0:
         raise ValueError(f"test_images must be positive, got {test_images}.")
@@ -556,9 +514,8 @@ def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice, t
                         majority_share: float) -> str:
     """Which experiment has the higher test accuracy, and whether that difference means anything.
 
-    A winner is named only when the difference exceeds
-    :data:`SIGNIFICANT_STANDARD_ERRORS` standard errors (:func:`accuracy_noise`) and
-    the winner beats ``majority_share``, the score of always naming the largest class.
+    A winner is named only beyond :data:`SIGNIFICANT_STANDARD_ERRORS` standard errors and above
+    ``majority_share``, the score of always naming the largest class.
     """
     first, second = rows[0], rows[1]
     accuracy_1, accuracy_2 = first["test_accuracy"], second["test_accuracy"]
@@ -598,9 +555,8 @@ def joined_history(first: Any, second: Any) -> tuple[dict[str, list[float]], int
 def predict_classes(model: Any, pipeline: Any) -> np.ndarray:
     """The most probable class for every image of an (unshuffled) pipeline, in order.
 
-    Calls the model batch by batch instead of ``model.predict``: for a single pass
-    over a few hundred photos, tracing ResNet50's prediction graph takes longer
-    (about 20 s on a 2-core CPU) than running it eagerly.
+    Batch by batch, not ``model.predict``: for one pass over a few hundred photos, tracing ResNet50's predict
+    graph takes longer than running it eagerly.
     """
     import keras
 
@@ -623,10 +579,7 @@ def per_class_accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray,
 
 def misclassified(paths: Sequence[str], true_labels: np.ndarray, predicted_labels: np.ndarray,
                   class_names: Sequence[str], limit: int = 12) -> tuple[list[str], list[str]]:
-    """Paths and one-line "predicted (true: ...)" captions of up to ``limit`` misclassified images.
-
-    One line per caption keeps it clear of the image above it in a grid.
-    """
+    """Paths and one-line "predicted (true: ...)" captions (clear of the image above) of up to ``limit`` errors."""
     wrong = np.flatnonzero(np.asarray(true_labels) != np.asarray(predicted_labels))[:limit]
     captions = [f"{class_names[predicted_labels[i]]} (true: {class_names[true_labels[i]]})" for i in wrong]
     return [paths[i] for i in wrong], captions

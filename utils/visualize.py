@@ -1,19 +1,10 @@
-"""What has a CNN learned?  Filters, activations, ascent images, neighbours, and the figures of notebook 07.
+"""What has a CNN learned? Filters, activations, ascent images, neighbours, and the figures of notebook 07.
 
-Notebook 07 applies these to a CIFAR-10 CNN trained in the suite; the tests
-apply them to tiny models. Grad-CAM and the fast gradient sign method are written out
-in notebook 07 itself (a few lines around a ``tf.GradientTape`` each); this module only
-draws their results (:func:`plot_grad_cam`, :func:`overlay_heatmap`, :func:`plot_adversarial`).  Every function takes a built Keras model (Sequential
-or functional, with a known input shape) and images as the model expects them:
-the suite's pipelines feed floats in [0, 1], which is the default
-``value_range`` wherever an image is created or changed.
-
-Where a technique needs the network's *scores* rather than its probabilities
-(class-maximising images), the pre-softmax
-value is used when the model ends in a softmax (a Dense layer with
-``activation="softmax"``, a ``Softmax`` layer or an ``Activation("softmax")``
-layer): its gradients do not vanish when the model is already sure, which is
-exactly when a probability saturates.
+Grad-CAM and FGSM are written out in notebook 07 itself; this module only draws their results. Every
+function takes a built Keras model with a known input shape and images as it expects them (floats in
+[0, 1], the default ``value_range``). Where a technique needs *scores* rather than probabilities, the
+pre-softmax value is used when the model ends in a softmax: its gradients do not vanish when the model is
+already sure, exactly when a probability saturates.
 """
 
 from __future__ import annotations
@@ -24,9 +15,7 @@ from typing import Any
 
 import numpy as np
 
-# --------------------------------------------------------------------------------------
-# Finding layers
-# --------------------------------------------------------------------------------------
+# --- Finding layers -------------------------------------------------------------------
 
 
 def _convolution_types() -> tuple[type, ...]:
@@ -73,11 +62,9 @@ class _Graph:
 def _graph(model) -> _Graph:
     """Tap points for ``model``, all taken from one graph so gradients flow between them.
 
-    A Sequential model grown with ``add()`` is rebuilt after every addition,
-    which leaves its layers' ``.input``/``.output`` pointing into several
-    different graphs (a gradient from one to the other is then None).  So for
-    Sequential models the layers are applied once more to a fresh input here;
-    functional models already have one graph and are used as they are.
+    A Sequential model grown with ``add()`` leaves its layers' ``.input``/``.output`` in several graphs (a
+    gradient between them is None), so its layers are applied once more to a fresh input; functional models
+    already have one graph.
     """
     import keras
 
@@ -103,10 +90,8 @@ def convolution_layers(model) -> list:
 def last_convolution_layer(model):
     """The last 2D convolution layer of the model: the layer Grad-CAM looks at by default.
 
-    Its feature maps are the last ones that still have a spatial layout, and
-    they are the most class-specific.  Raises ``ValueError`` naming the fix
-    when the model has none at its top level (for example when the
-    convolutions sit inside a nested backbone model).
+    Its feature maps are the last with a spatial layout and the most class-specific. Raises ``ValueError``
+    naming the fix when there is none at the top level (e.g. inside a nested backbone).
     """
     import keras
 
@@ -123,9 +108,7 @@ def last_convolution_layer(model):
 def _score_head(model, graph: _Graph):
     """(tensor to differentiate, function turning it into pre-softmax scores) for ``model``.
 
-    When the model ends in a softmax the tensor is what enters the last layer and
-    the function re-applies that layer without the softmax; otherwise the output
-    itself is returned with the identity.
+    For a final softmax the tensor is what enters the last layer, re-applied without the softmax; else the output.
     """
     from keras import layers, ops
 
@@ -141,16 +124,13 @@ def _score_head(model, graph: _Graph):
     return graph.outputs[last.name], lambda outputs: ops.cast(outputs, "float32")
 
 
-# --------------------------------------------------------------------------------------
-# First-layer filters and activation maps
-# --------------------------------------------------------------------------------------
+# --- First-layer filters and activation maps ------------------------------------------
 
 
 def first_layer_filters(model) -> np.ndarray:
     """The first convolution's kernels as images, shape (filters, height, width, channels) in [0, 1].
 
-    Each filter is stretched to [0, 1] on its own (min to 0, max to 1) so that
-    its pattern is visible whatever its scale; a constant filter becomes 0.5.
+    Each filter is stretched to [0, 1] on its own so its pattern shows whatever its scale; a constant one is 0.5.
     """
     layers_found = convolution_layers(model)
     if not layers_found:
@@ -201,17 +181,14 @@ def plot_activation_maps(maps: dict[str, np.ndarray], image_index: int = 0, chan
     return figure
 
 
-# --------------------------------------------------------------------------------------
-# Grad-CAM
-# --------------------------------------------------------------------------------------
+# --- Grad-CAM -------------------------------------------------------------------------
 
 
 def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Sequence[str],
                   title: str = "", value_range: tuple[float, float] = (0.0, 1.0), cell_size: float = 1.7):
     """Images (top row) above their Grad-CAM overlays (bottom row), one caption per column.
 
-    Drawn with matplotlib's constrained layout, which reserves room for every
-    caption, so multi-line captions never run into the image above or below.
+    Constrained layout reserves room for every caption, so multi-line captions never run into an image.
     """
     import matplotlib.pyplot as plt
 
@@ -247,17 +224,14 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
     return np.clip((1 - alpha) * image + alpha * coloured, 0, 1)
 
 
-# --------------------------------------------------------------------------------------
-# Images that maximise a filter or a class (gradient ascent with regularisation)
-# --------------------------------------------------------------------------------------
+# --- Images that maximise a filter or a class (gradient ascent with regularisation) ---
 
 
 @dataclass
 class AscentResult:
     """Images found by gradient ascent (in the model's value range) and their objectives per step.
 
-    ``images`` has one image per target; ``objective[step, target]`` is the
-    target's objective before each step, with the final value in the last row.
+    ``objective[step, target]`` is the objective before each step, the final value in the last row.
     """
 
     images: np.ndarray
@@ -285,9 +259,8 @@ def _blur(images):
 def _pre_activation_function(layer):
     """For a Conv2D with a non-linear activation: a function computing its output before the activation.
 
-    Ascent on a ReLU output is stuck when the filter is silent on the starting
-    image (zero output, zero gradient); its pre-activation always has a gradient.
-    Returns None for other layers, whose output is used as it is.
+    Ascent on a ReLU output is stuck when the filter is silent on the start image (zero gradient); its
+    pre-activation always has a gradient. None for other layers.
     """
     from keras import layers
 
@@ -308,19 +281,13 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
                         value_range: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> AscentResult:
     """Gradient ascent on the input: images that strongly excite chosen filters or classes.
 
-    The objective is the mean activation of ``filter_index`` in ``layer_name``
-    (default: the last convolution; taken before its ReLU, so that a filter
-    silent on the grey starting image can still be woken up), or, when
-    ``class_index`` is given, that class's pre-softmax score.  Give a list of
-    filters or classes to optimise one image per target in a single batch.
+    The objective is the mean activation of ``filter_index`` in ``layer_name`` (default: the last convolution,
+    before its ReLU, so a filter silent on the grey start can still wake up), or ``class_index``'s pre-softmax
+    score; a list of targets optimises one image each in a single batch.
 
-    Without constraints ascent produces high-frequency noise, so four
-    regularisers keep the images natural-looking: a total-variation penalty
-    (``total_variation_weight``, favouring smooth regions), L2 decay towards
-    mid-grey (``l2_decay``), a light blur every ``blur_every`` steps, and a random
-    shift of up to ``jitter`` pixels before every step.  Each step moves by
-    ``learning_rate`` times the gradient divided by its standard deviation, and
-    the images are clipped to ``value_range``.
+    Unconstrained ascent makes high-frequency noise, so four regularisers keep images natural: total variation,
+    L2 decay towards mid-grey, a light blur every ``blur_every`` steps and a random shift of up to ``jitter``
+    pixels. Each step moves ``learning_rate`` times the gradient over its standard deviation.
     """
     import tensorflow as tf
 
@@ -391,9 +358,7 @@ def to_display(image: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
     return np.clip((image - low) / max(float(high - low), 1e-8), 0, 1)
 
 
-# --------------------------------------------------------------------------------------
-# Adversarial examples: the fast gradient sign method
-# --------------------------------------------------------------------------------------
+# --- Adversarial examples: the fast gradient sign method ------------------------------
 
 
 @dataclass
@@ -417,8 +382,7 @@ class AdversarialExamples:
 def to_8bit(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Images in ``value_range`` as they would be stored in an 8-bit file (PNG): uint8 levels 0-255.
 
-    A perturbation smaller than half a level is rounded away by this step, which
-    is why the notebook's FGSM steps are whole numbers of levels (at least 1/255).
+    A perturbation under half a level is rounded away here, hence the notebook's FGSM steps of whole levels.
     """
     low, high = value_range
     scaled = (np.asarray(images, dtype="float64") - low) / (high - low) * 255.0
@@ -451,17 +415,11 @@ def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_na
     return figure
 
 
-# --------------------------------------------------------------------------------------
-# Nearest neighbours: feature space vs pixel space
-# --------------------------------------------------------------------------------------
+# --- Nearest neighbours: feature space vs pixel space ---------------------------------
 
 
 def feature_extractor(model, layer_name: str | None = None):
-    """A model from the input to a layer's output; by default to what enters the last layer.
-
-    For a classifier that is the penultimate representation, the features the
-    final linear layer separates into classes.
-    """
+    """A model from the input to a layer's output; by default to what enters the last layer (penultimate features)."""
 
     graph = _graph(model)
     if layer_name and layer_name not in graph.outputs:
@@ -481,8 +439,8 @@ def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int = 5,
                        metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
     """Indices and distances of each query's ``k`` closest database rows (closest first).
 
-    ``metric`` is ``"euclidean"`` or ``"cosine"`` (1 - cosine similarity).  Inputs
-    of any shape are flattened per item, so raw images give pixel-space neighbours.
+    ``metric``: ``"euclidean"`` or ``"cosine"`` (1 - similarity); items are flattened, so raw images give
+    pixel-space neighbours.
     """
     queries = np.asarray(queries, "float64").reshape(len(queries), -1)
     database = np.asarray(database, "float64").reshape(len(database), -1)

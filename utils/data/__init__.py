@@ -1,25 +1,11 @@
 """Datasets for the notebooks: local copies first, then the standard download.
 
-``from utils import data`` gives everything below; each concern has its own module:
-
-| module | what it holds |
-| --- | --- |
-| ``loaders`` | ``load_mnist``, ``load_fashion_mnist``, ``load_cifar10``, ``load_flowers``, ``load_image_folder`` |
-| ``records`` | what loaders return (``ImageDataset``, ``FileDataset``, ``SkippedFile``) and the errors they raise |
-| ``sources`` | ``CNN_DATA_DIR`` / ``CNN_OFFLINE`` / ``CNN_DATA`` switches, the folders searched, downloads |
-| ``formats`` | readers of the original files: IDX (MNIST family), Keras ``.npz``, CIFAR-10 pickles |
-| ``image_files`` | image folders: listing, the full-decode check (parallel, cached), decoding, reading for display |
-| ``synthetic`` | small generated stand-ins, labelled "synthetic" |
-| ``splits`` | stratified, seeded splits: ``make_splits`` (arrays), ``split_flowers`` (file paths) |
-| ``pipelines`` | tf.data pipelines from arrays or files; decode failures explained by file name |
-
-Arrays come back as ``uint8`` images and ``int64`` labels in an
-:class:`ImageDataset`; photos come back as file paths (:class:`FileDataset`)
-decoded on the fly by a tf.data pipeline.  Every image file is fully decoded
-once before it enters a dataset; files that are not complete images are
-skipped and listed by ``describe()``.  When a dataset cannot be found the
-loader raises :class:`DatasetNotFoundError`, one paragraph naming every place
-it looked and how to fix it.
+``from utils import data`` gives everything below, from ``loaders`` (the ``load_*`` functions), ``records``
+(what they return and raise), ``sources`` (environment switches, folders, downloads), ``formats`` (IDX,
+``.npz``, CIFAR-10 pickles), ``image_files`` (the full-decode check), ``synthetic``, ``splits`` and
+``pipelines`` (tf.data). Arrays come back as uint8 images and int64 labels (:class:`ImageDataset`), photos
+as file paths decoded on the fly (:class:`FileDataset`); files that are not complete images are skipped and
+listed by ``describe()``, and a dataset not found raises :class:`DatasetNotFoundError` saying where it looked.
 """
 
 from utils.data.formats import (

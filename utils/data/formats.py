@@ -1,8 +1,7 @@
 """Readers for the datasets' original file formats: IDX (MNIST family), Keras ``.npz``, CIFAR-10 pickles.
 
-Each reader checks what it reads (sizes, shapes, checksums) and raises
-:class:`DataFormatError` naming the file and the fix, because a truncated
-download otherwise surfaces much later as a confusing shape error.
+Each checks sizes, shapes and checksums and raises :class:`DataFormatError` naming the file and the fix: a
+truncated download otherwise surfaces much later as a confusing shape error.
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ IDX_DATA_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D:
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (the MNIST format), gzipped or not, into a NumPy array.
 
-    The header gives the element type and the size of each dimension; the
-    payload must hold exactly that many elements, otherwise the file is
-    truncated or not an IDX file and :class:`DataFormatError` says which.
+    The payload must hold exactly the elements the header declares, else :class:`DataFormatError` says why.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -110,9 +107,8 @@ def dataset_from_npz(name: str, path: Path, class_names: list[str]) -> ImageData
 def read_cifar10_batches(folder: Path, trust_unverified: bool = False) -> ImageDataset:
     """Read the official pickled ``cifar-10-batches-py`` folder.
 
-    Each batch is unpickled only if its MD5 matches the published checksum (or the
-    caller passes ``trust_unverified=True`` / sets ``CNN_TRUST_PICKLES=1``),
-    because a pickle from an unknown source can run arbitrary code when loaded.
+    A batch is unpickled only if its MD5 matches (or ``trust_unverified=True`` / ``CNN_TRUST_PICKLES=1``):
+    unpickling a file from an unknown source can run arbitrary code.
     """
     trust = trust_unverified or os.environ.get("CNN_TRUST_PICKLES") == "1"
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}

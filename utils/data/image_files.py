@@ -1,17 +1,10 @@
 """Folders of image files: listing, the full-decode check, decoding into arrays, and reading for display.
 
-Every image-folder loader (CIFAR-10 as JPEG folders, the flowers, any
-``<folder>/<class>/<image>`` tree of your own) passes its files through
-:func:`check_image_files` or :func:`decode_image_files` before they enter a
-dataset.  A file counts as an image only when it decodes *completely*: a JPEG
-whose header is fine but whose body was cut short opens without complaint and
-fails only when its pixels are read, which inside a tf.data pipeline stops
-training with a traceback a learner cannot act on.  Files that fail are
-skipped and reported with their paths and the reason.
-
-The check runs in parallel threads (Pillow releases the GIL while decoding)
-and its verdicts are cached by a fingerprint of the files' names, sizes and
-modification times, so the second load of a folder costs one ``stat`` per file.
+Every image-folder loader passes its files through :func:`check_image_files` or :func:`decode_image_files`.
+A file counts as an image only when it decodes *completely*: a JPEG cut short opens fine and fails only when
+its pixels are read, which inside tf.data stops training with a traceback a learner cannot act on. Failing
+files are skipped and reported with the reason. The check runs in threads (Pillow releases the GIL) and its
+verdicts are cached by the files' names, sizes and modification times.
 """
 
 from __future__ import annotations
@@ -41,11 +34,7 @@ def worker_count() -> int:
 
 
 def list_image_folder(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
-    """Files of a ``<folder>/<class>/<image>`` tree, their class indices and the sorted class names.
-
-    One ``os.scandir`` per class folder (no per-file ``stat``), so listing the
-    60,000 CIFAR-10 files takes a fraction of a second.
-    """
+    """Files of a ``<folder>/<class>/<image>`` tree, their class indices and sorted class names (no per-file stat)."""
     class_names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
     paths: list[Path] = []
     labels: list[int] = []
@@ -61,8 +50,7 @@ def list_image_folder(folder: Path) -> tuple[list[Path], np.ndarray, list[str]]:
 def fingerprint_files(paths: Sequence[Path], root: Path) -> str:
     """A short hash of the files' names relative to ``root``: changes when files are added, removed or renamed.
 
-    Sizes and contents are not read (that would cost a ``stat`` per file); after
-    replacing images in place under the same names, delete ``data/*-<fingerprint>.npz``.
+    Sizes and contents are not read; after replacing images in place, delete ``data/*-<fingerprint>.npz``.
     """
     digest = hashlib.sha1(CACHE_FORMAT_VERSION.encode())
     prefix = len(str(root)) + 1
@@ -73,9 +61,7 @@ def fingerprint_files(paths: Sequence[Path], root: Path) -> str:
 def fingerprint_file_contents(paths: Sequence[Path]) -> str:
     """A short hash of the files' absolute names, sizes and modification times.
 
-    Changes whenever a file is added, removed, replaced or rewritten in place
-    (a truncated copy replaced by a good one included), so cached check results
-    are never reused for different files.
+    It changes whenever a file is added, removed or rewritten in place, so cached verdicts never cover other files.
     """
     digest = hashlib.sha1(CHECK_CACHE_VERSION.encode())
     for path in paths:
@@ -117,12 +103,7 @@ def _check_uncached(paths: Sequence[Path]) -> list[SkippedFile]:
 
 
 def check_image_files(paths: Sequence[Path]) -> list[SkippedFile]:
-    """The files among ``paths`` that are not complete, decodable images, each with the reason.
-
-    Runs the full decode in parallel the first time and caches the verdicts in
-    the cache folder under a fingerprint of names, sizes and modification
-    times, so loading the same unchanged files again skips the decoding.
-    """
+    """The files among ``paths`` that are not complete, decodable images, each with the reason (verdicts cached)."""
     paths = [Path(path) for path in paths]
     if not paths:
         return []
@@ -148,11 +129,7 @@ def skipped_note(skipped: Sequence[SkippedFile], total: int) -> list[str]:
 
 
 def read_image_folder(folder: Path, name: str | None = None) -> FileDataset:
-    """A ``<folder>/<class>/<image>`` tree as a :class:`FileDataset`, after the full-decode check.
-
-    Files that are not complete images (cut short, empty, not images, other
-    extensions) are skipped and listed in ``skipped`` with their reasons.
-    """
+    """A ``<folder>/<class>/<image>`` tree as a :class:`FileDataset`; incomplete files listed in ``skipped``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataFormatError(f"{folder} is not a folder. Pass a folder holding one sub-folder of images per class.")
@@ -176,9 +153,8 @@ def decode_image_files(
 ) -> tuple[np.ndarray, np.ndarray, list[SkippedFile]]:
     """Decode image files into one uint8 array, skipping (and returning) the ones that do not decode.
 
-    Returns ``(images, kept_indices, skipped)``.  An image that decodes but has
-    another shape raises :class:`DataFormatError` naming it, since that means
-    the folder holds a different dataset, not one bad file.
+    Returns ``(images, kept_indices, skipped)``. A decodable image of another shape raises
+    :class:`DataFormatError`: the folder holds a different dataset, not one bad file.
     """
     from tqdm.auto import tqdm
 
@@ -226,8 +202,7 @@ def _save_cifar10_cache(dataset: ImageDataset, cache_file: Path) -> None:
 def read_cifar10_image_folders(folder: Path) -> ImageDataset:
     """Read ``<folder>/train/<class>/*.jpg`` and ``<folder>/test/<class>/*.jpg`` (cached as .npz).
 
-    Decoding every file is the full-decode check here: files that do not decode
-    are skipped and listed in the dataset's ``skipped`` (and kept in the cache).
+    Decoding is the full-decode check here: failing files are skipped and listed in ``skipped`` (and the cache).
     """
     train_paths, train_labels, class_names = list_image_folder(folder / "train")
     test_paths, test_labels, test_class_names = list_image_folder(folder / "test")

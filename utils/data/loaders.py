@@ -1,12 +1,8 @@
-"""The dataset loaders the notebooks call: ``load_mnist``, ``load_fashion_mnist``, ``load_cifar10``,
-``load_flowers`` and ``load_image_folder`` for a folder of your own.
+"""The dataset loaders the notebooks call: MNIST, Fashion-MNIST, CIFAR-10, the flowers and your own folders.
 
-Each looks in the data folders for the dataset's original distribution format
-and for the plain image-folder layout, then downloads the original files
-(unless ``CNN_OFFLINE=1``); when nothing works it raises one
-:class:`DatasetNotFoundError` naming every place it looked and how to fix it.
-Image folders go through the full-decode check, and every file left out is
-listed by ``describe()``.
+Each looks in the data folders for the original format and the image-folder layout, then downloads (unless
+``CNN_OFFLINE=1``); failing that it raises one :class:`DatasetNotFoundError` naming every place it looked.
+Image folders go through the full-decode check; every file left out is listed by ``describe()``.
 """
 
 from __future__ import annotations
@@ -76,10 +72,8 @@ def _resplit_test_only(
 def load_mnist(allow_test_split_only: bool = False) -> ImageDataset:
     """MNIST digits, 28x28 grayscale, 60,000 training and 10,000 test images.
 
-    Looks for Keras's ``mnist.npz`` or the four IDX files (``mnist/`` or the data
-    folder itself), then downloads ``mnist.npz``.  Where only the official test
-    split exists and ``allow_test_split_only`` is true, it is split 8,000 / 2,000
-    and the dataset's ``notes`` say so.
+    Looks for Keras's ``mnist.npz`` or the four IDX files, then downloads ``mnist.npz``. With only the test split
+    and ``allow_test_split_only``, that is split 8,000 / 2,000 and the ``notes`` say so.
     """
     if synthetic_requested():
         return synthetic_image_dataset("mnist", (28, 28), MNIST_CLASS_NAMES)
@@ -114,9 +108,8 @@ def load_fashion_mnist() -> ImageDataset:
 def load_cifar10(trust_unverified_pickles: bool = False) -> ImageDataset:
     """CIFAR-10: 50,000 training and 10,000 test colour images of 32x32 pixels, 10 classes.
 
-    Looks for ``cifar-10-batches-py/`` (the official pickles, checksum-verified)
-    and for ``cifar10/{train,test}/<class>/*.jpg`` image folders, then downloads
-    the official archive.
+    Looks for ``cifar-10-batches-py/`` (checksum-verified pickles) and ``cifar10/{train,test}/<class>/*.jpg``,
+    then downloads the official archive.
     """
     if synthetic_requested():
         return synthetic_image_dataset("cifar10", (32, 32, 3), CIFAR10_CLASS_NAMES)
@@ -139,20 +132,14 @@ def load_cifar10(trust_unverified_pickles: bool = False) -> ImageDataset:
 
 
 def load_image_folder(folder: str | Path, name: str | None = None) -> FileDataset:
-    """Any ``<folder>/<class>/<image>`` tree of your own, as files and labels (class = sub-folder name).
-
-    Every file is fully decoded once (in parallel, then cached) and the ones
-    that are not complete images are skipped and listed by ``describe()``.
-    """
+    """Any ``<folder>/<class>/<image>`` tree of your own, as files and labels; incomplete images skipped and listed."""
     return read_image_folder(Path(folder).expanduser(), name)
 
 
 def load_flowers() -> FileDataset:
     """The 5-class flowers photos (daisy, dandelion, rose, sunflower, tulip) as files and labels.
 
-    Looks for ``flowers/<class>/*.jpg`` and TensorFlow's ``flower_photos/<class>/*.jpg``,
-    then downloads TensorFlow's ``flower_photos.tgz``.  Files that are not
-    complete images are skipped and listed.
+    Looks for ``flowers/`` and TensorFlow's ``flower_photos/``, then downloads ``flower_photos.tgz``.
     """
     if synthetic_requested():
         return synthetic_flowers()

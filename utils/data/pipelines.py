@@ -1,14 +1,10 @@
 """tf.data input pipelines, and plain-language errors when a file cannot be decoded inside one.
 
-``make_pipeline`` feeds uint8 arrays; ``make_file_pipeline`` decodes image
-files.  The loaders only hand over files that decoded completely, but a file
-can still change on disk afterwards, or come from a list of paths of your own.
-TensorFlow then stops ``fit`` with ``InvalidArgumentError: jpeg::Uncompress
-failed`` and no file name.  Every file pipeline therefore remembers its paths,
-and :func:`explain_decode_failure` turns such an error into one
-:class:`ImageDecodeError` paragraph naming the file and the fix: in a notebook
-automatically (an IPython exception handler installed by the first file
-pipeline), elsewhere inside ``with decode_errors_explained():``.
+``make_pipeline`` feeds uint8 arrays; ``make_file_pipeline`` decodes image files. A file can still change
+on disk after the loaders' check, or come from your own list of paths; TensorFlow then stops ``fit`` with
+``InvalidArgumentError: jpeg::Uncompress failed`` and no file name. So file pipelines remember their paths,
+and :func:`explain_decode_failure` turns such an error into one :class:`ImageDecodeError` paragraph naming
+the file and the fix (automatically in a notebook, elsewhere inside ``with decode_errors_explained():``).
 """
 
 from __future__ import annotations
@@ -48,8 +44,7 @@ def _tensorflow_reason(error: BaseException) -> str:
 def explain_decode_failure(error: BaseException) -> ImageDecodeError | None:
     """One paragraph for a TensorFlow image-decoding error: which file(s) fail now, and how to fix it.
 
-    Returns None for any other error.  The files are found by checking, in
-    parallel, every path the file pipelines of this process read.
+    None for any other error. The files are found by checking every path this process's file pipelines read.
     """
     if not is_decode_failure(error):
         return None
@@ -90,11 +85,7 @@ def decode_errors_explained() -> Iterator[None]:
 
 def _explain_in_notebook(shell: Any, error_type: type, error: BaseException, traceback: Any,
                          tb_offset: int | None = None) -> list[str]:
-    """IPython exception handler: our paragraph for decode failures, the usual traceback otherwise.
-
-    IPython leaves the display to a custom handler, so both cases show
-    themselves (an error output named after the exception, as usual).
-    """
+    """IPython exception handler: our paragraph for decode failures, the usual traceback otherwise (it shows both)."""
     explained = explain_decode_failure(error)
     if explained is None:
         shown = shell.InteractiveTB.structured_traceback(error_type, error, traceback, tb_offset=tb_offset)
@@ -123,9 +114,8 @@ def explain_decode_failures_in_notebook() -> bool:
 def _cache_shuffle_batch(dataset: Any, size: int, batch_size: int, cache: bool, training: bool, seed: int) -> Any:
     """The steps both pipelines share, in this order: cache, shuffle (training only, whole set), batch.
 
-    Caching before shuffling keeps the cache a plain copy of the data while each
-    epoch still sees a new order; shuffling the whole set (``size`` examples)
-    avoids the partial shuffle a small buffer gives on class-sorted data.
+    Caching first keeps the cache a plain copy while each epoch gets a new order; a whole-set shuffle avoids
+    the partial shuffle a small buffer gives on class-sorted data.
     """
     if cache:
         dataset = dataset.cache()
@@ -147,11 +137,8 @@ def make_pipeline(
 ) -> Any:
     """A tf.data pipeline from uint8 arrays: cache, shuffle (training), batch, scale, prefetch.
 
-    Images stay uint8 until after batching (small cache, vectorised conversion);
-    ``scale`` divides by 255 to give floats in [0, 1]; ``num_classes`` one-hot
-    encodes the labels (for categorical cross-entropy); ``augmentation`` (a
-    Keras layer or callable on a batch) runs for training pipelines only.
-    Grayscale ``(N, H, W)`` arrays get a channel axis.
+    Images stay uint8 until after batching (small cache, vectorised conversion); ``scale`` gives [0, 1],
+    ``num_classes`` one-hot labels, ``augmentation`` runs for training only; ``(N, H, W)`` gets a channel axis.
     """
     import tensorflow as tf
 
@@ -189,11 +176,8 @@ def make_file_pipeline(
 ) -> Any:
     """A tf.data pipeline from image files: decode, resize, cache, shuffle, batch, augment, preprocess.
 
-    Pixels leave the decoder as floats in [0, 255]; ``preprocess`` (for example
-    ``keras.applications.resnet50.preprocess_input``) turns them into what the
-    model expects, and defaults to dividing by 255.  Resized images are cached
-    in memory so later epochs skip the JPEG decoding.  A file that fails to
-    decode is reported by name (see :func:`explain_decode_failure`).
+    Pixels leave the decoder as floats in [0, 255]; ``preprocess`` (default: divide by 255) makes what the model
+    expects. Resized images are cached so later epochs skip decoding; a failing file is reported by name.
     """
     import tensorflow as tf
 
@@ -226,10 +210,8 @@ def make_file_pipeline(
 def default_augmentation(seed: int = runtime.DEFAULT_SEED) -> Any:
     """Random flip, small rotation and zoom: the usual on-the-fly augmentation for photos.
 
-    The layers are pinned to float32: they run inside tf.data on the host CPU, where a
-    mixed policy set for the GPU (``mixed_float16``) would make them compute in float16,
-    slowly and with pixels of 0-255 rounded to steps of up to 0.125, and hand float16
-    batches to the preprocessing after them.
+    Pinned to float32: on the host CPU a ``mixed_float16`` policy would compute in float16, slowly, round 0-255
+    pixels to steps of up to 0.125 and hand float16 batches on.
     """
     import keras
 

@@ -1,10 +1,7 @@
 """What the loaders return, and the errors they raise.
 
-:class:`ImageDataset` holds decoded uint8 arrays; :class:`FileDataset` holds
-file paths decoded later by a tf.data pipeline.  Both carry their provenance
-(``source``, ``notes``) and the files a loader had to skip (``skipped``), so a
-notebook that prints ``describe()`` shows where its data came from and what
-was left out.
+:class:`ImageDataset` holds decoded uint8 arrays, :class:`FileDataset` file paths; both carry their
+provenance and skipped files, so ``describe()`` shows where the data came from and what was left out.
 """
 
 from __future__ import annotations
@@ -51,8 +48,7 @@ class SkippedFile:
 class _Provenance:
     """Where a dataset came from and what was skipped: shared by the in-memory and on-disk records.
 
-    ``notes`` and ``skipped`` are keyword-only, so they follow each record's own fields
-    (which include ``name`` and ``source``, read by the methods below).
+    ``notes`` and ``skipped`` are keyword-only, so they follow each record's own fields (``name``, ``source``).
     """
 
     notes: list[str] = field(default_factory=list)

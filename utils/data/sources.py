@@ -1,10 +1,7 @@
 """Where datasets come from: the environment switches, the folders searched, and downloads.
 
-``CNN_DATA_DIR`` (then the cache folder) is searched first; unless
-``CNN_OFFLINE=1`` the original files are then downloaded into the cache folder
-(``CNN_CACHE_DIR``, default ``data/``).  ``CNN_DATA=synthetic`` replaces every
-dataset by generated data.  When nothing works, :func:`not_found` builds the one
-paragraph that names every place looked at and the fixes.
+``CNN_DATA_DIR`` then the cache folder (``CNN_CACHE_DIR``, default ``data/``) are searched, then the
+original files downloaded unless ``CNN_OFFLINE=1``; ``CNN_DATA=synthetic`` generates every dataset.
 """
 
 from __future__ import annotations

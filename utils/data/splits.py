@@ -1,9 +1,7 @@
 """Splitting datasets: stratified and seeded, with the validation protocol spelled out.
 
-``make_splits`` carves training / validation / test arrays out of an
-:class:`ImageDataset` (``holdout`` keeps the test set unseen; ``course``
-validates on it as the course did, and says so); ``split_flowers`` does the
-same for a :class:`FileDataset`'s paths.
+``make_splits`` carves train / validation / test arrays out of an :class:`ImageDataset`; ``split_flowers``
+does the same for a :class:`FileDataset`'s paths.
 """
 
 from __future__ import annotations
@@ -20,11 +18,7 @@ from utils.data.records import ImageDataset
 def stratified_split(
     images: np.ndarray, labels: np.ndarray, second_size: float, seed: int = runtime.DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split into two parts with the same class proportions; the second part has ``second_size`` items.
-
-    ``second_size`` may be a count or a fraction.  Returns
-    ``(first_images, first_labels, second_images, second_labels)``.
-    """
+    """Split into two parts with the same class proportions; the second has ``second_size`` items (or that share)."""
     labels = np.asarray(labels)
     count = int(round(second_size * len(labels))) if isinstance(second_size, float) else int(second_size)
     if not 0 < count < len(labels):
@@ -92,10 +86,8 @@ def make_splits(
 ) -> Splits:
     """Carve the validation part and optionally shrink the parts (stratified, seeded).
 
-    ``holdout`` holds ``validation_size`` images out of training (the honest
-    protocol: the test set stays unseen until the end).  ``course`` validates on
-    the test set as the original notebooks did, and labels it that way.
-    ``train_limit`` and ``test_limit`` shrink the parts for quick runs.
+    ``holdout`` holds ``validation_size`` images out of training, so the test set stays unseen until the end;
+    ``course`` validates on the test set as the original notebooks did, and labels it that way.
     """
     if protocol not in VALIDATION_PROTOCOLS:
         raise ValueError(f"Unknown protocol {protocol!r}; choose one of {sorted(VALIDATION_PROTOCOLS)}.")
@@ -128,11 +120,7 @@ class FlowerSplits:
 def split_flowers(paths: Sequence[str], labels: np.ndarray, class_names: Sequence[str], source: str,
                   validation_fraction: float = 0.15, test_fraction: float = 0.15, limit: int | None = None,
                   seed: int = runtime.DEFAULT_SEED) -> FlowerSplits:
-    """Stratified train / validation / test split of the photo files, optionally of a subset first.
-
-    ``limit`` keeps at most that many photos (class proportions kept) for quick
-    runs; the fractions are of what is kept.
-    """
+    """Stratified train / validation / test split of the photo files (at most ``limit`` of them, for quick runs)."""
     if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1 or validation_fraction + test_fraction >= 1:
         raise ValueError(f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must "
                          "each be between 0 and 1 and leave some photos for training, e.g. 0.15 and 0.15.")

@@ -1,8 +1,7 @@
 """Small generated stand-ins for the datasets (``CNN_DATA=synthetic``), always labelled "synthetic".
 
-For tests and for machines with neither data nor internet: the images have the
-real shapes and class counts, and their classes are learnable, but nothing
-made from them may pass for a real result, so their ``source`` says synthetic.
+For tests and machines with neither data nor internet: real shapes and class counts, learnable classes,
+but a ``source`` saying synthetic so nothing made from them passes for a real result.
 """
 
 from __future__ import annotations
