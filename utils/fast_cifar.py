@@ -328,12 +328,6 @@ class EpochBatches:
         return batches.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(tf.data.AUTOTUNE)
 
 
-def training_batches(images: np.ndarray, labels: np.ndarray, recipe: Recipe, num_classes: int,
-                     seed: int) -> EpochBatches:
-    """The :class:`EpochBatches` of a training array (train on its ``.dataset``)."""
-    return EpochBatches(images, labels, recipe, num_classes, seed)
-
-
 def epoch_augmenter(batches: EpochBatches) -> Any:
     """A Keras callback that re-augments ``batches`` at the start of each epoch it has not prepared yet."""
 
@@ -346,13 +340,6 @@ def epoch_augmenter(batches: EpochBatches) -> Any:
 
 
 # --- Learning-rate schedule and time budget -------------------------------------------------------
-
-
-def warmup_linear_decay(total_steps: int, peak: float, warmup_fraction: float, start_factor: float,
-                        end_factor: float) -> "WarmupLinearDecay":
-    """A :class:`WarmupLinearDecay` schedule (keyword-free shorthand)."""
-    return WarmupLinearDecay(total_steps=total_steps, peak=peak, warmup_fraction=warmup_fraction,
-                             start_factor=start_factor, end_factor=end_factor)
 
 
 @keras.saving.register_keras_serializable(package="cnn_notebooks")
@@ -685,8 +672,8 @@ def build_model(recipe: Recipe, training_images: np.ndarray, num_classes: int = 
 
 def compile_recipe(model: Any, recipe: Recipe, steps_per_epoch: int) -> Any:
     """Compile with the recipe's optimizer, schedule, weight averaging and label-smoothed loss."""
-    schedule = warmup_linear_decay(recipe.epochs * steps_per_epoch, recipe.learning_rate, recipe.warmup_fraction,
-                                   recipe.warmup_start_factor, recipe.end_factor)
+    schedule = WarmupLinearDecay(recipe.epochs * steps_per_epoch, recipe.learning_rate, recipe.warmup_fraction,
+                                 recipe.warmup_start_factor, recipe.end_factor)
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule, momentum=recipe.momentum, nesterov=recipe.nesterov,
         weight_decay=recipe.weight_decay or None,
@@ -749,7 +736,7 @@ def measure_seconds_per_step(recipe: Recipe, splits: Any, steps: int = 8, seed: 
     count = min(len(splits.y_train), recipe.batch_size * 2 * steps)
     images, labels = splits.x_train[:count], splits.y_train[:count]
     num_classes = len(splits.class_names)
-    batches = training_batches(images, labels, recipe, num_classes, seed)
+    batches = EpochBatches(images, labels, recipe, num_classes, seed)
     with (strategy or runtime.distribution_strategy()).scope():
         model = compile_recipe(build_model(recipe, images, num_classes), recipe, len(batches))
     callbacks = [lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
@@ -816,7 +803,7 @@ RUN_FOLDER_NAMING = ("name", "epochs", "profile", "seed")  # key values that sta
 
 
 def model_path(recipe: Recipe, seed: int) -> Path:
-    """Where a trained recipe's model is saved; :func:`best_trained_cifar_model` looks there."""
+    """Where a trained recipe's model is saved (``save_model=True``)."""
     slug = "".join(character if character.isalnum() else "-" for character in recipe.name).strip("-")
     return runtime.runs_dir() / "models" / f"fast_cifar_{slug}_seed{seed}.keras"
 
@@ -852,7 +839,7 @@ def run_recipe(
     state: dict[str, Any] = {}
 
     def build() -> Any:
-        state["batches"] = batches = training_batches(splits.x_train, splits.y_train, recipe, num_classes, seed)
+        state["batches"] = batches = EpochBatches(splits.x_train, splits.y_train, recipe, num_classes, seed)
         return compile_recipe(build_model(recipe, splits.x_train, num_classes), recipe, len(batches))
 
     def fit(model: Any, folder: Path, resuming: bool) -> dict[int, dict[str, float]]:
@@ -941,33 +928,26 @@ def ablation_table(full: recording.Record, ablations: dict[str, recording.Record
                    course_run: recording.Record | None = None) -> pd.DataFrame:
     """Validation accuracy and time of the full recipe, each ingredient removed, and the course's recipe.
 
-    The "no test-time augmentation" row is the full recipe's own network evaluated without
-    TTA (no retraining needed). ``change`` is in percentage points against the full recipe.
+    The "no test-time augmentation" row is the full recipe's own network evaluated without TTA (no retraining).
     """
-    base = float(full.row["val_accuracy"])
-    rows = [{"recipe": "full modern recipe", "val_accuracy": base, "train_seconds": float(full.row["train_seconds"]),
-             "epochs_done": float(full.row["epochs_done"])},
-            {"recipe": NO_TTA, "val_accuracy": float(full.row["val_accuracy_no_tta"]),
-             "train_seconds": float(full.row["train_seconds"]), "epochs_done": float(full.row["epochs_done"])}]
-    for name, run in ablations.items():
-        rows.append({"recipe": name, "val_accuracy": float(run.row["val_accuracy"]),
-                     "train_seconds": float(run.row["train_seconds"]), "epochs_done": float(run.row["epochs_done"])})
+    entries = [_ablation_entry(FULL_RECIPE, full.row), _ablation_entry(NO_TTA, full.row, "val_accuracy_no_tta")]
+    entries += [_ablation_entry(name, run.row) for name, run in ablations.items()]
     if course_run is not None:
-        rows.append({"recipe": course_run.name, "val_accuracy": float(course_run.row["val_accuracy"]),
-                     "train_seconds": float(course_run.row["train_seconds"]),
-                     "epochs_done": float(course_run.row["epochs_done"])})
-    table = pd.DataFrame(rows).set_index("recipe")
-    table["change_points"] = (100 * (table["val_accuracy"] - base)).round(2)
+        entries.append(_ablation_entry(course_run.name, course_run.row))
+    return _with_change_points(entries, float(full.row["val_accuracy"]))
+
+
+def _ablation_entry(recipe: str, row: Any, accuracy_column: str = "val_accuracy") -> dict[str, Any]:
+    """One row of an ablation table from a results row: accuracy, training time and epochs done."""
+    return {"recipe": recipe, "val_accuracy": float(row[accuracy_column]),
+            "train_seconds": float(row["train_seconds"]), "epochs_done": float(row["epochs_done"])}
+
+
+def _with_change_points(entries: list[dict[str, Any]], base_accuracy: float) -> pd.DataFrame:
+    """The ablation entries as a table with ``change_points``: percentage points against the full recipe."""
+    table = pd.DataFrame(entries).set_index("recipe")
+    table.insert(1, "change_points", (100 * (table["val_accuracy"] - base_accuracy)).round(2))
     return table
-
-
-def seed_summary(runs: Sequence[recording.Record], column: str = "test_accuracy") -> dict[str, float]:
-    """Mean, sample standard deviation, lowest and highest of ``column`` over runs with different seeds."""
-    values = np.array([float(run.row[column]) for run in runs])
-    return {"runs": len(values), "mean": float(values.mean()),
-            "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
-            "min": float(values.min()), "max": float(values.max()),
-            "mean_seconds": float(np.mean([float(run.row["seconds"]) for run in runs]))}
 
 
 def course_target_label(target: float) -> str:
@@ -996,57 +976,6 @@ def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None
     return ax
 
 
-# --- For notebook 07: the best trained CIFAR-10 model on disk ------------------------------------------
-
-
-@dataclass
-class TrainedModel:
-    """A trained CIFAR-10 model found on disk (input: 32x32x3 images in [0, 1]) and where it came from."""
-
-    model: Any
-    source: str
-    val_accuracy: float
-    path: Path
-
-
-def _best_saved(table: pd.DataFrame, paths: Sequence[Path], source: str) -> TrainedModel | None:
-    """Load the model of the best-validated row whose saved file still exists."""
-    import utils.layers  # noqa: F401  (registers the fused batch norm the saved models use)
-
-    candidates = [(float(accuracy), path) for accuracy, path in zip(table["val_accuracy"], paths)
-                  if path is not None and Path(path).exists()]
-    if not candidates:
-        return None
-    accuracy, path = max(candidates, key=lambda pair: pair[0])
-    return TrainedModel(keras.models.load_model(path, compile=False), source, accuracy, Path(path))
-
-
-def best_trained_cifar_model(include_quick: bool = False) -> TrainedModel | None:
-    """The best trained CIFAR-10 model available: notebook 08's if saved, else notebook 03's, else None.
-
-    Best validation accuracy among rows with a saved model (quick-profile rows skipped unless ``include_quick``);
-    both take images in [0, 1] and output class probabilities.
-    """
-    from utils import experiments
-
-    def usable(table: pd.DataFrame) -> pd.DataFrame:
-        if table.empty or "val_accuracy" not in table.columns:
-            return table.iloc[0:0]
-        return table if include_quick or "profile" not in table.columns else table[table["profile"] != "quick"]
-
-    fast = usable(results.read_results(RESULTS_TABLE))
-    if not fast.empty and "model_path" in fast.columns:
-        found = _best_saved(fast, [path if isinstance(path, str) else None for path in fast["model_path"]],
-                            "notebook 08 (modern recipe)")
-        if found is not None:
-            return found
-    course_rows = usable(results.read_results(experiments.RESULTS_TABLE))
-    if not course_rows.empty:
-        paths = [experiments.model_path(name) for name in course_rows["experiment"]]
-        return _best_saved(course_rows, paths, "notebook 03 (course's experiments)")
-    return None
-
-
 # --- Reference rows: measured runs shipped in results/reference/ ------------------------------------------
 
 
@@ -1070,14 +999,9 @@ def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.D
     """
     columns: dict[str, dict[float, str]] = {}
     for name, rows in references.items():
-        column: dict[float, str] = {}
-        if not rows.empty and {"evaluate_test", "test_accuracy", "time_budget_seconds", "name"} <= set(rows.columns):
-            tested = rows[(rows["evaluate_test"].astype(str) == "True") & (rows["name"] == "modern")]
-            for seconds, group in tested.groupby("time_budget_seconds"):
-                values = group["test_accuracy"].astype(float)
-                spread = f" ± {values.std(ddof=1):.2%}" if len(values) > 1 else ""
-                column[float(seconds) / 60] = f"{values.mean():.2%}{spread} ({len(values)} seed(s), {rows['hardware'].iloc[0]})"
-        columns[f"{name} reference"] = column
+        columns[f"{name} reference"] = {
+            float(minutes): f"{_mean_and_spread(row)} ({int(row['runs'])} seed(s), {rows['hardware'].iloc[0]})"
+            for minutes, row in reference_headline(rows).iterrows()}
     columns["this run"] = {float(minutes): f"{row['mean']:.2%} ({int(row['runs'])} seed(s))"
                            for minutes, row in this_run.iterrows()}
     budgets = sorted({minutes for column in columns.values() for minutes in column})
@@ -1127,19 +1051,15 @@ def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     base = _named(chosen, "modern").iloc[-1]
 
     def entry(recipe: str, row: pd.Series, accuracy_column: str = "val_accuracy") -> dict[str, Any]:
-        return {"recipe": recipe, "val_accuracy": float(row[accuracy_column]),
-                "train_seconds": float(row["train_seconds"]), "epochs_done": float(row["epochs_done"]),
-                "stopped_by_budget": str(row["stopped_by_budget"]) == "True", "val_images": int(row["val_images"]),
-                **setting, "source_row": row.name}
+        return {**_ablation_entry(recipe, row, accuracy_column), "val_images": int(row["val_images"]),
+                "stopped_by_budget": str(row["stopped_by_budget"]) == "True", **setting, "source_row": row.name}
 
     entries = [entry(FULL_RECIPE, base), entry(NO_TTA, base, "val_accuracy_no_tta")]
     entries += [entry(name, _named(chosen, name).iloc[-1]) for name in ABLATIONS if not _named(chosen, name).empty]
     course_rows = _named(chosen, course_recipe().name)
     if not course_rows.empty:
         entries.append(entry(course_recipe().name, course_rows.iloc[-1]))
-    table = pd.DataFrame(entries).set_index("recipe")
-    table.insert(1, "change_points", (100 * (table["val_accuracy"] - float(base["val_accuracy"]))).round(2))
-    return table
+    return _with_change_points(entries, float(base["val_accuracy"]))
 
 
 def ingredient_costs(table: pd.DataFrame, validation_images: int | None = None) -> pd.DataFrame:
@@ -1253,20 +1173,25 @@ def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: An
 
 
 def reference_headline(rows: pd.DataFrame) -> pd.DataFrame:
-    """Test accuracy of the modern recipe per budget over the rows that read the test set, as :func:`seed_summary`."""
+    """Test accuracy of the modern recipe per budget over the rows that read the test set, one row per budget.
+
+    Columns ``runs``, ``mean``, ``std`` (NaN for one seed), ``min``, ``max`` and ``mean_seconds``.
+    """
     tested = _named(rows, "modern")
-    tested = tested[tested["evaluate_test"].astype(str) == "True"] if not tested.empty else tested
-    summary: dict[float, dict[str, float]] = {}
     if tested.empty:
         return pd.DataFrame(columns=["runs", "mean", "std", "min", "max", "mean_seconds"]).rename_axis("budget (minutes)")
-    for seconds, group in tested.groupby("time_budget_seconds", sort=True):
-        values = group["test_accuracy"].astype(float)
-        summary[float(seconds) / 60] = {
-            "runs": len(values), "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
-            "min": values.min(), "max": values.max(), "mean_seconds": group["seconds"].astype(float).mean()}
-    table = pd.DataFrame(summary).T
-    table.index.name = "budget (minutes)"
-    return table
+    tested = tested[tested["evaluate_test"].astype(str) == "True"]
+    tested = tested.assign(minutes=tested["time_budget_seconds"].astype(float) / 60,
+                           test=tested["test_accuracy"].astype(float), run_seconds=tested["seconds"].astype(float))
+    table = tested.groupby("minutes", sort=True).agg(
+        runs=("test", "size"), mean=("test", "mean"), std=("test", "std"), min=("test", "min"), max=("test", "max"),
+        mean_seconds=("run_seconds", "mean"))
+    return table.rename_axis("budget (minutes)")
+
+
+def _mean_and_spread(row: pd.Series) -> str:
+    """A headline row's mean test accuracy and, over several seeds, its spread: ``82.00% ± 1.41%``."""
+    return f"{row['mean']:.2%}" + ("" if np.isnan(row["std"]) else f" ± {row['std']:.2%}")
 
 
 def key_numbers(course_accuracy: float, race: pd.DataFrame, headline: pd.DataFrame, costs: pd.DataFrame,
@@ -1282,8 +1207,7 @@ def key_numbers(course_accuracy: float, race: pd.DataFrame, headline: pd.DataFra
         numbers[f"{recipe}, validation after {run['budget_minutes']:g} min (seed {run['seed']})"] = (
             f"{run['val_accuracy']:.2%} ({run['epochs_done']:.2f} epochs)")
     for minutes, row in headline.iterrows():
-        spread = "" if np.isnan(row["std"]) else f" ± {row['std']:.2%}"
-        numbers[f"modern recipe, test within {minutes:g} min ({int(row['runs'])} seed(s))"] = f"{row['mean']:.2%}{spread}"
+        numbers[f"modern recipe, test within {minutes:g} min ({int(row['runs'])} seed(s))"] = _mean_and_spread(row)
     costliest = "ingredient whose removal cost most (validation)"
     if not verdicts:
         numbers[costliest] = "no verdict: smoke test"
