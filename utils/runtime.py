@@ -27,16 +27,9 @@ T = TypeVar("T")
 TENSORFLOW_LOG_LEVEL_VARIABLE = "CNN_TF_LOG_LEVEL"
 
 
-def quiet_tensorflow_logs() -> None:
-    """Ask TensorFlow's C++ core to log errors only (``TF_CPP_MIN_LOG_LEVEL=3``).
-
-    TensorFlow reads the variable once, on first import, so this runs when this module is imported.
-    ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
-    """
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE, "3")
-
-
-quiet_tensorflow_logs()
+# TensorFlow's C++ core logs errors only; it reads the variable once, on first import, hence at this module's
+# import. ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE, "3")
 
 
 def import_tensorflow() -> Any:
@@ -176,18 +169,21 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def cpu_model_name(cpuinfo_text: str | None = None) -> str:
-    """The processor's model name from ``/proc/cpuinfo``, else what ``platform`` knows."""
+def _cpuinfo_values(field_name: str, cpuinfo_text: str | None = None) -> list[str]:
+    """The non-empty values of ``field_name`` in ``/proc/cpuinfo`` (none where it does not exist); tests fake the text."""
     if cpuinfo_text is None:
         try:
             cpuinfo_text = Path("/proc/cpuinfo").read_text()
         except OSError:
-            cpuinfo_text = ""
-    for line in cpuinfo_text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "model name" and value.strip():
-            return value.strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
+            return []
+    lines = (line.partition(":") for line in cpuinfo_text.splitlines())
+    return [value.strip() for name, _, value in lines if name.strip() == field_name and value.strip()]
+
+
+def cpu_model_name(cpuinfo_text: str | None = None) -> str:
+    """The processor's model name from ``/proc/cpuinfo``, else what ``platform`` knows."""
+    names = _cpuinfo_values("model name", cpuinfo_text)
+    return names[0] if names else platform.processor() or platform.machine() or "unknown CPU"
 
 
 def gpu_model_names() -> list[str]:
@@ -246,25 +242,10 @@ class Precision:
     policy: str
     reason: str
 
-    @property
-    def description(self) -> str:
-        """What the policy means, in one line."""
-        return PRECISIONS[self.policy]
-
 
 def cpu_flags(cpuinfo_text: str | None = None) -> set[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it does not exist); tests fake ``cpuinfo_text``."""
-    if cpuinfo_text is None:
-        try:
-            cpuinfo_text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
-    flags: set[str] = set()
-    for line in cpuinfo_text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "flags":
-            flags.update(value.split())
-    return flags
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    return {flag for line in _cpuinfo_values("flags", cpuinfo_text) for flag in line.split()}
 
 
 def choose_precision(
@@ -343,11 +324,6 @@ def model_precision(model: Any) -> str:
     return policies.most_common(1)[0][0] if policies else model.dtype_policy.name
 
 
-def model_replicas(model: Any) -> int:
-    """How many replicas train ``model`` in sync: those of the strategy it was built under (1 outside any)."""
-    return int(model.distribute_strategy.num_replicas_in_sync)
-
-
 def float32_twin(model: Any) -> Any:
     """``model`` itself when every layer computes in float32, else a copy with float32 layers and its weights.
 
@@ -386,37 +362,34 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _folder_from_environment(variable: str, default: Path) -> Path:
+def _folder_from_environment(variable: str, default: Path, create: bool = True) -> Path:
+    """The folder ``variable`` names (relative to the working folder), else ``default``; made if ``create``."""
     folder = Path(os.environ.get(variable) or default).expanduser()
     if not folder.is_absolute():
         folder = (Path.cwd() / folder).resolve()
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
 def data_dir() -> Path:
     """Where datasets are looked for first: ``CNN_DATA_DIR`` or the project's ``data/``."""
-    return _folder_from_environment("CNN_DATA_DIR", project_root() / "data")
+    return _folder_from_environment("CNN_DATA_DIR", project_root() / "data", create=False)
 
 
 def cache_dir() -> Path:
     """Where downloads and decoded-array caches go: ``CNN_CACHE_DIR`` or ``data/`` (the data folder may be read-only)."""
-    folder = _folder_from_environment("CNN_CACHE_DIR", project_root() / "data")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return _folder_from_environment("CNN_CACHE_DIR", project_root() / "data")
 
 
 def results_dir() -> Path:
     """Where notebooks write their CSV result tables: ``CNN_RESULTS_DIR`` or ``results/``."""
-    folder = _folder_from_environment("CNN_RESULTS_DIR", project_root() / "results")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return _folder_from_environment("CNN_RESULTS_DIR", project_root() / "results")
 
 
 def runs_dir() -> Path:
     """Where run outputs go (executed notebooks, checkpoints, saved models): ``CNN_RUNS_DIR`` or ``runs/``."""
-    folder = _folder_from_environment("CNN_RUNS_DIR", project_root() / "runs")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return _folder_from_environment("CNN_RUNS_DIR", project_root() / "runs")
 
 
 @dataclass
