@@ -26,15 +26,6 @@ def test_sample_photo_is_a_uint8_rgb_cat(photo):
     assert photo[..., 0].mean() > photo[..., 2].mean()
 
 
-def test_reverse_channel_order_swaps_red_and_blue_and_undoes_itself(photo):
-    bgr = images.reverse_channel_order(photo)
-    np.testing.assert_array_equal(bgr[..., 0], photo[..., 2])
-    np.testing.assert_array_equal(bgr[..., 1], photo[..., 1])
-    np.testing.assert_array_equal(images.reverse_channel_order(bgr), photo)
-    with pytest.raises(ValueError, match="H x W x 3"):
-        images.reverse_channel_order(photo[..., 0])
-
-
 def test_reading_like_opencv_gives_bgr(tmp_path, photo):
     path = images.write_image(tmp_path / "cat.png", photo)
     np.testing.assert_array_equal(images.read_image_rgb(path), photo)

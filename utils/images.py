@@ -34,14 +34,6 @@ def _require_colour(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def reverse_channel_order(image: np.ndarray) -> np.ndarray:
-    """Swap the first and last channel: RGB becomes BGR and BGR becomes RGB.
-
-    OpenCV returns BGR; Matplotlib, PIL, scikit-image and Keras expect RGB.
-    """
-    return _require_colour(image)[..., ::-1].copy()
-
-
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Save a uint8 RGB or grayscale array as an image file (format from the extension)."""
     from PIL import Image
@@ -65,7 +57,7 @@ def read_image_like_opencv(path: str | Path) -> np.ndarray:
 
     No OpenCV needed; shown directly with Matplotlib it gives the classic blue-faced result.
     """
-    return reverse_channel_order(read_image_rgb(path))
+    return read_image_rgb(path)[..., ::-1].copy()  # OpenCV's channel order; notebook 00 teaches the reversal
 
 
 def to_grayscale(image: np.ndarray, weights: Sequence[float] = BT601_WEIGHTS) -> np.ndarray:
