@@ -6,15 +6,17 @@ and runs folder for the session, in order, so a later notebook can reuse what
 an earlier one saved (notebook 07 reuses notebook 03's model).  The executed
 copy must hold no TensorFlow C++ log line and, per cell, at most
 ``MAX_PROGRESS_LINES_PER_CELL`` Keras progress lines (one line per epoch, not
-one per redraw of a live bar).
+one per redraw of a live bar). Every results row a notebook adds names the precision its setup cell printed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from tools import run
@@ -29,6 +31,7 @@ MAX_PROGRESS_LINES_PER_CELL = 30
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_in_quick_profile(path: Path, session_output_dir: Path) -> None:
     environment = {key: os.environ[key] for key in ("CNN_RESULTS_DIR", "CNN_RUNS_DIR")}
+    rows_before = table_lengths(Path(environment["CNN_RESULTS_DIR"]))
     outcome = run.execute_notebook(path, session_output_dir / "executed", "quick", timeout_seconds=900,
                                    extra_environment=environment)
     assert outcome.status == "ok", f"{path.name} failed at {outcome.detail}"
@@ -40,3 +43,23 @@ def test_notebook_runs_in_quick_profile(path: Path, session_output_dir: Path) ->
         assert cell.progress_lines <= MAX_PROGRESS_LINES_PER_CELL, (
             f"{path.name} cell {cell.cell_index}: {cell.progress_lines} progress lines; train with "
             f"verbose=runtime.progress_verbosity()")
+    printed = set(re.findall(r"^Precision: (\S+)", printed_text(executed), re.MULTILINE))
+    for table, rows in added_rows(Path(environment["CNN_RESULTS_DIR"]), rows_before).items():
+        recorded = set(rows["precision"].astype(str)) if "precision" in rows.columns else set()
+        assert recorded <= printed, f"{path.name} printed precision {printed} but recorded {recorded} in {table}"
+
+
+def table_lengths(folder: Path) -> dict[str, int]:
+    """Rows per results table in ``folder`` (tables are only ever appended to)."""
+    return {path.name: len(pd.read_csv(path)) for path in folder.glob("*.csv")}
+
+
+def added_rows(folder: Path, lengths_before: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """The rows each results table in ``folder`` gained since ``lengths_before`` was taken."""
+    return {path.name: pd.read_csv(path).iloc[lengths_before.get(path.name, 0):] for path in folder.glob("*.csv")}
+
+
+def printed_text(notebook: nbformat.NotebookNode) -> str:
+    """Everything the executed notebook's cells printed (stream outputs), one text."""
+    return "\n".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+                     if output.get("output_type") == "stream")
