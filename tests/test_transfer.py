@@ -7,11 +7,17 @@ keep the file fast.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
+from utils import data  # noqa: E402
 from utils import transfer  # noqa: E402
 
 IMAGE_SIZE = 32
@@ -402,3 +408,224 @@ def test_a_rerun_of_notebook_05_reuses_both_experiments_and_adds_no_row(tmp_path
     assert (first.row["precision"], first.row["replicas"]) == ("mixed_bfloat16", 1)
     assert second.row["continues_from"] == first.folder.name
     assert again[1].model is not None and again[1].row["test_accuracy"] == pytest.approx(second.row["test_accuracy"])
+
+
+# --------------------------------------------------------------------------- the ImageNet path, without a download
+# A random ResNet50 saved under Keras's own file name stands in for the ImageNet file, in a temporary KERAS_HOME
+# (never the real ~/.keras: Keras deletes a cached file whose md5 is wrong when it cannot download it again).
+
+
+@dataclass(frozen=True)
+class StandInWeights:
+    """A random no-top ResNet50 saved like Keras's published ImageNet file, its weights and its md5."""
+
+    file: Path
+    weights: dict[str, np.ndarray]  # by weight path, e.g. "conv1_conv/kernel"
+    md5: str
+
+
+def _write_legacy_weights_file(model, path: Path) -> None:
+    """Weights only, layer names at the root: the layout of Keras's published ``*_notop.h5`` files.
+
+    ``save_weights`` writes only ``.weights.h5`` (another format); the legacy writer is what Keras 2 used.
+    """
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory) -> StandInWeights:
+    """The stand-in file, built once: its batch-norm variances (2.0) are ones no freshly built ResNet50 has (1.0),
+    so a silent fallback to random weights cannot pass for a load."""
+    keras.utils.set_random_seed(1234)
+    model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    for layer in transfer.batch_norm_layers(model):
+        layer.moving_variance.assign(layer.moving_variance.numpy() + 1.0)
+    path = tmp_path_factory.mktemp("stand_in") / transfer.IMAGENET_WEIGHTS_FILE
+    _write_legacy_weights_file(model, path)
+    return StandInWeights(path, {weight.path: weight.numpy() for weight in model.weights},
+                          hashlib.md5(path.read_bytes()).hexdigest())
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch) -> Path:
+    """An empty temporary KERAS_HOME (with its ``models`` folder), read by the suite at call time."""
+    home = tmp_path / "keras_home"
+    (home / "models").mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def cached_stand_in(keras_home, stand_in_weights) -> Path:
+    """The stand-in copied into the temporary cache under Keras's file name, as an offline user copies the real one."""
+    cached = keras_home / "models" / transfer.IMAGENET_WEIGHTS_FILE
+    shutil.copyfile(stand_in_weights.file, cached)
+    return cached
+
+
+def _no_network(monkeypatch) -> list:
+    """Keras's downloader replaced by one that records the call and fails, as without internet."""
+    from keras.src.utils import file_utils
+
+    calls = []
+
+    def unreachable(origin, target, *progress):
+        calls.append((origin, target))
+        raise ConnectionError("no route to host (simulated)")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", unreachable)
+    return calls
+
+
+def _assert_holds_weights(model, expected: dict[str, np.ndarray]) -> None:
+    """Every weight of ``model`` equals the saved weight of the same path."""
+    assert sorted(weight.path for weight in model.weights) == sorted(expected)
+    for weight in model.weights:
+        np.testing.assert_array_equal(weight.numpy(), expected[weight.path], err_msg=weight.path)
+
+
+def test_suite_and_keras_agree_on_the_imagenet_file():
+    from keras.src.applications import resnet
+
+    assert transfer.IMAGENET_WEIGHTS_MD5 == resnet.WEIGHTS_HASHES["resnet50"][1]
+    assert transfer.IMAGENET_WEIGHTS_URL == resnet.BASE_WEIGHTS_PATH + transfer.IMAGENET_WEIGHTS_FILE
+
+
+def test_readme_names_the_imagenet_file_its_url_and_md5():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for fact in (transfer.IMAGENET_WEIGHTS_FILE, transfer.IMAGENET_WEIGHTS_URL, transfer.IMAGENET_WEIGHTS_MD5):
+        assert fact in readme
+
+
+def test_cache_candidates_follow_keras_home_set_after_keras_was_imported(keras_home):
+    assert transfer.keras_home() == keras_home
+    assert transfer.keras_cache_candidates()[0] == keras_home / "models" / transfer.IMAGENET_WEIGHTS_FILE
+
+
+def test_imagenet_weights_load_offline_from_the_keras_cache(cached_stand_in, stand_in_weights, monkeypatch):
+    calls = _no_network(monkeypatch)
+    assert transfer.find_cached_imagenet_weights() == cached_stand_in
+    keras.utils.set_random_seed(0)
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights="imagenet")
+    assert (choice.label, choice.file, choice.is_pretrained) == (transfer.IMAGENET_LABEL, str(cached_stand_in), True)
+    assert choice.attempts == (f"cached ImageNet weights {cached_stand_in} loaded",)
+    assert "Pretrained weights loaded: imagenet" in choice.banner()
+    _assert_holds_weights(backbone, stand_in_weights.weights)
+    assert calls == []
+
+
+def test_colab_first_run_downloads_into_the_cache_and_checks_the_md5(keras_home, stand_in_weights, monkeypatch):
+    """Online, nothing cached: ``get_file`` fetches the URL into KERAS_HOME/models (here a copy of the stand-in),
+    checks its md5 (patched to the stand-in's) and the backbone loads it; the next run finds it in the cache."""
+    from keras.src.utils import file_utils
+
+    if transfer.find_cached_imagenet_weights() is not None:
+        pytest.skip("a real copy of the weights sits in /tmp/.keras/models, so no download would happen")
+    monkeypatch.delenv("CNN_OFFLINE", raising=False)
+    monkeypatch.setattr(transfer, "IMAGENET_WEIGHTS_MD5", stand_in_weights.md5)
+    downloads = []
+
+    def download_the_stand_in(origin, target, *progress):
+        downloads.append((origin, target))
+        shutil.copyfile(stand_in_weights.file, target)
+
+    monkeypatch.setattr(file_utils, "urlretrieve", download_the_stand_in)
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights="imagenet")
+    expected_file = keras_home / "models" / transfer.IMAGENET_WEIGHTS_FILE
+    assert downloads == [(transfer.IMAGENET_WEIGHTS_URL, str(expected_file))]
+    assert (choice.label, choice.file) == (transfer.IMAGENET_LABEL, str(expected_file))
+    _assert_holds_weights(backbone, stand_in_weights.weights)
+    assert transfer.find_cached_imagenet_weights() == expected_file
+
+
+def test_a_cached_file_with_another_md5_is_deleted_when_it_cannot_be_downloaded_again(cached_stand_in,
+                                                                                     monkeypatch):
+    """Why no stand-in may enter the real ~/.keras: Keras downloads a file with a wrong md5 again, and deletes it
+    when that fails."""
+    calls = _no_network(monkeypatch)
+    with pytest.raises(ConnectionError):
+        transfer.download_imagenet_weights()
+    assert calls == [(transfer.IMAGENET_WEIGHTS_URL, str(cached_stand_in))]
+    assert not cached_stand_in.exists()
+
+
+def test_keras_own_imagenet_loader_reads_the_stand_in(cached_stand_in, stand_in_weights, monkeypatch):
+    """``keras.applications.ResNet50(weights="imagenet")`` itself loads the stand-in, so its layout is Keras's.
+
+    Keras resolved KERAS_HOME when it was imported, so its home is patched too; its md5 table gets the stand-in's.
+    """
+    from keras.src.applications import resnet
+    from keras.src.backend import config
+
+    calls = _no_network(monkeypatch)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(cached_stand_in.parent.parent))
+    top_hash = resnet.WEIGHTS_HASHES["resnet50"][0]
+    monkeypatch.setitem(resnet.WEIGHTS_HASHES, "resnet50", (top_hash, stand_in_weights.md5))
+    backbone = keras.applications.ResNet50(include_top=False, weights="imagenet",
+                                           input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    _assert_holds_weights(backbone, stand_in_weights.weights)
+    assert calls == []
+
+
+def _write_flower_photos(folder: Path, per_class: int = 2) -> tuple[data.FlowerSplits, np.ndarray]:
+    """``per_class`` PNG photos of IMAGE_SIZE pixels per flower class (lossless, so decoding gives the pixels
+    back), split so that every part holds all of them; and the photos' pixels, in the order of the files."""
+    from PIL import Image
+
+    images, labels = data.synthetic_images((IMAGE_SIZE, IMAGE_SIZE, 3), transfer.FLOWER_CLASS_COUNT, per_class, seed=0)
+    paths = []
+    for index, (image, label) in enumerate(zip(images, labels)):
+        path = folder / f"{index:02d}_class_{label}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    part = (np.asarray(paths), np.asarray(labels))
+    splits = data.FlowerSplits({"train": part, "validation": part, "test": part},
+                               list(data.FLOWER_CLASS_NAMES), "synthetic (test photos)", 0)
+    return splits, images
+
+
+def test_colab_learner_path_preprocesses_freezes_fine_tunes_and_trains(cached_stand_in, stand_in_weights, tmp_path):
+    """Notebook 05 after the ImageNet load: ResNet50's preprocessing, experiment 1 (frozen backbone, new head)
+    and experiment 2 (the 140-layer loop, batch norm kept frozen), one compiled training step each."""
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights="imagenet")
+    assert choice.label == transfer.IMAGENET_LABEL
+    splits, photos = _write_flower_photos(tmp_path)
+    pipelines = transfer.make_flower_pipelines(splits, IMAGE_SIZE, batch_size=5,
+                                               augmentation=data.default_augmentation(seed=0), seed=0)
+    images, labels = next(iter(pipelines["validation"]))
+    caffe_means = np.array([103.939, 116.779, 123.68], "float32")  # BGR, subtracted, no scaling
+    np.testing.assert_allclose(images.numpy(), photos[:5, ..., ::-1].astype("float32") - caffe_means, atol=1e-3)
+    assert labels.shape == (5, transfer.FLOWER_CLASS_COUNT)
+
+    model = transfer.build_transfer_model(frozen(backbone))
+    transfer.compile_transfer_model(model, transfer.FEATURE_EXTRACTION_LEARNING_RATE)
+    model.run_eagerly = True  # same fit() code; tracing ResNet50's training graph would cost more than the step
+    head_before = model.get_layer("predictions").kernel.numpy()
+    model.fit(pipelines["train"], epochs=1, steps_per_epoch=1, verbose=0)
+    assert not np.array_equal(model.get_layer("predictions").kernel.numpy(), head_before), "the step trained nothing"
+    _assert_holds_weights(backbone, stand_in_weights.weights)  # experiment 1 moved no backbone weight
+
+    unfreeze_after(backbone)
+    transfer.compile_transfer_model(model, transfer.FINE_TUNING_LEARNING_RATE)
+    model.run_eagerly = True
+    watched_batch_norm = backbone.get_layer("conv5_block3_3_bn")
+    mean_before = watched_batch_norm.moving_mean.numpy()
+    kernel_before = backbone.get_layer("conv5_block3_3_conv").kernel.numpy()
+    model.fit(pipelines["train"], epochs=1, steps_per_epoch=1, verbose=0)
+    np.testing.assert_array_equal(watched_batch_norm.moving_mean.numpy(), mean_before)
+    assert not np.array_equal(backbone.get_layer("conv5_block3_3_conv").kernel.numpy(), kernel_before)
+    np.testing.assert_array_equal(backbone.get_layer("conv1_conv").kernel.numpy(),
+                                  stand_in_weights.weights["conv1_conv/kernel"])  # before layer 140: untouched
+
+
+def test_keras_imagenet_file_named_as_the_notebook_parameter_is_loaded(stand_in_weights):
+    """Notebook 05's RESNET50_WEIGHTS_FILE pointing at the Keras-format file outside the cache, as the README says."""
+    backbone, choice = transfer.load_backbone(IMAGE_SIZE, weights="imagenet",
+                                              local_weights_file=stand_in_weights.file)
+    assert choice.label == f"pretrained (local file {transfer.IMAGENET_WEIGHTS_FILE})"
+    assert choice.file == str(stand_in_weights.file)
+    _assert_holds_weights(backbone, stand_in_weights.weights)

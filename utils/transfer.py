@@ -119,10 +119,21 @@ def _wrap_banner_line(line: str, width: int) -> list[str]:
     return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
 
 
+def keras_home() -> Path:
+    """Keras's home folder as the environment names it now: ``$KERAS_HOME``, else ``~/.keras``.
+
+    Keras reads ``KERAS_HOME`` once, when it is imported; the suite reads it at each call and hands it to
+    ``get_file`` as ``cache_dir``, so the file a download writes is the file the next run finds.
+    """
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+
+
 def keras_cache_candidates() -> list[Path]:
-    """Where Keras keeps downloaded application weights: ``$KERAS_HOME/models`` (or ``~/.keras``), then ``/tmp/.keras``."""
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-    return [home / "models" / IMAGENET_WEIGHTS_FILE, Path("/tmp/.keras/models") / IMAGENET_WEIGHTS_FILE]
+    """Where Keras keeps downloaded application weights: ``keras_home()/models``, then ``/tmp/.keras/models``.
+
+    ``get_file`` falls back to ``/tmp/.keras`` when the home folder is not writable.
+    """
+    return [keras_home() / "models" / IMAGENET_WEIGHTS_FILE, Path("/tmp/.keras/models") / IMAGENET_WEIGHTS_FILE]
 
 
 def find_cached_imagenet_weights() -> Path | None:
@@ -131,13 +142,16 @@ def find_cached_imagenet_weights() -> Path | None:
 
 
 def download_imagenet_weights() -> Path:
-    """Download the ImageNet no-top ResNet50 weights into Keras's cache (checksum-verified)."""
+    """Download the ImageNet no-top ResNet50 weights into Keras's cache (checksum-verified).
+
+    A copy already in the cache with the right md5 is returned without a download; one with another md5 is
+    downloaded again, and Keras deletes it if that download fails.
+    """
     import keras
 
     return Path(
-        keras.utils.get_file(
-            IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, cache_subdir="models", file_hash=IMAGENET_WEIGHTS_MD5
-        )
+        keras.utils.get_file(IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL, cache_subdir="models",
+                             file_hash=IMAGENET_WEIGHTS_MD5, cache_dir=str(keras_home()))
     )
 
 
