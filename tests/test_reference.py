@@ -237,3 +237,22 @@ def test_notebook_08_reference_command_passes_parameters_the_notebook_declares()
     shipped = fast_cifar.read_reference("lesson")
     shipped_minutes = set(shipped["time_budget_seconds"].astype(float) / 60)
     assert {*parameters["BUDGET_MINUTES"], parameters["ABLATION_MINUTES"]} <= shipped_minutes
+
+
+def test_transfer_export_ships_real_rows_of_the_profile_only(tmp_path: Path, own_outputs: Path):
+    """Rows of notebook 05's curve and pretraining tables (written here, synthetic values) go to the folder given."""
+    from utils import data_efficiency, results
+
+    for table in (data_efficiency.CURVE_TABLE, data_efficiency.PRETRAINING_TABLE):
+        for profile, source in (("lesson", "CIFAR-10, JPEG image folders"), ("quick", "CIFAR-10, JPEG image folders"),
+                                ("lesson", "synthetic (generated)")):
+            results.append_result(table, {"profile": profile, "data_source": source, "test_accuracy": 0.5,
+                                          "model_path": "/somewhere/on/this/machine.keras", "empty": None})
+    paths = reference_tools.export_transfer_reference("lesson", folder=tmp_path)
+    assert [path.name for path in paths] == ["transfer_curve_lesson.csv", "transfer_pretraining_lesson.csv"]
+    for path in paths:
+        shipped = pd.read_csv(path)
+        assert len(shipped) == 1 and shipped.loc[0, "profile"] == "lesson"
+        assert "model_path" not in shipped.columns and "empty" not in shipped.columns
+    with pytest.raises(FileNotFoundError, match="tools.reference transfer --profile full"):
+        reference_tools.export_transfer_reference("full", folder=tmp_path)

@@ -629,3 +629,31 @@ def test_keras_imagenet_file_named_as_the_notebook_parameter_is_loaded(stand_in_
     assert choice.label == f"pretrained (local file {transfer.IMAGENET_WEIGHTS_FILE})"
     assert choice.file == str(stand_in_weights.file)
     _assert_holds_weights(backbone, stand_in_weights.weights)
+
+
+def test_a_model_is_readable_only_beyond_the_majority_floor_and_its_noise():
+    # 650 test photos, largest class 24.4%: two standard errors are 3.4 points
+    assert not transfer.beats_floor(0.256, 0.244, 650)
+    assert not transfer.beats_floor(0.27, 0.244, 650)
+    assert transfer.beats_floor(0.30, 0.244, 650)
+    assert transfer.readability_note(False, "random init").startswith("CONTROL RUN (random init)")
+
+
+def test_pretrained_weights_are_at_hand_only_with_a_file_or_a_download_that_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv(transfer.WEIGHTS_ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setenv("CNN_OFFLINE", "1")
+    assert not transfer.pretrained_weights_at_hand("imagenet")
+    assert not transfer.pretrained_weights_at_hand(None)
+    weights_file = tmp_path / "resnet.h5"
+    weights_file.write_bytes(b"stand-in")
+    assert transfer.pretrained_weights_at_hand("imagenet", weights_file)
+    monkeypatch.setenv("CNN_OFFLINE", "0")
+
+    def no_network():
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(transfer, "download_imagenet_weights", no_network)
+    assert not transfer.pretrained_weights_at_hand("imagenet")
+    monkeypatch.setattr(transfer, "download_imagenet_weights", lambda: weights_file)
+    assert transfer.pretrained_weights_at_hand("imagenet")

@@ -7,6 +7,8 @@ of any notebook's lesson profile: it takes hours on a CPU. Two commands make the
 - ``python -m tools.reference cifar10 --profile full --experiments I III`` trains notebook
   03's experiments exactly as the notebook does and exports each one as soon as it finishes,
   so an interrupted session keeps every row that landed;
+- ``python -m tools.reference transfer`` runs notebook 05 headless in the lesson profile and exports its
+  data-efficiency curve and its pretraining row (``--export-only`` exports what ``results/`` holds);
 - ``python -m tools.reference fast_cifar`` runs notebook 08 headless in the lesson profile
   with the reference settings (:data:`FAST_CIFAR_REFERENCE`: three seeds at ten minutes, one
   at twenty, the ten-row ablation) and then exports its rows; ``--export-only`` exports what
@@ -154,20 +156,61 @@ def run_fast_cifar_reference(profile: str = "lesson", export_only: bool = False)
     return export_reference(profile)
 
 
+def export_transfer_reference(profile: str, folder: Path | None = None) -> list[Path]:
+    """Copy notebook 05's real-data curve and pretraining rows of ``profile`` into ``results/reference/``.
+
+    Synthetic-data rows are never shipped, nor this machine's model paths.
+    """
+    from utils import data_efficiency
+
+    written = []
+    for table in (data_efficiency.CURVE_TABLE, data_efficiency.PRETRAINING_TABLE):
+        rows = results.read_results(table)
+        rows = rows[rows["profile"] == profile] if not rows.empty else rows
+        if not rows.empty:
+            rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
+        if rows.empty:
+            raise FileNotFoundError(
+                f"{results.results_path(table)} has no real-data rows of the {profile!r} profile to export. Run "
+                f"notebook 05 first: python -m tools.reference transfer --profile {profile} (with CNN_DATA_DIR "
+                "pointing at the real data), or --export-only once its runs are recorded.")
+        path = (folder or reference.reference_dir()) / f"{table}_{profile}.csv"
+        shipped = rows.drop(columns=["model_path"], errors="ignore").dropna(axis="columns", how="all")
+        results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)
+        written.append(path)
+    return written
+
+
+def run_transfer_reference(profile: str = "lesson", export_only: bool = False) -> list[Path]:
+    """Run notebook 05 headless in ``profile`` (recorded runs are reused), then export its rows."""
+    if not export_only:
+        from tools import run
+
+        status = run.main(["--profile", profile, "--only", "05"])
+        if status:
+            raise RuntimeError(f"Notebook 05 did not finish (exit status {status}); nothing was exported. Its executed "
+                               "copy under runs/ names the failing cell; rerun this command after fixing it.")
+    return export_transfer_reference(profile)
+
+
 def main(arguments: list[str] | None = None) -> int:
-    """Command line: ``python -m tools.reference cifar10 --profile full --experiments I III`` or ``... fast_cifar``."""
-    parser = argparse.ArgumentParser(description="Measure and export the reference rows of notebook 03 or 08.")
-    parser.add_argument("notebook", choices=["cifar10", "fast_cifar"], help="03 (cifar10) or 08 (fast_cifar)")
+    """Command line: ``python -m tools.reference cifar10 --profile full --experiments I III``, ``... transfer``, ``... fast_cifar``."""
+    parser = argparse.ArgumentParser(description="Measure and export the reference rows of notebook 03, 05 or 08.")
+    parser.add_argument("notebook", choices=["cifar10", "transfer", "fast_cifar"],
+                        help="03 (cifar10), 05 (transfer) or 08 (fast_cifar)")
     parser.add_argument("--profile", default=None, choices=[name for name in runtime.PROFILE_NAMES if name != "quick"],
                         help="default: full for cifar10, lesson for fast_cifar")
     parser.add_argument("--experiments", nargs="+", default=list(COURSE_ORDER), help="cifar10 only")
     parser.add_argument("--seed", type=int, default=runtime.DEFAULT_SEED, help="cifar10 only")
     parser.add_argument("--no-export", action="store_true", help="cifar10: record in results/ only")
-    parser.add_argument("--export-only", action="store_true", help="fast_cifar: export the rows results/ holds")
+    parser.add_argument("--export-only", action="store_true", help="transfer, fast_cifar: export the rows results/ holds")
     options = parser.parse_args(arguments)
     if options.notebook == "cifar10":
         run_cifar10_reference(options.profile or "full", options.experiments, seed=options.seed,
                               export=not options.no_export)
+    elif options.notebook == "transfer":
+        for path in run_transfer_reference(options.profile or "lesson", options.export_only):
+            print(f"wrote {path}")
     else:
         print(f"wrote {run_fast_cifar_reference(options.profile or 'lesson', options.export_only)}")
     return 0

@@ -822,6 +822,7 @@ def run_recipe(
     precision: str | None = None,
     keep_model: bool = False,
     strategy: Any = None,
+    table: str = RESULTS_TABLE,
 ) -> recording.Record:
     """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
 
@@ -861,7 +862,7 @@ def run_recipe(
         return {**measured, "model_path": str(model_path(recipe, seed))} if save_model else measured
 
     return recording.run(recording.RunSpec(
-        table=RESULTS_TABLE, name=recipe.name, definition=recipe, seed=seed, strategy=strategy, force=force,
+        table=table, name=recipe.name, definition=recipe, seed=seed, strategy=strategy, force=force,
         settings=run_settings(recipe, splits, seed=seed, profile=profile, precision=policy,
                               time_budget_seconds=time_budget_seconds, evaluate_test=evaluate_test,
                               replicas=strategy.num_replicas_in_sync),

@@ -189,6 +189,28 @@ def _try_weights_file(image_size: int, path: Path, what: str) -> tuple[Any | Non
         return None, f"{what} {path} could not be loaded ({type(error).__name__}: {message[:160]})"
 
 
+def pretrained_weights_at_hand(weights: str | None, local_weights_file: str | Path | None = None) -> bool:
+    """Whether pretrained weights can be loaded: a local file, Keras's cached copy, or one downloaded now.
+
+    Called before anything is built, so the notebook can size its ResNet50 runs; a download (not tried with
+    ``CNN_OFFLINE=1``) lands in Keras's cache, where :func:`load_backbone` finds it. Its banner says what loaded.
+    """
+    if weights is None:
+        return False
+    local = local_weights_file or os.environ.get(WEIGHTS_ENVIRONMENT_VARIABLE)
+    if local and Path(local).expanduser().is_file():
+        return True
+    if find_cached_imagenet_weights() is not None:
+        return True
+    if data.offline_requested():
+        return False
+    try:
+        download_imagenet_weights()
+    except Exception:  # network errors come in many types; all mean "not at hand"
+        return False
+    return True
+
+
 def load_backbone(
     image_size: int,
     weights: str | None = "imagenet",
@@ -555,6 +577,20 @@ def compare_experiments(rows: Sequence[dict[str, Any]], choice: WeightsChoice, t
         f" Weights: {RANDOM_INIT_LABEL}; this compares two ways of training a randomly initialised "
         "network, not transfer learning.")
     return verdict + budget + caveat
+
+
+def beats_floor(accuracy: float, majority_share: float, test_images: int) -> bool:
+    """True when a test accuracy beats always naming the largest class by more than two standard errors."""
+    noise = SIGNIFICANT_STANDARD_ERRORS * np.sqrt(majority_share * (1 - majority_share) / test_images)
+    return accuracy - majority_share > noise
+
+
+def readability_note(readable: bool, weights_label: str) -> str:
+    """One line before the cells that read a model's mistakes: go ahead, or why they cannot be read."""
+    if readable:
+        return f"the model beats the majority floor beyond noise ({weights_label}): its mistakes can be read"
+    return (f"CONTROL RUN ({weights_label}): the model does not beat always naming the largest class beyond noise, "
+            "so its per-class accuracy and mistakes are noise; the cells below show them but draw nothing from them")
 
 
 def joined_history(first: Any, second: Any) -> tuple[dict[str, list[float]], int]:
