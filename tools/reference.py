@@ -101,21 +101,27 @@ def run_cifar10_reference(profile: str, names: Sequence[str], seed: int = runtim
             print(f"exported to {path}", flush=True)
             exported.append(path)
     return exported
+def real_rows(table: str, profile: str, notebook: str, command: str) -> pd.DataFrame:
+    """The real-data rows of ``profile`` in ``results/<table>.csv``; a clear error naming the command if none."""
+    rows = results.read_results(table)
+    rows = rows[rows["profile"] == profile] if not rows.empty else rows
+    if not rows.empty:
+        rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
+    if rows.empty:
+        raise FileNotFoundError(
+            f"{results.results_path(table)} has no real-data rows of the {profile!r} profile to export. Run notebook "
+            f"{notebook} first: python -m tools.reference {command} --profile {profile} (with CNN_DATA_DIR pointing "
+            "at the real data), or --export-only once its runs are recorded.")
+    return rows
+
+
 def export_reference(profile: str) -> Path:
     """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
 
     Only rows that runs recorded are copied (never estimates); synthetic-data rows are
     refused. Raises ``FileNotFoundError`` with the command to run when there is nothing to copy.
     """
-    table = results.read_results(fast_cifar.RESULTS_TABLE)
-    rows = table[table["profile"] == profile] if not table.empty else table
-    if not rows.empty:
-        rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
-    if rows.empty:
-        raise FileNotFoundError(
-            f"{results.results_path(fast_cifar.RESULTS_TABLE)} has no real-data rows of the {profile!r} profile to "
-            f"export. Run notebook 08 first: python -m tools.reference fast_cifar --profile {profile} (with "
-            "CNN_DATA_DIR pointing at the real CIFAR-10), or --export-only once its runs are recorded.")
+    rows = real_rows(fast_cifar.RESULTS_TABLE, profile, "08", "fast_cifar")
     path = fast_cifar.reference_path(profile)
     shipped = shippable_rows(rows)
     results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)
@@ -165,15 +171,7 @@ def export_transfer_reference(profile: str, folder: Path | None = None) -> list[
 
     written = []
     for table in (data_efficiency.CURVE_TABLE, data_efficiency.PRETRAINING_TABLE):
-        rows = results.read_results(table)
-        rows = rows[rows["profile"] == profile] if not rows.empty else rows
-        if not rows.empty:
-            rows = rows[~rows["data_source"].astype(str).str.startswith("synthetic")]
-        if rows.empty:
-            raise FileNotFoundError(
-                f"{results.results_path(table)} has no real-data rows of the {profile!r} profile to export. Run "
-                f"notebook 05 first: python -m tools.reference transfer --profile {profile} (with CNN_DATA_DIR "
-                "pointing at the real data), or --export-only once its runs are recorded.")
+        rows = real_rows(table, profile, "05", "transfer")
         path = (folder or reference.reference_dir()) / f"{table}_{profile}.csv"
         shipped = rows.drop(columns=["model_path"], errors="ignore").dropna(axis="columns", how="all")
         results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)

@@ -18,7 +18,6 @@ freezing and the fine-tuning model are written out in the notebook.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -41,17 +40,8 @@ LEAST_IMAGES_PER_EPOCH = 1024  # small sets are repeated (each copy augmented an
 SIGNIFICANT_STANDARD_ERRORS = 2.0
 
 
-@dataclass
-class Target:
-    """A target task: training and test images (uint8, 32x32 for the small network), labels and names."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    source: str
+class Target(data.ImageDataset):
+    """A target task: an :class:`~utils.data.ImageDataset` (uint8, 32x32 for the small network) with its floor."""
 
     @property
     def majority_share(self) -> float:
@@ -390,7 +380,8 @@ def course_experiments_offline(summary: pd.DataFrame, reference_summary: pd.Data
                        & table["target"].str.startswith("far")]
         if chosen.empty:
             return reference.NOT_MEASURED
-        return f"{chosen['mean'].iloc[0]:.1%} ± {chosen['spread'].iloc[0]:.1%} ({int(chosen['seeds'].iloc[0])} seeds)"
+        seeds = int(chosen["seeds"].iloc[0])
+        return f"{chosen['mean'].iloc[0]:.1%} ± {chosen['spread'].iloc[0]:.1%} ({seeds} seed{'s' if seeds > 1 else ''})"
 
     rows = [{"experiment": name, "this run": cell(summary, arm), "reference run": cell(reference_summary, arm)}
             for name, arm in (("1 frozen, new head (stand-in, 32 px)", "frozen pretrained"),
