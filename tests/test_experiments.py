@@ -7,13 +7,19 @@ interruption, checkpoints), not accuracy.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
 
 import keras
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
-from utils import data, experiments, recording, results, runtime
+from utils import anatomy, course, data, experiments, layers, recording, results, runtime
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- parameter counts by formula, independent of the builder -------------------------
@@ -389,8 +395,11 @@ def test_steps_per_execution_falls_back_to_one_with_several_replicas():
     assert experiments.usable_steps_per_execution(1, replicas=4) == 1
 
 
-def tiny_model() -> keras.Model:
-    return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+def tiny_model(softmax_inside_dense: bool = False) -> keras.Model:
+    """A classifier ending as the builder's do (logits, then softmax), or as models saved before that did."""
+    head = ([keras.layers.Dense(10, activation="softmax", name="softmax")] if softmax_inside_dense
+            else [keras.layers.Dense(10, name="logits"), keras.layers.Activation("softmax", name="softmax")])
+    return keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), *head])
 
 
 def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
@@ -412,6 +421,9 @@ def test_reusable_model_must_come_from_the_same_data(tmp_path, monkeypatch):
     assert path == saved and "experiment V" in description
     path, reason = experiments.reusable_cifar_model("synthetic stand-ins", ["V"], minimum_test_accuracy=0.5)
     assert path is None and "below" in reason
+    tiny_model(softmax_inside_dense=True).save(saved)
+    path, reason = experiments.reusable_cifar_model("synthetic stand-ins", ["V"])
+    assert path is None and "before models had a logits layer" in reason
 
 
 def test_the_most_accurate_reusable_model_wins_and_loads_with_fused_batch_norm(tmp_path, monkeypatch):
@@ -530,3 +542,51 @@ def test_a_whole_number_float_in_a_key_matches_its_row_after_the_csv_round_trip(
     results.append_result("keys", {**key, "accuracy": 0.5})
     assert recording.find_recorded_row("keys", key)["accuracy"] == 0.5
     assert recording.find_recorded_row("keys", recording.run_key(name="x", width=65.0, rate=0.01, steps=3)) is None
+
+
+# --- notebook 03 trains experiment III with its own Keras code -----------------------------------
+
+
+def notebook_cell(path: Path, defines: str) -> str:
+    """The source of the one code cell of notebook ``path`` that contains ``defines``."""
+    cells = [cell for cell in nbformat.read(path, as_version=4).cells
+             if cell.cell_type == "code" and defines in cell.source]
+    assert len(cells) == 1, f"{len(cells)} cells of {path.name} contain {defines!r}"
+    return cells[0].source
+
+
+def test_notebook_03s_experiment_iii_is_the_helpers_run_bit_for_bit(own_outputs):
+    """The on-page compile and fit give the same run key, weights and accuracies as experiments.run_experiment."""
+    splits = tiny_splits()
+    helper = experiments.run_experiment("III", splits, seed=3, profile="quick", epochs=2, verbose=0)
+    helper_weights = [np.asarray(weight) for weight in experiments.load_saved_model(helper.model_path).weights]
+    notebook = ROOT / "notebooks" / "03_cifar10_experiments.ipynb"
+    context = SimpleNamespace(profile=SimpleNamespace(name="quick"), precision_policy="float32",
+                              strategy=runtime.distribution_strategy())
+    namespace = {"keras": keras, "suite_layers": layers, "experiments": experiments, "recording": recording,
+                 "anatomy": anatomy, "runtime": runtime, "course": course, "dataclasses": dataclasses, "Path": Path,
+                 "splits": splits, "epochs": 2, "verbose": 0, "seeds": [3], "EXPERIMENTS": ["III"],
+                 "FORCE": True, "context": context}  # FORCE: train again although the helper's row is recorded
+    for defines in ("def experiment_iii(", "def train_experiment_iii("):
+        exec(notebook_cell(notebook, defines), namespace)
+    [on_page] = namespace["outcomes_iii"]
+    on_page_weights = [np.asarray(weight) for weight in experiments.load_saved_model(on_page.model_path).weights]
+    key_columns = list(experiments.RUN_KEY_COLUMNS)
+    assert {name: on_page.row[name] for name in key_columns} == {name: helper.row[name] for name in key_columns}
+    assert on_page.folder == helper.folder and not on_page.reused
+    for column in ("train_accuracy", "val_accuracy", "test_accuracy", "train_loss", "val_loss", "test_loss", "params"):
+        assert on_page.row[column] == helper.row[column], column
+    assert len(on_page_weights) == len(helper_weights)
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(on_page_weights, helper_weights))
+    assert len(results.read_results(experiments.RESULTS_TABLE)) == 2  # the forced retrain's row, and no third run
+    keras.backend.clear_session()
+
+
+def test_every_experiment_ends_in_float32_logits_then_a_float32_softmax_layer():
+    for name in experiments.EXPERIMENTS:
+        model = experiments.build_experiment_model(name)
+        logits, softmax = model.layers[-2:]
+        assert logits.name == "logits" and logits.activation.__name__ == "linear" and logits.dtype_policy.name == "float32"
+        assert isinstance(softmax, keras.layers.Activation) and softmax.activation.__name__ == "softmax"
+        assert softmax.dtype_policy.name == "float32" and not softmax.weights
+    keras.backend.clear_session()

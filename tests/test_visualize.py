@@ -20,7 +20,8 @@ def tiny_sequential():
         layers.MaxPooling2D(2, name="pool"),
         layers.Dropout(0.25, name="dropout"),
         layers.Flatten(name="flatten"),
-        layers.Dense(3, activation="softmax", name="softmax"),
+        layers.Dense(3, name="logits"),
+        layers.Activation("softmax", name="softmax"),
     ], name="tiny_sequential")
 
 
@@ -39,7 +40,8 @@ def tiny_sequential_grown_with_add():
     model.add(layers.Flatten())
     model.add(layers.Dense(8, activation="relu"))
     model.add(layers.Dropout(0.5))
-    model.add(layers.Dense(3, activation="softmax"))
+    model.add(layers.Dense(3, name="logits"))
+    model.add(layers.Activation("softmax"))
     return model
 
 
@@ -241,3 +243,16 @@ def test_adversarial_captions_give_whole_levels_and_the_magnification():
         assert "x64" in captions[1] and "2/255" in captions[1]
     finally:
         plt.close(figure)
+
+
+def test_class_scores_are_read_before_the_softmax_layer_and_an_old_softmax_head_is_refused():
+    import keras
+
+    model = tiny_sequential()
+    images = random_images(2, 16)
+    ascent = visualize.maximize_activation(model, class_index=[1], steps=0)
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)(ascent.images, training=False)
+    assert np.allclose(ascent.objective[-1], np.asarray(logits)[:, 1], atol=1e-6)
+    assert visualize.embed(visualize.feature_extractor(model), images).shape == (2, 7 * 7 * 6)  # what enters logits
+    with pytest.raises(ValueError, match="inside its last Dense layer"):
+        visualize.maximize_activation(tiny_functional(), class_index=[0], steps=1)

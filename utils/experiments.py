@@ -10,6 +10,7 @@ one resumes from its last completed epoch (:mod:`utils.recording`).
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -170,8 +171,8 @@ def build_cifar_model(
     """Build the course's CIFAR-10 CNN with the given switches (uncompiled Sequential model).
 
     Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN] -> MaxPool(2) ->
-    [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU -> Dropout(0.5) -> softmax, always
-    float32 so mixed precision stays safe. Batch norm is :func:`utils.layers.batch_normalization` unless
+    [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU -> Dropout(0.5) -> logits -> softmax,
+    both float32 so mixed precision stays safe. Batch norm is :func:`utils.layers.batch_normalization` unless
     ``batch_norm_layer`` replaces it (the benchmark passes ``keras.layers.BatchNormalization``).
     """
     import keras
@@ -201,7 +202,8 @@ def build_cifar_model(
     model.add(layers.Dense(course.CIFAR10_DENSE_UNITS, activation="relu",
                            kernel_regularizer=regularizer, name="dense"))
     model.add(layers.Dropout(course.CIFAR10_DENSE_DROPOUT, name="dense_dropout"))
-    model.add(layers.Dense(num_classes, activation="softmax", dtype="float32", name="softmax"))
+    model.add(layers.Dense(num_classes, dtype="float32", name="logits"))  # the class scores Grad-CAM reads
+    model.add(layers.Activation("softmax", dtype="float32", name="softmax"))
     return model
 
 
@@ -321,6 +323,9 @@ def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | N
         if not path.exists():
             reasons.append(f"{name}: no saved model")
             continue
+        if '"name": "logits"' not in zipfile.ZipFile(path).read("config.json").decode():
+            reasons.append(f"{name}: saved before models had a logits layer (run notebook 03 with FORCE = True)")
+            continue
         rows = table[table["experiment"].astype(str) == name] if "experiment" in table else table.iloc[0:0]
         if rows.empty:
             reasons.append(f"{name}: saved model but no recorded run, so its training data is unknown")
@@ -342,7 +347,12 @@ def reusable_cifar_model(data_source: str, experiments_to_try: Sequence[str] | N
                   f"recorded test accuracy {accuracy:.1%}")
 
 
-def run_experiment(
+def run_experiment(experiment: Experiment | str, splits: Any, **options: Any) -> recording.Record:
+    """Train, evaluate and record one experiment with the course's recipe (see :func:`experiment_spec`)."""
+    return recording.run(experiment_spec(experiment, splits, **options))
+
+
+def experiment_spec(
     experiment: Experiment | str,
     splits: Any,
     *,
@@ -357,17 +367,16 @@ def run_experiment(
     callbacks: Sequence[Any] = (),
     save_model: bool = True,
     precision: str | None = None,
-) -> recording.Record:
-    """Train, evaluate and record one experiment with the course's recipe; resume when possible.
+) -> recording.RunSpec:
+    """The runner's spec for one experiment: its run key, build, fit and evaluate.
 
-    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels). A recorded row of the same run
-    (see :data:`RUN_KEY_COLUMNS`) is returned without training unless ``force=True``; otherwise the model is
-    built inside ``strategy.scope()``, trained (resuming from its backup), tested, saved to :func:`model_path`
-    and recorded. ``callbacks`` are extra Keras callbacks (tests simulate an interruption with one);
-    ``precision`` (a Keras dtype policy) is applied first, None keeps the policy in force.
+    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels); see :data:`RUN_KEY_COLUMNS` for
+    what makes a run the same. Notebook 03 replaces ``build`` and ``fit`` with its own Keras code for experiment
+    III (``dataclasses.replace``); the key, and so the recorded row, stay this spec's. ``callbacks`` are extra
+    Keras callbacks (tests simulate an interruption with one); ``precision`` (a Keras dtype policy) is applied
+    first, None keeps the policy in force.
     """
     import keras
-
 
     experiment = experiment if isinstance(experiment, Experiment) else get_experiment(experiment)
     if splits.protocol not in PROTOCOLS:
@@ -379,7 +388,6 @@ def run_experiment(
     strategy = strategy or runtime.distribution_strategy()
     steps_per_execution = usable_steps_per_execution(steps_per_execution or default_steps_per_execution(),
                                                      strategy.num_replicas_in_sync)
-    pipelines: dict[str, Any] = {}
 
     def build() -> Any:
         model = build_experiment_model(experiment, num_classes=len(splits.class_names),
@@ -387,23 +395,23 @@ def run_experiment(
         return compile_like_course(model, steps_per_execution=steps_per_execution)
 
     def fit(model: Any, folder: Path, resuming: bool) -> dict[int, dict[str, float]]:
-        pipelines.update(zip(("train", "validation", "test"), _experiment_pipelines(splits, batch_size, seed)))
-        return recording.fit_resumably(model, pipelines["train"], validation=pipelines["validation"], folder=folder,
-                                       epochs=epochs, verbose=verbose, callbacks=callbacks)
+        train, validation = experiment_pipelines(splits, batch_size, seed)[:2]
+        return recording.fit_resumably(model, train, validation=validation, folder=folder, epochs=epochs,
+                                       verbose=verbose, callbacks=callbacks)
 
     def evaluate(model: Any, epoch_log: dict[int, dict[str, float]]) -> dict[str, Any]:
         started = time.perf_counter()
-        test_loss, test_accuracy = model.evaluate(pipelines["test"], verbose=0)
+        test_loss, test_accuracy = model.evaluate(experiment_pipelines(splits, batch_size, seed)[2], verbose=0)
         return _measured_columns(epoch_log, test_loss, test_accuracy, time.perf_counter() - started, model, splits)
 
-    return recording.run(recording.RunSpec(
+    return recording.RunSpec(
         table=RESULTS_TABLE, name=experiment.name, definition=experiment, seed=seed, strategy=strategy, force=force,
         settings=run_settings(experiment, splits, seed=seed, profile=profile, epochs=epochs, batch_size=batch_size,
                               precision=policy, replicas=strategy.num_replicas_in_sync),
         readable=RUN_FOLDER_NAMING, build=build, fit=fit, evaluate=evaluate,
         model_path=model_path(experiment.name) if save_model else None,
         announce=f"Experiment {experiment.name} ({experiment.description}): seed {seed}, {epochs} epoch(s), "
-                 f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}"))
+                 f"{len(splits.y_train):,} training images, protocol {splits.protocol}, precision {policy}")
 
 
 def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int, seeds: int = 1,
@@ -414,7 +422,7 @@ def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int,
     Each experiment is timed on the real pipeline, because they differ several-fold in cost; validation and
     testing come on top.
     """
-    train = _experiment_pipelines(splits, batch_size, seed=0)[0]
+    train = experiment_pipelines(splits, batch_size, seed=0)[0]
     shape, classes = tuple(splits.x_train.shape[1:]), len(splits.class_names)
     return sum(estimate_experiment_minutes(name, train, epochs, runs=seeds, steps_per_execution=steps_per_execution,
                                            input_shape=shape, num_classes=classes) for name in names)
@@ -438,7 +446,7 @@ def estimate_experiment_minutes(name: str, train: Any, epochs: int, runs: int = 
     return minutes
 
 
-def _experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
+def experiment_pipelines(splits: Any, batch_size: int, seed: int) -> tuple[Any, Any, Any]:
     """Training (shuffled), validation and test pipelines with one-hot labels for the course's loss."""
     from utils import data
 

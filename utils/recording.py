@@ -189,15 +189,20 @@ def fit_resumably(model: Any, train: Any, *, folder: Path, epochs: int, validati
     An interrupted attempt in ``folder`` continues after its last checkpoint. The checkpoint is kept (drop it
     with :func:`discard_checkpoint` once recorded), so a crash while evaluating or saving does not retrain.
     """
-    import keras
-
-    run_callbacks = [epoch_logger(folder),
-                     keras.callbacks.BackupAndRestore(str(Path(folder) / BACKUP_FOLDER_NAME),
-                                                      double_checkpoint=True, delete_checkpoint=False),
-                     *callbacks]
-    model.fit(train, validation_data=validation, epochs=int(epochs), callbacks=run_callbacks,
+    model.fit(train, validation_data=validation, epochs=int(epochs), callbacks=[*run_callbacks(folder), *callbacks],
               verbose=verbose, shuffle=False)  # the suite's pipelines reshuffle every epoch themselves
     return read_epoch_log(folder)
+
+
+def run_callbacks(folder: Path) -> list[Any]:
+    """The callbacks every runner ``fit`` passes first: the epoch log, then a checkpoint after each epoch.
+
+    A notebook that writes its ``model.fit`` out passes these, so its run resumes and logs like any other.
+    """
+    import keras
+
+    return [epoch_logger(folder), keras.callbacks.BackupAndRestore(str(Path(folder) / BACKUP_FOLDER_NAME),
+                                                                   double_checkpoint=True, delete_checkpoint=False)]
 
 
 def discard_checkpoint(folder: Path) -> None:

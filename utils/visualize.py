@@ -2,9 +2,8 @@
 
 Grad-CAM and FGSM are written out in notebook 07 itself; this module only draws their results. Every
 function takes a built Keras model with a known input shape and images as it expects them (floats in
-[0, 1], the default ``value_range``). Where a technique needs *scores* rather than probabilities, the
-pre-softmax value is used when the model ends in a softmax: its gradients do not vanish when the model is
-already sure, exactly when a probability saturates.
+[0, 1]). Where a technique needs *scores* rather than probabilities, it reads what enters the model's final
+softmax layer: those gradients do not vanish when the model is already sure, exactly when a probability saturates.
 """
 
 from __future__ import annotations
@@ -105,23 +104,22 @@ def last_convolution_layer(model):
                      f"top level, so Grad-CAM has no feature maps to weigh.{hint}")
 
 
-def _score_head(model, graph: _Graph):
-    """(tensor to differentiate, function turning it into pre-softmax scores) for ``model``.
+def _class_scores(model, graph: _Graph):
+    """The pre-softmax class scores: what enters the model's final softmax layer, else its output.
 
-    For a final softmax the tensor is what enters the last layer, re-applied without the softmax; else the output.
+    The suite's classifiers end in a ``logits`` layer and a separate softmax layer, so the scores are a tensor
+    of the graph; a softmax inside the last Dense layer (a model saved before that) is refused, not rebuilt.
     """
-    from keras import layers, ops
+    from keras import layers
 
     last = model.layers[-1]
-    activation_name = getattr(getattr(last, "activation", None), "__name__", "")
-    if isinstance(last, layers.Dense) and activation_name == "softmax":
-        def dense_logits(features):
-            logits = ops.matmul(ops.cast(features, "float32"), ops.cast(last.kernel, "float32"))
-            return logits + ops.cast(last.bias, "float32") if last.use_bias else logits
-        return graph.layer_inputs[last.name], dense_logits
-    if isinstance(last, layers.Softmax) or (isinstance(last, layers.Activation) and activation_name == "softmax"):
-        return graph.layer_inputs[last.name], lambda features: ops.cast(features, "float32")
-    return graph.outputs[last.name], lambda outputs: ops.cast(outputs, "float32")
+    if isinstance(last, layers.Dense) and getattr(last.activation, "__name__", "") == "softmax":
+        raise ValueError(f"Model {model.name!r} applies its softmax inside its last Dense layer, so its class scores "
+                         "are not a layer's output; end it in Dense(classes, name='logits') and "
+                         "Activation('softmax') (models saved by older runs: train them again).")
+    if isinstance(last, (layers.Softmax, layers.Activation)):
+        return graph.layer_inputs[last.name]
+    return graph.outputs[last.name]
 
 
 # --- First-layer filters and activation maps ------------------------------------------
@@ -185,7 +183,7 @@ def plot_activation_maps(maps: dict[str, np.ndarray], image_index: int = 0, chan
 
 
 def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Sequence[str],
-                  title: str = "", value_range: tuple[float, float] = (0.0, 1.0), cell_size: float = 1.7):
+                  title: str = "", cell_size: float = 1.7):
     """Images (top row) above their Grad-CAM overlays (bottom row), one caption per column.
 
     Constrained layout reserves room for every caption, so multi-line captions never run into an image.
@@ -199,7 +197,7 @@ def plot_grad_cam(images: np.ndarray, overlays: Sequence[np.ndarray], titles: Se
     figure, axes = plt.subplots(2, columns, figsize=(cell_size * columns, 2.5 * cell_size), squeeze=False,
                                 layout="constrained")
     for column in range(columns):
-        axes[0][column].imshow(to_display(images[column], value_range).squeeze())
+        axes[0][column].imshow(to_display(images[column]).squeeze())
         axes[0][column].set_title(titles[column], fontsize=8)
         axes[1][column].imshow(overlays[column])
     for axis in axes.flat:
@@ -229,7 +227,7 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45,
 
 @dataclass
 class AscentResult:
-    """Images found by gradient ascent (in the model's value range) and their objectives per step.
+    """Images found by gradient ascent (in [0, 1]) and their objectives per step.
 
     ``objective[step, target]`` is the objective before each step, the final value in the last row.
     """
@@ -278,7 +276,7 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
                         class_index: int | Sequence[int] | None = None, steps: int = 60,
                         learning_rate: float = 0.02, l2_decay: float = 0.01,
                         total_variation_weight: float = 0.05, blur_every: int = 4, jitter: int = 1,
-                        value_range: tuple[float, float] = (0.0, 1.0), seed: int = 0) -> AscentResult:
+                        seed: int = 0) -> AscentResult:
     """Gradient ascent on the input: images that strongly excite chosen filters or classes.
 
     The objective is the mean activation of ``filter_index`` in ``layer_name`` (default: the last convolution,
@@ -292,13 +290,12 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
     import tensorflow as tf
 
     graph = _graph(model)
-    low, high = value_range
     if class_index is not None:
         chosen = np.atleast_1d(np.asarray(class_index, dtype="int32"))
         classes = model.output_shape[-1]
         if chosen.min() < 0 or chosen.max() >= classes:
             raise ValueError(f"class_index must be in 0..{classes - 1}, got {class_index}.")
-        tapped, to_values = _score_head(model, graph)
+        tapped, to_values = _class_scores(model, graph), lambda scores: tf.cast(scores, tf.float32)
         targets = [f"class {index}" for index in chosen]
     else:
         layer = model.get_layer(layer_name) if layer_name else last_convolution_layer(model)
@@ -321,9 +318,9 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
         return tf.gather(to_values(probe(batch, training=False)), selected, axis=1, batch_dims=1)
 
     generator = np.random.default_rng(seed)
-    middle = (low + high) / 2
+    middle = 0.5  # mid-grey: images are in [0, 1]
     shape = (len(chosen), *model.input_shape[1:])
-    start = middle + 0.05 * (high - low) * generator.standard_normal(shape)
+    start = middle + 0.05 * generator.standard_normal(shape)
     images = tf.Variable(start.astype("float32"))
     pixels_per_image = float(np.prod(shape[1:]))
 
@@ -335,10 +332,10 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
             loss = tf.reduce_sum(-gains + total_variation_weight * smoothness)
         gradient = tape.gradient(loss, images)
         gradient = gradient / (tf.math.reduce_std(gradient, axis=[1, 2, 3], keepdims=True) + 1e-8)
-        updated = images - learning_rate * (high - low) * gradient
+        updated = images - learning_rate * gradient
         updated = middle + (updated - middle) * (1 - l2_decay)
         updated = tf.cond(blur, lambda: _blur(updated), lambda: updated)
-        images.assign(tf.clip_by_value(updated, low, high))
+        images.assign(tf.clip_by_value(updated, 0.0, 1.0))
         return gains
 
     history = []
@@ -350,11 +347,10 @@ def maximize_activation(model, layer_name: str | None = None, filter_index: int 
     return AscentResult(images.numpy(), np.stack(history), targets)
 
 
-def to_display(image: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0),
-               stretch: bool = False) -> np.ndarray:
-    """An image mapped to [0, 1] for ``imshow``; ``stretch`` spreads its own min..max instead."""
+def to_display(image: np.ndarray, stretch: bool = False) -> np.ndarray:
+    """An image in [0, 1] clipped for ``imshow``; ``stretch`` spreads its own min..max over [0, 1] instead."""
     image = np.asarray(image, dtype="float32")
-    low, high = (image.min(), image.max()) if stretch else value_range
+    low, high = (image.min(), image.max()) if stretch else (0.0, 1.0)
     return np.clip((image - low) / max(float(high - low), 1e-8), 0, 1)
 
 
@@ -379,18 +375,17 @@ class AdversarialExamples:
         return self.original_predictions != self.adversarial_predictions
 
 
-def to_8bit(images: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Images in ``value_range`` as they would be stored in an 8-bit file (PNG): uint8 levels 0-255.
+def to_8bit(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] as they would be stored in an 8-bit file (PNG): uint8 levels 0-255.
 
     A perturbation under half a level is rounded away here, hence the notebook's FGSM steps of whole levels.
     """
-    low, high = value_range
-    scaled = (np.asarray(images, dtype="float64") - low) / (high - low) * 255.0
+    scaled = np.asarray(images, dtype="float64") * 255.0
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
 def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_names: Sequence[str],
-                     index: int = 0, value_range: tuple[float, float] = (0.0, 1.0)):
+                     index: int = 0):
     """Original, the perturbation (magnified to fill the colour range) and the adversarial image."""
     import matplotlib.pyplot as plt
 
@@ -403,9 +398,9 @@ def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_na
                             f"(each pixel +/- {attack.epsilon * 255:.3g}/255)")  # 2/255, not 2.0/255
     adversarial_caption = f"adversarial: {adversarial_label}\n({attack.adversarial_confidence[index]:.0%} sure)"
     panels = [
-        (to_display(original, value_range), original_caption),
+        (to_display(original), original_caption),
         (np.clip(magnified, 0, 1), perturbation_caption),
-        (to_display(attack.adversarial[index], value_range), adversarial_caption),
+        (to_display(attack.adversarial[index]), adversarial_caption),
     ]
     for axis, (picture, caption) in zip(axes, panels):
         axis.imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
@@ -419,12 +414,12 @@ def plot_adversarial(original: np.ndarray, attack: AdversarialExamples, class_na
 
 
 def feature_extractor(model, layer_name: str | None = None):
-    """A model from the input to a layer's output; by default to what enters the last layer (penultimate features)."""
-
+    """A model from the input to a layer's output; by default to what enters the ``logits`` layer (else the last)."""
     graph = _graph(model)
     if layer_name and layer_name not in graph.outputs:
         raise ValueError(f"No layer named {layer_name!r} in {model.name!r}; choose from {list(graph.outputs)}.")
-    return graph.model(graph.outputs[layer_name] if layer_name else graph.layer_inputs[model.layers[-1].name])
+    classifier = "logits" if "logits" in graph.layer_inputs else model.layers[-1].name
+    return graph.model(graph.outputs[layer_name] if layer_name else graph.layer_inputs[classifier])
 
 
 def embed(extractor, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -470,8 +465,7 @@ def neighbour_label_agreement(neighbour_indices: np.ndarray, query_labels: np.nd
 
 def plot_neighbours(query_images: np.ndarray, database_images: np.ndarray,
                     neighbour_sets: dict[str, np.ndarray], class_names: Sequence[str] | None = None,
-                    database_labels: np.ndarray | None = None, query_labels: np.ndarray | None = None,
-                    value_range: tuple[float, float] = (0.0, 1.0)):
+                    database_labels: np.ndarray | None = None, query_labels: np.ndarray | None = None):
     """For each query a row per neighbour set ("feature space", "pixel space"): query then neighbours."""
     import matplotlib.pyplot as plt
 
@@ -487,10 +481,10 @@ def plot_neighbours(query_images: np.ndarray, database_images: np.ndarray,
     row = 0
     for query_index, query in enumerate(query_images):
         for space, indices in neighbour_sets.items():
-            axes[row][0].imshow(to_display(query, value_range).squeeze(), cmap="gray" if query.shape[-1] == 1 else None)
+            axes[row][0].imshow(to_display(query).squeeze(), cmap="gray" if query.shape[-1] == 1 else None)
             axes[row][0].set_title(f"{space}\nquery: {label_of(query_labels, query_index)}", fontsize=7)
             for column, neighbour in enumerate(indices[query_index], start=1):
-                picture = to_display(database_images[neighbour], value_range)
+                picture = to_display(database_images[neighbour])
                 axes[row][column].imshow(picture.squeeze(), cmap="gray" if picture.shape[-1] == 1 else None)
                 axes[row][column].set_title(label_of(database_labels, neighbour), fontsize=7)
             row += 1
