@@ -7,7 +7,7 @@ PROFILE ?=
 ONLY ?=
 PARAMS ?=
 
-.PHONY: run test setup strip bench gpu-check clean
+.PHONY: run test setup publish strip bench gpu-check clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ setup: $(VENV)/.installed  ## Create .venv and install requirements.txt.
 
 run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05"] [PARAMS="SEEDS=[1,2,3] EPOCHS=2"].
 	$(VENV_PYTHON) -m tools.run $(if $(PROFILE),--profile $(PROFILE)) $(if $(ONLY),--only $(ONLY)) $(if $(PARAMS),--param "$(PARAMS)")
+
+publish: setup  ## Executed copies with provenance in executed/: make publish ONLY="03" [PROFILE=lesson] [PARAMS=...].
+	$(VENV_PYTHON) -m tools.publish $(if $(ONLY),--only $(ONLY)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(PARAMS),--param "$(PARAMS)")
 
 test: setup  ## Run the whole test suite (unit tests and every notebook in the quick profile).
 	$(VENV_PYTHON) -m pytest
