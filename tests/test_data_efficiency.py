@@ -121,6 +121,12 @@ def test_the_curves_plot_one_panel_per_target_with_the_floor():
     assert "frozen pretrained (this run)" in labels and "frozen pretrained (reference run)" in labels
     assert "majority-class floor" in labels
     assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["10"]
+    reference_only = data_efficiency.summarise(curve_rows({("near", "frozen pretrained", 100): [0.7]}))
+    figure = data_efficiency.plot_curves(summary, pd.concat([summary, reference_only]))
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["10", "100"]
+    crowded = data_efficiency.summarise(curve_rows({("near", "frozen pretrained", 110): [0.7]}))
+    figure = data_efficiency.plot_curves(summary, pd.concat([summary, reference_only, crowded]))
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["10", "100"]  # 110 would overlap 100
 
 
 def test_a_point_is_recorded_once_and_a_rerun_reuses_it(own_outputs):

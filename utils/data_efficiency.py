@@ -306,6 +306,15 @@ def read_reference_curve(profile: str) -> reference.ReferenceTable:
         "majority_share", "train_seconds", "precision", "hardware", "tensorflow", "keras"))
 
 
+def _spaced(ticks: pd.DataFrame, least_ratio: float = 1.3) -> pd.DataFrame:
+    """The tick rows left after dropping any within ``least_ratio`` of the previous one kept (labels would overlap)."""
+    kept: list[int] = []
+    for position, count in enumerate(ticks["images_per_class"]):
+        if not kept or count >= least_ratio * ticks["images_per_class"].iloc[kept[-1]]:
+            kept.append(position)
+    return ticks.iloc[kept]
+
+
 def plot_curves(summary: pd.DataFrame, reference_summary: pd.DataFrame | None = None, title: str = "") -> Any:
     """Test accuracy against labelled images per class, one panel per target, error bars of one spread.
 
@@ -329,14 +338,16 @@ def plot_curves(summary: pd.DataFrame, reference_summary: pd.DataFrame | None = 
                             label=f"{arm} ({'reference run' if hollow else 'this run'})")
         floor = summary.loc[summary["target"] == target, "majority_share"].iloc[0]
         ax.axhline(floor, color="black", linestyle="--", linewidth=1, label="majority-class floor")
-        ticks = summary[summary["target"] == target].drop_duplicates("per_class").sort_values("images_per_class")
+        shown = pd.concat([table for table in (summary, reference_summary) if table is not None])
+        ticks = _spaced(shown[shown["target"] == target].drop_duplicates("images_per_class")
+                        .sort_values("images_per_class"))
         ax.set_xscale("log")
         ax.set_xticks(ticks["images_per_class"], [f"all ({count:.0f})" if per_class == ALL_IMAGES else f"{count:.0f}"
                                                   for count, per_class in zip(ticks["images_per_class"], ticks["per_class"])])
         ax.minorticks_off()
         ax.set(title=f"{target} (floor {floor:.0%})", xlabel="labelled training images per class (log scale)",
                ylabel="test accuracy")
-        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8)
