@@ -757,3 +757,62 @@ def test_the_course_target_line_says_it_is_a_test_figure_from_50_epochs_on_50000
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
         assert "course's best: 84% test accuracy (test set used as validation), 50 epochs on 50,000 images" in labels
         plt.close(ax.figure)
+
+
+# --- notebook 08 trains the modern recipe's race run with its own Keras compile and fit -----------
+
+
+def race_cell() -> str:
+    """The source of notebook 08's code cell that writes out the modern recipe's compile and fit."""
+    import nbformat
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "08_cifar10_in_minutes.ipynb"
+    cells = [cell.source for cell in nbformat.read(notebook, as_version=4).cells
+             if cell.cell_type == "code" and "fast_cifar.recipe_spec(" in cell.source]
+    assert len(cells) == 1, f"{len(cells)} cells of notebook 08 call fast_cifar.recipe_spec"
+    return cells[0]
+
+
+def run_race_cell(source: str, splits: data.Splits) -> recording.Record:
+    """Run the cell on ``splits`` with TINY as the recipe, retraining although run_recipe's row is recorded."""
+    context = type("Context", (), {"strategy": runtime.distribution_strategy()})()
+    namespace = {"keras": keras, "fast_cifar": fast_cifar, "recording": recording, "dataclasses": dataclasses,
+                 "Path": Path, "recipe": TINY, "splits": splits, "seeds": [3], "budgets": [10.0],
+                 "profile": type("Profile", (), {"name": "quick"})(), "FORCE": True, "context": context}
+    exec(source, namespace)
+    return namespace["modern_run"]
+
+
+def saved_weights(record: recording.Record) -> list[np.ndarray]:
+    return [np.asarray(weight) for weight in keras.saving.load_model(record.model_path).weights]
+
+
+def test_notebook_08s_race_run_is_run_recipes_run_bit_for_bit(own_outputs):
+    """The on-page compile and fit give run_recipe's run key, weights and accuracies bit for bit."""
+    splits = tiny_splits()
+    helper = fast_cifar.run_recipe(TINY, splits, seed=3, profile="quick", time_budget_seconds=600.0,
+                                   evaluate_test=True, save_model=True)
+    helper_weights = saved_weights(helper)
+    source = race_cell()
+    on_page = run_race_cell(source, splits)
+    key = recording.run_key(**fast_cifar.run_settings(TINY, splits, seed=3, profile="quick", precision="float32",
+                                                      time_budget_seconds=600.0, evaluate_test=True))
+    assert recording.key_digest({name: on_page.row[name] for name in key}) == recording.key_digest(key)
+    assert {name: on_page.row[name] for name in key} == {name: helper.row[name] for name in key}
+    assert on_page.folder == helper.folder and not on_page.reused and on_page.model_path == helper.model_path
+    for column in ("val_accuracy", "val_accuracy_no_tta", "test_accuracy", "train_accuracy", "train_loss",
+                   "epochs_done", "stopped_by_budget", "params"):
+        assert on_page.row[column] == helper.row[column], column
+    assert on_page.epoch_log.keys() == helper.epoch_log.keys()
+    assert all(on_page.epoch_log[epoch][name] == helper.epoch_log[epoch][name]
+               for epoch in helper.epoch_log for name in ("loss", "accuracy", "val_loss", "val_accuracy"))
+    on_page_weights = saved_weights(on_page)
+    assert len(on_page_weights) == len(helper_weights)
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(on_page_weights, helper_weights))
+    assert len(results.read_results(fast_cifar.RESULTS_TABLE)) == 2  # the forced retrain's row, and no third run
+
+    # The comparison notices a page whose optimizer drifts from the recipe its run key records.
+    assert source.count("momentum=recipe.momentum,") == 1
+    drifted = run_race_cell(source.replace("momentum=recipe.momentum,", "momentum=0.9,"), splits)
+    assert not all(np.array_equal(ours, theirs) for ours, theirs in zip(saved_weights(drifted), helper_weights))
+    keras.backend.clear_session()

@@ -808,7 +808,12 @@ def model_path(recipe: Recipe, seed: int) -> Path:
     return runtime.runs_dir() / "models" / f"fast_cifar_{slug}_seed{seed}.keras"
 
 
-def run_recipe(
+def run_recipe(recipe: Recipe, splits: Any, **options: Any) -> recording.Record:
+    """Train ``recipe`` on ``splits``, evaluate it and record one row (see :func:`recipe_spec` for the options)."""
+    return recording.run(recipe_spec(recipe, splits, **options)[0])
+
+
+def recipe_spec(
     recipe: Recipe,
     splits: Any,
     *,
@@ -823,14 +828,19 @@ def run_recipe(
     keep_model: bool = False,
     strategy: Any = None,
     table: str = RESULTS_TABLE,
-) -> recording.Record:
-    """Train ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), evaluate it and record one row.
+) -> tuple[recording.RunSpec, dict[str, Any]]:
+    """The runner's spec for ``recipe`` on ``splits`` (a :class:`utils.data.Splits`), and the state its evaluate reads.
 
     A row of ``results/fast_cifar.csv`` with the same run key is reused (unless ``force``); training resumes
     from its checkpoint and stops once ``time_budget_seconds`` of training are spent. Validation accuracy is
     measured with and without TTA; the test set only when ``evaluate_test``, so that it is read once. The model
     is built inside ``strategy.scope()`` (default :func:`utils.runtime.distribution_strategy`; the batch is the
     global one) and runs one batch per call, as its lookahead and budget callbacks act after every batch.
+
+    ``evaluate`` reads ``state["batches"]`` (the :class:`EpochBatches` that ``build`` makes) and
+    ``state["budget"]`` (the :func:`time_budget_callback` that ``fit`` makes). Notebook 08 replaces ``build``
+    and ``fit`` with its own Keras code (``dataclasses.replace``) that fills the same two entries; the key, and
+    so the recorded row, stay this spec's.
     """
     recipe = validate_recipe(recipe)
     policy = runtime.apply_precision(precision) if precision else keras.mixed_precision.global_policy().name
@@ -845,29 +855,38 @@ def run_recipe(
 
     def fit(model: Any, folder: Path, resuming: bool) -> dict[int, dict[str, float]]:
         batches = state["batches"]
-        validation = (splits.x_validation.astype(np.float32) / 255.0,
-                      np.eye(num_classes, dtype=np.float32)[splits.y_validation])
-        spent_before = recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
-        state["budget"] = budget = time_budget_callback(time_budget_seconds, already_spent=spent_before)
+        state["budget"] = budget = time_budget_callback(time_budget_seconds, spent_before(folder, resuming))
         callbacks = [epoch_augmenter(batches), budget]
         if recipe.lookahead:
             callbacks.append(lookahead_callback(recipe.epochs * len(batches), recipe.lookahead_every_steps,
                                                 recipe.lookahead_final_decay, batches_per_epoch=len(batches)))
         return recording.fit_resumably(model, batches.dataset, folder=folder, epochs=recipe.epochs,
-                                       validation=validation, verbose=verbose, callbacks=callbacks)
+                                       validation=validation_data(splits), verbose=verbose, callbacks=callbacks)
 
     def evaluate(model: Any, epoch_log: dict[int, dict[str, float]]) -> dict[str, Any]:
         measured = _measured_columns(model, recipe, splits, epoch_log, state["budget"], len(state["batches"]),
                                      evaluate_test)
         return {**measured, "model_path": str(model_path(recipe, seed))} if save_model else measured
 
-    return recording.run(recording.RunSpec(
+    spec = recording.RunSpec(
         table=table, name=recipe.name, definition=recipe, seed=seed, strategy=strategy, force=force,
         settings=run_settings(recipe, splits, seed=seed, profile=profile, precision=policy,
                               time_budget_seconds=time_budget_seconds, evaluate_test=evaluate_test,
                               replicas=strategy.num_replicas_in_sync),
         readable=RUN_FOLDER_NAMING, build=build, fit=fit, evaluate=evaluate, keep_model=keep_model,
-        model_path=model_path(recipe, seed) if save_model else None))
+        model_path=model_path(recipe, seed) if save_model else None)
+    return spec, state
+
+
+def validation_data(splits: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images in [0, 1] and their one-hot labels, as ``fit`` checks them after each epoch."""
+    num_classes = len(splits.class_names)
+    return splits.x_validation.astype(np.float32) / 255.0, np.eye(num_classes, dtype=np.float32)[splits.y_validation]
+
+
+def spent_before(folder: Path, resuming: bool) -> float:
+    """Training seconds a resumed run already spent (its epoch log's total), 0 for a fresh one."""
+    return recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
 
 
 def with_replicas_column(rows: pd.DataFrame) -> pd.DataFrame:
