@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from utils import data, fast_cifar, recording, reference
+from utils.transfer import SIGNIFICANT_STANDARD_ERRORS
 
 CURVE_TABLE = "transfer_curve"
 PRETRAINING_TABLE = "transfer_pretraining"
@@ -37,7 +38,6 @@ HEAD_STEPS = 600
 FINE_TUNING_RATE_FACTOR = 0.05  # fine-tuning's peak rate, a share of from scratch's (0.1 diverged on the flowers)
 BATCH_SIZE = 64  # small sets: a batch of 512 would be the whole set at 10 images per class
 LEAST_IMAGES_PER_EPOCH = 1024  # small sets are repeated (each copy augmented anew) to fill an epoch
-SIGNIFICANT_STANDARD_ERRORS = 2.0
 
 
 class Target(data.ImageDataset):
