@@ -7,7 +7,7 @@ PROFILE ?=
 ONLY ?=
 PARAMS ?=
 
-.PHONY: run test setup publish strip bench gpu-check clean
+.PHONY: run test setup publish site site-check strip bench gpu-check clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ run: setup  ## Execute the notebooks: make run [PROFILE=quick|full] [ONLY="03 05
 publish: setup  ## Executed copies with provenance in executed/: make publish ONLY="03" [PROFILE=lesson] [PARAMS=...].
 	$(VENV_PYTHON) -m tools.publish $(if $(ONLY),--only $(ONLY)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(PARAMS),--param "$(PARAMS)")
 
+site: setup  ## Build the browsable site from executed/ into site/ (offline): open site/index.html.
+	$(VENV_PYTHON) -m tools.site
+
+site-check: site  ## Open every page of site/ in headless chromium (needs Debian's chromium: apt-get install chromium).
+	$(VENV_PYTHON) -m pip install --quiet -r requirements-site.txt
+	$(VENV_PYTHON) -m tools.site_check
+
 test: setup  ## Run the whole test suite (unit tests and every notebook in the quick profile).
 	$(VENV_PYTHON) -m pytest
 
@@ -36,4 +43,4 @@ strip: setup  ## Remove outputs and execution counts from the committed notebook
 	$(VENV_PYTHON) -m nbstripout --keep-id notebooks/*.ipynb
 
 clean:  ## Delete run outputs (keeps datasets and caches in data/).
-	rm -rf runs .pytest_cache
+	rm -rf runs site .pytest_cache
