@@ -506,16 +506,9 @@ def untested_versions(installed: dict[str, str], ranges: dict[str, str] | None =
 HEADLESS_ENVIRONMENT_VARIABLE = "CNN_HEADLESS"
 # The one place the repository's address is written down (badges and setup cells must agree; a test checks).
 REPOSITORY_URL = "https://github.com/cnn-course-suite/cnn-notebooks"
-REPOSITORY_BRANCH = "main"
 DRIVE_MOUNT_POINT = Path("/content/drive")
 DRIVE_FOLDER = "MyDrive/cnn-notebooks"
 LONG_RUN_MINUTES = 15.0
-
-
-def colab_badge_target(notebook_name: str) -> str:
-    """The address a notebook's "Open in Colab" badge must link to."""
-    repository = REPOSITORY_URL.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{repository}/blob/{REPOSITORY_BRANCH}/notebooks/{notebook_name}"
 
 
 def running_headless() -> bool:

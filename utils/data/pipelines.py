@@ -4,14 +4,13 @@
 on disk after the loaders' check, or come from your own list of paths; TensorFlow then stops ``fit`` with
 ``InvalidArgumentError: jpeg::Uncompress failed`` and no file name. So file pipelines remember their paths,
 and :func:`explain_decode_failure` turns such an error into one :class:`ImageDecodeError` paragraph naming
-the file and the fix (automatically in a notebook, elsewhere inside ``with decode_errors_explained():``).
+the file and the fix (shown in place of the traceback in a notebook).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,18 +68,6 @@ def explain_decode_failure(error: BaseException) -> ImageDecodeError | None:
         f"the file (or copy the dataset again), then rerun from the cell that loads the data: the loaders "
         f"(data.load_flowers, data.load_image_folder, data.load_cifar10) check every file and skip and list "
         f"the ones that do not decode.")
-
-
-@contextmanager
-def decode_errors_explained() -> Iterator[None]:
-    """Inside this block, a TensorFlow image-decoding error becomes one :class:`ImageDecodeError` paragraph."""
-    try:
-        yield
-    except Exception as error:
-        explained = explain_decode_failure(error)
-        if explained is None:
-            raise
-        raise explained from None
 
 
 def _explain_in_notebook(shell: Any, error_type: type, error: BaseException, traceback: Any,

@@ -42,8 +42,6 @@ def search_roots() -> list[Path]:
     return unique
 
 
-
-
 def not_found(dataset: str, looked_at: Sequence[str], download_problem: str) -> DatasetNotFoundError:
     places = "; ".join(looked_at)
     return DatasetNotFoundError(
