@@ -470,8 +470,7 @@ def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: s
     """Published top-1 accuracy against measured G-MACs, bubble area proportional to parameters."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     data = table.dropna(subset=[accuracy_column, operations_column, parameters_column])
     giga_macs = data[operations_column] / 1e9
     millions = data[parameters_column] / 1e6
@@ -516,8 +515,7 @@ def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
     """Milliseconds per image against batch size, one line per model, log-scaled batch axis."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     for model_name, rows in timings.groupby("model", sort=False):
         rows = rows.sort_values("batch_size")
         ax.plot(rows["batch_size"], rows["ms_per_image"], marker="o", label=model_name)
@@ -542,8 +540,7 @@ def plot_time_vs_operations(summary: pd.DataFrame, batch_size: int, ax=None):
     """Measured time per image at one batch size against counted G-MACs, one point per model."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     column = f"ms_per_image_batch{batch_size}"
     giga_macs = summary["macs_per_image"] / 1e9
     ax.scatter(giga_macs, summary[column], s=40, edgecolors="black")

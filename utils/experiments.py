@@ -296,15 +296,10 @@ def model_path(experiment: str) -> Path:
 def load_saved_model(path: Path, float32: bool = False) -> Any:
     """Load a model saved by :func:`run_experiment` (uncompiled), whatever batch-norm layer it uses.
 
-    Importing :mod:`utils.layers` registers its fused batch norm, which a fresh kernel needs to read such a
-    model. A mixed-precision model comes back computing in float16/bfloat16 whatever the reader's policy;
+    A mixed-precision model comes back computing in float16/bfloat16 whatever the reader's policy;
     ``float32=True`` returns a float32 copy (:func:`utils.runtime.float32_twin`) for notebook 07's gradients.
     """
-    import keras
-
-    from utils import layers  # noqa: F401  (registers the fused batch-norm layer for loading)
-
-    model = keras.saving.load_model(path, compile=False)
+    model = recording.load_model(path, compile=False)
     return runtime.float32_twin(model) if float32 else model
 
 

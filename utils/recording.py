@@ -288,7 +288,7 @@ def run(spec: RunSpec) -> Record:
     saved = model_file if model_file is not None and model_file.exists() else None
     recorded = None if spec.force else find_recorded_row(spec.table, key)
     if recorded is not None and (saved is not None or not spec.keep_model):
-        model = _load_model(saved) if spec.keep_model else None
+        model = load_model(saved) if spec.keep_model else None
         return Record(spec.name, recorded, read_epoch_log(folder), True, folder, spec.definition, saved, model)
     resuming = prepare_run_folder(folder, spec.force)
     if spec.fresh_session:
@@ -316,10 +316,13 @@ def run(spec: RunSpec) -> Record:
     return Record(spec.name, row, epoch_log, False, folder, spec.definition, model_file, kept)
 
 
-def _load_model(path: Path) -> Any:
-    """A model the runner saved, compiled as it was trained (the suite's custom layers registered first)."""
+def load_model(path: Path, compile: bool = True) -> Any:
+    """A model the runner saved, compiled as it was trained unless ``compile=False``.
+
+    Importing :mod:`utils.layers` registers its fused batch norm, which a fresh kernel needs to read such a model.
+    """
     import keras
 
     from utils import layers  # noqa: F401  (registers FusedBatchNormalization for loading)
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=compile)
