@@ -303,13 +303,9 @@ def clear_session_keeping_precision() -> str:
 
 def _layers_with_weights(model: Any) -> list[Any]:
     """Every layer of ``model`` that owns weights, nested models (a ResNet50 backbone) opened up."""
-    found = []
-    for layer in model.layers:
-        if getattr(layer, "layers", None):
-            found.extend(_layers_with_weights(layer))
-        elif layer.weights:
-            found.append(layer)
-    return found
+    from utils import anatomy
+
+    return [layer for layer in anatomy.keras_leaf_layers(model) if layer.weights]
 
 
 def model_precision(model: Any) -> str:
