@@ -1,10 +1,8 @@
 """The course's CIFAR-10 experiments I-VII: one model builder, one recipe, one results table (notebook 03).
 
 The course trains seven variations of the same small CNN to show what dropout, batch normalisation, L2
-regularisation, an extra conv unit and wider units each do. Here they are rows of :data:`EXPERIMENTS`, built
-by :func:`build_cifar_model` and run by :func:`run_experiment`, which appends one row to
-``results/cifar10_experiments.csv``. A recorded run is reused (unless ``force=True``) and an interrupted
-one resumes from its last completed epoch (:mod:`utils.recording`).
+regularisation, an extra conv unit and wider units each do: rows of :data:`EXPERIMENTS`, run through the
+suite's runner (:mod:`utils.recording`), which records each in ``results/cifar10_experiments.csv``.
 """
 
 from __future__ import annotations

@@ -278,9 +278,7 @@ def run(spec: RunSpec) -> Record:
     """Train, evaluate and record one run, or hand back its recorded row: the suite's one way to train.
 
     A row with the same key is reused (unless ``spec.force``), with its saved model when ``spec.keep_model``
-    (if that file is gone, the run trains again). Otherwise the folder is prepared (resuming a checkpoint), the
-    session cleared keeping the dtype policy, the seed set, the model built in the strategy's scope and checked
-    to compute in the key's ``precision``, then fitted, evaluated, saved if asked and recorded.
+    (if that file is gone, the run trains again). A model built in another precision than the key's is refused.
     """
     key = run_key(**spec.settings)
     folder = run_folder(spec.table, key, spec.readable)
