@@ -327,8 +327,8 @@ def machine_load() -> str:
 # --- One application, measured --------------------------------------------------------
 
 
-def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
-                  with_profiler: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5,
+                  warmup: int = 2) -> tuple[dict[str, Any], pd.DataFrame]:
     """Every static and timing figure notebook 06 reports for one built model: a summary row and the timing table."""
     timings = time_inference(model, batch_sizes, repeats=repeats, warmup=warmup)
     summary: dict[str, Any] = {
@@ -340,16 +340,15 @@ def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, wa
         "macs_per_image": count_macs(model),
         "weights_mb": round(weights_megabytes(model), 3),
         "activations_mb_per_image": round(activations_megabytes(model), 3),
+        "profiler_macs_per_image": profiler_macs(model),
     }
-    if with_profiler:
-        summary["profiler_macs_per_image"] = profiler_macs(model)
     for timing in timings:
         summary[f"ms_per_image_batch{timing.batch_size}"] = round(timing.milliseconds_per_image, 2)
     return summary, timing_table(name, timings)
 
 
 def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
-                        with_profiler: bool = True, measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+                        measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """Build one ``keras.applications`` model, measure it with :func:`profile_model`, free it.
 
     One model at a time, so a 2-core laptop never holds VGG16 and DenseNet at once; with ``measure_memory`` the
@@ -360,7 +359,7 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
     model = build_application(name)
     build_seconds = time.perf_counter() - started
     try:
-        summary, timings = profile_model(name, model, batch_sizes, repeats, warmup, with_profiler)
+        summary, timings = profile_model(name, model, batch_sizes, repeats, warmup)
     finally:
         del model
         runtime.clear_session_keeping_precision()

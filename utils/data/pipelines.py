@@ -120,12 +120,11 @@ def make_pipeline(
     augmentation: Callable[..., Any] | None = None,
     cache: bool = True,
     seed: int = runtime.DEFAULT_SEED,
-    scale: bool = True,
 ) -> Any:
-    """A tf.data pipeline from uint8 arrays: cache, shuffle (training), batch, scale, prefetch.
+    """A tf.data pipeline from uint8 arrays: cache, shuffle (training), batch, scale to [0, 1], prefetch.
 
-    Images stay uint8 until after batching (small cache, vectorised conversion); ``scale`` gives [0, 1],
-    ``num_classes`` one-hot labels, ``augmentation`` runs for training only; ``(N, H, W)`` gets a channel axis.
+    Images stay uint8 until after batching (small cache, vectorised conversion); ``num_classes`` gives one-hot
+    labels, ``augmentation`` runs for training only; ``(N, H, W)`` gets a channel axis.
     """
     import tensorflow as tf
 
@@ -137,9 +136,7 @@ def make_pipeline(
     dataset = _cache_shuffle_batch(dataset, len(labels), batch_size, cache=cache, training=training, seed=seed)
 
     def prepare(batch_images: Any, batch_labels: Any) -> tuple[Any, Any]:
-        batch_images = tf.cast(batch_images, tf.float32)
-        if scale:
-            batch_images = batch_images / 255.0
+        batch_images = tf.cast(batch_images, tf.float32) / 255.0
         if training and augmentation is not None:
             batch_images = augmentation(batch_images, training=True)
         if num_classes:
