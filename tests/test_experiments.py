@@ -379,8 +379,8 @@ def test_reading_is_computed_from_the_tables():
 
 
 def test_single_seed_noise_falls_back_to_sampling_error():
-    summary = experiments.summarise_seeds(made_up_rows())
-    noise = experiments.validation_noise(summary)
+    rows = made_up_rows()
+    noise = experiments.standard_errors(experiments.summarise_seeds(rows), rows)["val"]
     assert noise["VI"] == pytest.approx(np.sqrt(0.85 * 0.15 / 5_000))
 
 

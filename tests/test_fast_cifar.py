@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tools import reference as reference_tools
-from utils import data, fast_cifar, recording, results, runtime
+from utils import data, fast_cifar, recording, reference, results, runtime
 
 TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
 
@@ -539,7 +539,7 @@ def test_shipped_reference_rows_carry_replicas_and_hardware():
     rows = fast_cifar.read_reference("lesson")
     if rows.empty:
         pytest.skip("no lesson reference rows shipped")
-    assert "replicas" in pd.read_csv(fast_cifar.reference_path("lesson")).columns  # migrated in the file itself
+    assert "replicas" in pd.read_csv(reference.reference_dir() / "fast_cifar_lesson.csv").columns  # in the file itself
     assert (rows["replicas"] == 1).all() and rows["hardware"].notna().all()
 
 
@@ -590,19 +590,18 @@ def test_course_recipe_is_the_course_settings():
     assert model.name == "cifar10_VI"
 
 
-def test_reference_export_copies_only_recorded_real_data_rows(own_outputs, monkeypatch):
+def test_reference_export_copies_only_recorded_real_data_rows(own_outputs):
     target = own_outputs / "reference" / "fast_cifar_lesson.csv"
-    monkeypatch.setattr(fast_cifar, "reference_path", lambda profile: target)
     with pytest.raises(FileNotFoundError, match="Run notebook 08 first: python -m tools.reference fast_cifar"):
-        reference_tools.export_reference("lesson")
+        reference_tools.export_reference("lesson", target.parent)
     results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "synthetic (x)",
                                                      "val_accuracy": 0.5})
     with pytest.raises(FileNotFoundError):
-        reference_tools.export_reference("lesson")  # synthetic rows are never reference rows
+        reference_tools.export_reference("lesson", target.parent)  # synthetic rows are never reference rows
     results.append_result(fast_cifar.RESULTS_TABLE, {"profile": "lesson", "data_source": "JPEG folders",
                                                      "val_accuracy": 0.9, "train_images": 45000, "epochs_done": 2,
                                                      "train_seconds": 60.0, "model_path": "/here/model.keras"})
-    assert reference_tools.export_reference("lesson") == target
+    assert reference_tools.export_reference("lesson", target.parent) == target
     shipped = pd.read_csv(target)
     assert list(shipped["val_accuracy"]) == [0.9]
     assert list(shipped["images_per_second"]) == [1500.0]

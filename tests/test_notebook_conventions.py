@@ -22,6 +22,18 @@ NAVIGATION_MARK = "<!-- navigation -->"
 MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
+def colab_badge_target(notebook_name: str) -> str:
+    """The address a notebook's "Open in Colab" badge must link to: the notebook on the repository's main branch."""
+    repository = runtime.REPOSITORY_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/{notebook_name}"
+
+
+def test_badge_target_is_built_from_the_repository_url() -> None:
+    target = colab_badge_target("03_x.ipynb")
+    assert target.startswith("https://colab.research.google.com/github/")
+    assert runtime.REPOSITORY_URL.removeprefix("https://github.com/") in target and target.endswith("/03_x.ipynb")
+
+
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -50,8 +62,8 @@ def test_title_badge_setup_and_closing(path: Path) -> None:
     assert cells[0]["cell_type"] == "markdown" and title.startswith(f"# {path.stem[:2]}")
     above_navigation = title.split(NAVIGATION_MARK)[0]  # the links to the neighbours open in Colab too
     badge_targets = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)]+)\)", above_navigation)
-    assert badge_targets == [runtime.colab_badge_target(path.name)], (
-        f"{path.name}: the Colab badge must link to {runtime.colab_badge_target(path.name)} "
+    assert badge_targets == [colab_badge_target(path.name)], (
+        f"{path.name}: the Colab badge must link to {colab_badge_target(path.name)} "
         f"(built from runtime.REPOSITORY_URL), found {badge_targets}")
     assert any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in cells), "no parameters cell"
     assert any("runtime.setup_notebook(" in source(cell) for cell in cells if cell["cell_type"] == "code")
@@ -127,7 +139,7 @@ def test_setup_block_explains_a_failed_clone_and_offers_drive() -> None:
 
 def test_contributing_badge_example_uses_the_repository_url() -> None:
     text = (PROJECT_ROOT / "CONTRIBUTING.md").read_text()
-    assert runtime.colab_badge_target("NN_name.ipynb") in text
+    assert colab_badge_target("NN_name.ipynb") in text
 
 
 def run_setup_block_as_on_colab(folder: Path, repository_url: str) -> subprocess.CompletedProcess:
@@ -194,7 +206,7 @@ def test_previous_and_next_links_lead_to_the_neighbours(path: Path) -> None:
         assert {key: links[key] for key in ("previous", "next") if key in links} == expected, f"{path.name} {where}"
         for key, name in expected.items():
             assert (NOTEBOOK_FOLDER / links[key]).is_file()
-            assert links[f"{key} colab"] == runtime.colab_badge_target(name), f"{path.name} {where} {key}"
+            assert links[f"{key} colab"] == colab_badge_target(name), f"{path.name} {where} {key}"
         readme, _, anchor = links["contents"].partition("#")
         assert (NOTEBOOK_FOLDER / readme).resolve() == PROJECT_ROOT / "README.md" and anchor in anchors, (
             f"{path.name} {where}: {links['contents']} does not lead to a README heading")

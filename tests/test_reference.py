@@ -169,11 +169,12 @@ def test_single_seed_noise_includes_the_jitter_of_the_last_epochs():
                           "test_accuracy": 0.62, "val_images": 5_000, "seconds": 1.0, "images_per_second": 1.0}])
     summary = experiments.summarise_seeds(rows)
     sampling = np.sqrt(0.62 * 0.38 / 5_000)
-    assert experiments.validation_noise(summary).loc["III"] == pytest.approx(sampling)
+    assert experiments.standard_errors(summary, rows).loc["III", "val"] == pytest.approx(sampling)
     jumpy = {"III": {"val_accuracy": [0.40, 0.57, 0.53, 0.62]}}
-    assert experiments.validation_noise(summary, jumpy).loc["III"] == pytest.approx(np.std([0.57, 0.53, 0.62], ddof=1))
+    assert experiments.standard_errors(summary, rows, jumpy).loc["III", "val"] == pytest.approx(
+        np.std([0.57, 0.53, 0.62], ddof=1))
     steady = {"III": {"val_accuracy": [0.40, 0.620, 0.621, 0.620]}}
-    assert experiments.validation_noise(summary, steady).loc["III"] == pytest.approx(sampling)
+    assert experiments.standard_errors(summary, rows, steady).loc["III", "val"] == pytest.approx(sampling)
 
 
 ABSOLUTE_PATH = re.compile(r"(?:^|[\s\"'(,=])(/(?:[\w.-]+/)+[\w.-]*|~/[\w./-]+|[A-Za-z]:\\[^\s,\"]+)")

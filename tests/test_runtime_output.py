@@ -157,12 +157,6 @@ def test_estimate_probes_whole_executions() -> None:
     assert 0 < minutes < 1
 
 
-def test_badge_target_is_built_from_the_repository_url() -> None:
-    target = runtime.colab_badge_target("03_x.ipynb")
-    assert target.startswith("https://colab.research.google.com/github/")
-    assert runtime.REPOSITORY_URL.removeprefix("https://github.com/") in target and target.endswith("/03_x.ipynb")
-
-
 def test_a_small_probe_pipeline_stands_in_for_the_real_epoch() -> None:
     """Notebook 05 times its steps on 16 batches and scales to the real epoch's batches (``batches_per_epoch``)."""
     import keras

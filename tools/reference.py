@@ -28,12 +28,14 @@ import pandas as pd
 from utils import fast_cifar, recording, reference, results, runtime
 
 COURSE_ORDER = ("I", "II", "III", "IV", "V", "VI", "VII")
+# The ablations the lesson profile leaves out: the smallest effects in the records' ablations.
+MINOR_ABLATIONS = ("plain momentum, not Nesterov", "ReLU instead of GELU")
 # Notebook 08's parameters for its reference rows; the lesson profile reads these rows instead of training them.
 FAST_CIFAR_REFERENCE = {
     "BUDGET_MINUTES": [10, 20],  # the headline budgets (the lesson profile's own race is at 3 minutes)
     "SEEDS": [42, 43, 44],  # three seeds at the first budget; the lesson profile trains later budgets with one
     "ABLATION_MINUTES": 3,  # every ablation row, the full recipe and the course's recipe on this clock
-    "ABLATIONS": [name for name in fast_cifar.ABLATIONS if name not in fast_cifar.MINOR_ABLATIONS],
+    "ABLATIONS": [name for name in fast_cifar.ABLATIONS if name not in MINOR_ABLATIONS],
 }
 
 
@@ -115,14 +117,14 @@ def real_rows(table: str, profile: str, notebook: str, command: str) -> pd.DataF
     return rows
 
 
-def export_reference(profile: str) -> Path:
-    """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into the reference table.
+def export_reference(profile: str, folder: Path | None = None) -> Path:
+    """Copy this machine's finished real-data rows of ``profile`` from ``results/`` into notebook 08's reference table.
 
     Only rows that runs recorded are copied (never estimates); synthetic-data rows are
     refused. Raises ``FileNotFoundError`` with the command to run when there is nothing to copy.
     """
     rows = real_rows(fast_cifar.RESULTS_TABLE, profile, "08", "fast_cifar")
-    path = fast_cifar.reference_path(profile)
+    path = (folder or reference.reference_dir()) / f"{fast_cifar.RESULTS_TABLE}_{profile}.csv"
     shipped = shippable_rows(rows)
     results.write_text_atomically(lambda handle: shipped.to_csv(handle, index=False), path)
     return path

@@ -4,4 +4,4 @@ Every notebook imports its helpers from here; modules are imported by the notebo
 ``import utils`` stays cheap and does not import TensorFlow.
 """
 
-__all__ = ["runtime", "data", "results", "plotting", "run"]
+__all__ = ["runtime", "data", "results", "plotting"]

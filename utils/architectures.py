@@ -327,8 +327,8 @@ def machine_load() -> str:
 # --- One application, measured --------------------------------------------------------
 
 
-def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
-                  with_profiler: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5,
+                  warmup: int = 2) -> tuple[dict[str, Any], pd.DataFrame]:
     """Every static and timing figure notebook 06 reports for one built model: a summary row and the timing table."""
     timings = time_inference(model, batch_sizes, repeats=repeats, warmup=warmup)
     summary: dict[str, Any] = {
@@ -340,16 +340,15 @@ def profile_model(name: str, model, batch_sizes: list[int], repeats: int = 5, wa
         "macs_per_image": count_macs(model),
         "weights_mb": round(weights_megabytes(model), 3),
         "activations_mb_per_image": round(activations_megabytes(model), 3),
+        "profiler_macs_per_image": profiler_macs(model),
     }
-    if with_profiler:
-        summary["profiler_macs_per_image"] = profiler_macs(model)
     for timing in timings:
         summary[f"ms_per_image_batch{timing.batch_size}"] = round(timing.milliseconds_per_image, 2)
     return summary, timing_table(name, timings)
 
 
 def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, warmup: int = 2,
-                        with_profiler: bool = True, measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
+                        measure_memory: bool = True) -> tuple[dict[str, Any], pd.DataFrame]:
     """Build one ``keras.applications`` model, measure it with :func:`profile_model`, free it.
 
     One model at a time, so a 2-core laptop never holds VGG16 and DenseNet at once; with ``measure_memory`` the
@@ -360,7 +359,7 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
     model = build_application(name)
     build_seconds = time.perf_counter() - started
     try:
-        summary, timings = profile_model(name, model, batch_sizes, repeats, warmup, with_profiler)
+        summary, timings = profile_model(name, model, batch_sizes, repeats, warmup)
     finally:
         del model
         runtime.clear_session_keeping_precision()
@@ -470,8 +469,7 @@ def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: s
     """Published top-1 accuracy against measured G-MACs, bubble area proportional to parameters."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     data = table.dropna(subset=[accuracy_column, operations_column, parameters_column])
     giga_macs = data[operations_column] / 1e9
     millions = data[parameters_column] / 1e6
@@ -516,8 +514,7 @@ def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
     """Milliseconds per image against batch size, one line per model, log-scaled batch axis."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     for model_name, rows in timings.groupby("model", sort=False):
         rows = rows.sort_values("batch_size")
         ax.plot(rows["batch_size"], rows["ms_per_image"], marker="o", label=model_name)
@@ -542,8 +539,7 @@ def plot_time_vs_operations(summary: pd.DataFrame, batch_size: int, ax=None):
     """Measured time per image at one batch size against counted G-MACs, one point per model."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 5))
+    ax = ax or plt.subplots(figsize=(7, 5))[1]
     column = f"ms_per_image_batch{batch_size}"
     giga_macs = summary["macs_per_image"] / 1e9
     ax.scatter(giga_macs, summary[column], s=40, edgecolors="black")

@@ -17,7 +17,6 @@ TOY_COLOUR_IMAGE_SHAPE = (4, 4, 3)
 CIFAR10_INPUT_SHAPE: tuple[int, int, int] = (32, 32, 3)
 CIFAR10_NUM_CLASSES = 10
 CIFAR10_TRAIN_IMAGES = 50_000
-CIFAR10_TEST_IMAGES = 10_000
 
 # The course's training recipe, shared by all seven experiments.
 CIFAR10_BATCH_SIZE = 32

@@ -25,11 +25,6 @@ class Verdict:
     status: str
     message: str
 
-    @property
-    def is_right(self) -> bool:
-        """True only when the answer was given and agrees with the expected value."""
-        return self.status == RIGHT
-
 
 def is_blank(answer: Any) -> bool:
     """True when the learner has not filled the answer in: ``...`` or ``None``, alone or inside a list/tuple."""

@@ -1,10 +1,8 @@
 """The course's CIFAR-10 experiments I-VII: one model builder, one recipe, one results table (notebook 03).
 
 The course trains seven variations of the same small CNN to show what dropout, batch normalisation, L2
-regularisation, an extra conv unit and wider units each do. Here they are rows of :data:`EXPERIMENTS`, built
-by :func:`build_cifar_model` and run by :func:`run_experiment`, which appends one row to
-``results/cifar10_experiments.csv``. A recorded run is reused (unless ``force=True``) and an interrupted
-one resumes from its last completed epoch (:mod:`utils.recording`).
+regularisation, an extra conv unit and wider units each do: rows of :data:`EXPERIMENTS`, run through the
+suite's runner (:mod:`utils.recording`), which records each in ``results/cifar10_experiments.csv``.
 """
 
 from __future__ import annotations
@@ -296,15 +294,10 @@ def model_path(experiment: str) -> Path:
 def load_saved_model(path: Path, float32: bool = False) -> Any:
     """Load a model saved by :func:`run_experiment` (uncompiled), whatever batch-norm layer it uses.
 
-    Importing :mod:`utils.layers` registers its fused batch norm, which a fresh kernel needs to read such a
-    model. A mixed-precision model comes back computing in float16/bfloat16 whatever the reader's policy;
+    A mixed-precision model comes back computing in float16/bfloat16 whatever the reader's policy;
     ``float32=True`` returns a float32 copy (:func:`utils.runtime.float32_twin`) for notebook 07's gradients.
     """
-    import keras
-
-    from utils import layers  # noqa: F401  (registers the fused batch-norm layer for loading)
-
-    model = keras.saving.load_model(path, compile=False)
+    model = recording.load_model(path, compile=False)
     return runtime.float32_twin(model) if float32 else model
 
 
@@ -528,41 +521,42 @@ def summarise_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds of each experiment's accuracies (std NaN with one seed)."""
     if rows.empty:
         raise ValueError("No runs to summarise: run at least one experiment first.")
-    grouped = rows.groupby("experiment")
-    summary = pd.DataFrame({
-        "seeds": grouped["seed"].nunique(),
-        "epochs": grouped["epochs"].max(),
-        "train_mean": grouped["train_accuracy"].mean(),
-        "train_std": grouped["train_accuracy"].std(),
-        "val_mean": grouped["val_accuracy"].mean(),
-        "val_std": grouped["val_accuracy"].std(),
-        "test_mean": grouped["test_accuracy"].mean(),
-        "test_std": grouped["test_accuracy"].std(),
-        "val_images": grouped["val_images"].min(),
-        "seconds_mean": grouped["seconds"].mean(),
-        "images_per_second_mean": grouped["images_per_second"].mean(),
-    })
+    summary = rows.groupby("experiment").agg(
+        seeds=("seed", "nunique"), epochs=("epochs", "max"),
+        train_mean=("train_accuracy", "mean"), train_std=("train_accuracy", "std"),
+        val_mean=("val_accuracy", "mean"), val_std=("val_accuracy", "std"),
+        test_mean=("test_accuracy", "mean"), test_std=("test_accuracy", "std"),
+        val_images=("val_images", "min"), seconds_mean=("seconds", "mean"),
+        images_per_second_mean=("images_per_second", "mean"))
     return _order_by_experiment(summary)
 
 
 LAST_EPOCHS_FOR_NOISE = 3
 
 
-def validation_noise(summary: pd.DataFrame, histories: dict[str, dict[str, list[float]]] | None = None,
-                     ) -> pd.Series:
-    """Standard error of each experiment's mean validation accuracy.
+def standard_errors(summary: pd.DataFrame, rows: pd.DataFrame,
+                    histories: dict[str, dict[str, list[float]]] | None = None) -> pd.DataFrame:
+    """Standard error of each experiment's mean training (``train``) and validation (``val``) accuracy.
 
-    With several seeds: their spread over sqrt(seeds). With one: the sampling error sqrt(p (1 - p) / n) on
-    ``val_images`` images, or, when ``histories`` has the run, the std of its last three validation accuracies
-    if larger (batch-norm models under plain SGD jump several points from epoch to epoch).
+    With several seeds: their spread over sqrt(seeds). With one: the sampling error sqrt(p (1 - p) / n) on the
+    run's ``train_images`` (else 10,000, a conservative stand-in) or ``val_images``; for validation, when
+    ``histories`` has the run, the std of its last three accuracies if larger (batch-norm models under plain
+    SGD jump several points from epoch to epoch).
     """
-    sampling = np.sqrt(summary["val_mean"] * (1 - summary["val_mean"]) / summary["val_images"])
+    train_images = (rows.groupby("experiment")["train_images"].min().reindex(summary.index)
+                    if "train_images" in rows.columns else pd.Series(10_000, index=summary.index))
     jitter = pd.Series({name: float(np.std(history["val_accuracy"][-LAST_EPOCHS_FOR_NOISE:], ddof=1))
                         for name, history in (histories or {}).items()
                         if len(history.get("val_accuracy", [])) >= LAST_EPOCHS_FOR_NOISE}, dtype=float)
-    single_seed = np.maximum(sampling, jitter.reindex(summary.index).fillna(0.0))
-    over_seeds = summary["val_std"] / np.sqrt(summary["seeds"])
-    return over_seeds.where(summary["seeds"] >= 2, single_seed).rename("val_standard_error")
+    errors = {}
+    for part, images in (("train", train_images.astype(float)), ("val", summary["val_images"])):
+        mean = summary[f"{part}_mean"]
+        single_seed = np.sqrt(mean * (1 - mean) / images)
+        if part == "val":
+            single_seed = np.maximum(single_seed, jitter.reindex(summary.index).fillna(0.0))
+        over_seeds = summary[f"{part}_std"] / np.sqrt(summary["seeds"])
+        errors[part] = over_seeds.where(summary["seeds"] >= 2, single_seed)
+    return pd.DataFrame(errors)
 
 
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -594,12 +588,12 @@ def contrast_table(rows: pd.DataFrame, histories: dict[str, dict[str, list[float
     """Each one-switch comparison (see :data:`CONTRASTS`) measured on our runs, beside the course's change.
 
     Per pair: the change in validation accuracy and in the train-validation gap, each change's noise (two
-    standard errors, :func:`validation_noise`; pass ``histories`` to include epoch-to-epoch jitter), and a
+    standard errors, :func:`standard_errors`; pass ``histories`` to include epoch-to-epoch jitter), and a
     verdict against the course: ``holds``, ``opposite`` (both beyond noise) or ``within noise``.
     """
     summary = summarise_seeds(rows)
-    noise = validation_noise(summary, histories)
-    train_noise = training_noise(summary, rows)
+    errors = standard_errors(summary, rows, histories)
+    noise, train_noise = errors["val"], errors["train"]
     gap = summary["train_mean"] - summary["val_mean"]
     entries = []
     for question, baseline, variant in CONTRASTS:
@@ -638,18 +632,6 @@ def _verdict(change: float, course_change: float, within_noise: bool) -> str:
     return "holds" if np.sign(change) == np.sign(course_change) else "opposite"
 
 
-def training_noise(summary: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
-    """Standard error of each experiment's training accuracy (like :func:`validation_noise`).
-
-    With one seed: the sampling error over the run's ``train_images`` (else 10,000, a conservative stand-in).
-    """
-    images = (rows.groupby("experiment")["train_images"].min().reindex(summary.index)
-              if "train_images" in rows.columns else pd.Series(10_000, index=summary.index))
-    sampling = np.sqrt(summary["train_mean"] * (1 - summary["train_mean"]) / images.astype(float))
-    over_seeds = summary["train_std"] / np.sqrt(summary["seeds"])
-    return over_seeds.where(summary["seeds"] >= 2, sampling).rename("train_standard_error")
-
-
 def early_learning_table(histories: dict[str, dict[str, list[float]]], epochs: Sequence[int] = (1, 2, 3),
                          baseline: str = "I", variant: str = "III", validation_images: int = HOLDOUT_IMAGES,
                          ) -> pd.DataFrame:
@@ -686,14 +668,14 @@ def reading_of(comparison: pd.DataFrame, contrasts: pd.DataFrame) -> list[str]:
         f"({comparison['ours val'].max():.3f}); worst: experiment {comparison['ours val'].idxmin()} "
         f"({comparison['ours val'].min():.3f}).",
     ]
+    wording = {"holds": "beyond noise, the course's direction", "within noise": "within noise",
+               "opposite": "beyond noise, against the course's direction"}
     for _, contrast in contrasts.iterrows():
-        verdict = {"holds": "beyond noise, the course's direction",
-                   "opposite": "beyond noise, against the course's direction",
-                   "within noise": "within noise, so no measurable effect at this scale"}[contrast["verdict"]]
+        verdict = wording[contrast["verdict"]]
+        if contrast["verdict"] == "within noise":
+            verdict += ", so no measurable effect at this scale"
         overfitting = "less" if contrast["gap change"] < 0 else "more"
-        gap_verdict = {"holds": "beyond noise, the course's direction",
-                       "opposite": "beyond noise, against the course's direction",
-                       "within noise": "within noise"}[contrast["gap verdict"]]
+        gap_verdict = wording[contrast["gap verdict"]]
         lines.append(
             f"{contrast['switch turned on']} ({contrast['from']} -> {contrast['to']}): validation accuracy "
             f"{contrast['val change']:+.3f} (noise +/-{contrast['noise (2 SE)']:.3f}, {verdict}); "
@@ -876,24 +858,15 @@ def key_numbers(tables: dict[str, pd.DataFrame],
             continue
         comparison = comparison_table(rows)
         contrasts = contrast_table(rows, (histories or {}).get(label))
-        measured = f"{len(comparison)} of {len(EXPERIMENTS)}"
+        columns[label] = {"experiments measured": f"{len(comparison)} of {len(EXPERIMENTS)}",
+                          "best validation accuracy": float(comparison["ours val"].max()),
+                          "most overfitting experiment": str(comparison["ours gap"].idxmax())
+                          + ("" if len(comparison) == len(EXPERIMENTS) else f" (of the {len(comparison)} measured)")}
+        for row, column in (("validation changes holding", "verdict"), ("overfitting changes holding", "gap verdict")):
+            columns[label][row] = (f"{int((contrasts[column] == 'holds').sum())} of {len(contrasts)}"
+                                   if len(contrasts) else "none run")
         if label in smoke_tests:
-            columns[label] = {"experiments measured": measured,
-                              "best validation accuracy": float(comparison["ours val"].max()),
-                              **{row: SMOKE_TEST_READING for row in ("most overfitting experiment",
-                                                                     "validation changes holding",
-                                                                     "overfitting changes holding")}}
-            continue
-        columns[label] = {
-            "experiments measured": measured,
-            "best validation accuracy": float(comparison["ours val"].max()),
-            "most overfitting experiment": str(comparison["ours gap"].idxmax())
-            + ("" if len(comparison) == len(EXPERIMENTS) else f" (of the {len(comparison)} measured)"),
-            "validation changes holding":
-                f"{int((contrasts['verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
-            "overfitting changes holding":
-                f"{int((contrasts['gap verdict'] == 'holds').sum())} of {len(contrasts)}" if len(contrasts) else "none run",
-        }
+            columns[label].update(dict.fromkeys(list(columns[label])[2:], SMOKE_TEST_READING))
     return pd.DataFrame(columns)
 
 

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from utils import course, recording, results, runtime
+from utils import course, recording, reference, results, runtime
 
 RESULTS_TABLE = "fast_cifar"
 COURSE_ARCHITECTURE = "course_VI"  # the course's best CIFAR-10 model: experiment VI (84%)
@@ -218,10 +218,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "batch-norm biases at the common learning rate": {"bias_lr_scale": 1.0},
     "ReLU instead of GELU": {"activation": "relu"},
 }
-# The ablations the lesson profile leaves out: the smallest effects in the records' ablations.
-MINOR_ABLATIONS = ("plain momentum, not Nesterov", "ReLU instead of GELU")
-NO_TTA = "no test-time augmentation"
-NOT_MEASURED = "not measured yet"  # same trained network, evaluated without flips and shifts
+NO_TTA = "no test-time augmentation"  # same trained network, evaluated without flips and shifts
+NOT_MEASURED = reference.NOT_MEASURED
 
 
 def ablated_recipes(recipe: Recipe, names: Sequence[str] | None = None) -> dict[str, Recipe]:
@@ -889,23 +887,14 @@ def spent_before(folder: Path, resuming: bool) -> float:
     return recording.epoch_log_totals(recording.read_epoch_log(folder))["train_seconds"] if resuming else 0.0
 
 
-def with_replicas_column(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with a ``replicas`` column, 1 for rows recorded before the column existed.
+def migrate_results_table() -> None:
+    """Give this machine's ``results/fast_cifar.csv`` a ``replicas`` column if it has none (old runs stay reusable).
 
     1 is right: until ``replicas`` entered the run key, :func:`run_recipe` always trained on one device.
     """
-    if rows.empty:
-        return rows
-    rows = rows.copy()
-    rows["replicas"] = rows["replicas"].fillna(1).astype(int) if "replicas" in rows.columns else 1
-    return rows
-
-
-def migrate_results_table() -> None:
-    """Give this machine's ``results/fast_cifar.csv`` a ``replicas`` column if it has none (old runs stay reusable)."""
     table = results.read_results(RESULTS_TABLE)
     if not table.empty and "replicas" not in table.columns:
-        migrated = with_replicas_column(table)
+        migrated = table.assign(replicas=1)
         results.write_text_atomically(lambda handle: migrated.to_csv(handle, index=False),
                                       results.results_path(RESULTS_TABLE))
 
@@ -970,14 +959,21 @@ def _with_change_points(entries: list[dict[str, Any]], base_accuracy: float) -> 
     return table
 
 
-def course_target_label(target: float) -> str:
-    """The legend entry of the course's best figure, saying what kind of number it is.
+def _finish_time_axes(ax: Any, target: float | None, ylabel: str) -> Any:
+    """The course's best as a landmark line, the labels, legend and grid of a plot against training time.
 
     The course's 84% is test accuracy (test used as validation) after 50 epochs on 50,000 images: on a
-    holdout-validation axis a landmark, not a like-for-like point.
+    holdout-validation axis a landmark, not a like-for-like point, and its legend entry says so.
     """
-    return (f"course's best: {target:.0%} test accuracy (test set used as validation), "
-            f"{course.CIFAR10_EPOCHS} epochs on {course.CIFAR10_TRAIN_IMAGES:,} images")
+    if target is not None:
+        ax.axhline(100 * target, color="grey", linestyle="--",
+                   label=(f"course's best: {target:.0%} test accuracy (test set used as validation), "
+                          f"{course.CIFAR10_EPOCHS} epochs on {course.CIFAR10_TRAIN_IMAGES:,} images"))
+    ax.set_xlabel("training time (minutes, validation passes excluded)")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
+    ax.grid(alpha=0.3)
+    return ax
 
 
 def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
@@ -987,27 +983,15 @@ def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     for label, curve in curves.groupby("recipe", sort=False):
         ax.plot(curve["training_minutes"], 100 * curve["val_accuracy"], marker="o", label=label)
-    if target is not None:
-        ax.axhline(100 * target, color="grey", linestyle="--", label=course_target_label(target))
-    ax.set_xlabel("training time (minutes, validation passes excluded)")
-    ax.set_ylabel("validation accuracy (%, no TTA)")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
-    ax.grid(alpha=0.3)
-    return ax
+    return _finish_time_axes(ax, target, "validation accuracy (%, no TTA)")
 
 
 # --- Reference rows: measured runs shipped in results/reference/ ------------------------------------------
 
 
-def reference_path(profile: str) -> Path:
-    """``results/reference/fast_cifar_<profile>.csv``: notebook 08's measured rows for one profile."""
-    return runtime.project_root() / "results" / "reference" / f"{RESULTS_TABLE}_{profile}.csv"
-
-
 def read_reference(profile: str) -> pd.DataFrame:
-    """The shipped reference rows of ``profile`` (empty when none were measured yet)."""
-    path = reference_path(profile)
-    return with_replicas_column(pd.read_csv(path)) if path.exists() and path.stat().st_size else pd.DataFrame()
+    """Notebook 08's shipped rows of ``profile``, ``results/reference/fast_cifar_<profile>.csv`` (empty if none)."""
+    return reference.read_reference(f"{RESULTS_TABLE}_{profile}", required=()).rows
 
 
 def headline_beside_reference(this_run: pd.DataFrame, references: dict[str, pd.DataFrame],
@@ -1182,14 +1166,8 @@ def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: An
         for _, run in runs.iterrows():
             ax.annotate(f"{run['budget_minutes']:g}-min run", (run["train_seconds"] / 60, 100 * run["val_accuracy"]),
                         textcoords="offset points", xytext=(6, 6), fontsize=8)
-    if target is not None:
-        ax.axhline(100 * target, color="grey", linestyle="--", label=course_target_label(target))
     ax.margins(x=0.12, y=0.12)
-    ax.set_xlabel("training time (minutes, validation passes excluded)")
-    ax.set_ylabel("validation accuracy at the end of the run (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
-    ax.grid(alpha=0.3)
-    return ax
+    return _finish_time_axes(ax, target, "validation accuracy at the end of the run (%)")
 
 
 def reference_headline(rows: pd.DataFrame) -> pd.DataFrame:

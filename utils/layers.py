@@ -2,8 +2,7 @@
 
 Keras 3 computes ``BatchNormalization`` from separate operations, each a pass over the feature map;
 TensorFlow's *fused* kernel (used by Keras 2) reads it once in each direction. On a CPU batch norm is
-memory-bound, so the passes decide its cost: the course's experiment III trains at about half the speed of
-experiment I with the Keras layer.
+memory-bound, so the passes decide its cost.
 
 :class:`FusedBatchNormalization` is a drop-in replacement: same constructor, variables, momentum and epsilon
 semantics and inference rules, saved and loaded like any Keras layer; it falls back to the Keras computation

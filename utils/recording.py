@@ -278,9 +278,7 @@ def run(spec: RunSpec) -> Record:
     """Train, evaluate and record one run, or hand back its recorded row: the suite's one way to train.
 
     A row with the same key is reused (unless ``spec.force``), with its saved model when ``spec.keep_model``
-    (if that file is gone, the run trains again). Otherwise the folder is prepared (resuming a checkpoint), the
-    session cleared keeping the dtype policy, the seed set, the model built in the strategy's scope and checked
-    to compute in the key's ``precision``, then fitted, evaluated, saved if asked and recorded.
+    (if that file is gone, the run trains again). A model built in another precision than the key's is refused.
     """
     key = run_key(**spec.settings)
     folder = run_folder(spec.table, key, spec.readable)
@@ -288,7 +286,7 @@ def run(spec: RunSpec) -> Record:
     saved = model_file if model_file is not None and model_file.exists() else None
     recorded = None if spec.force else find_recorded_row(spec.table, key)
     if recorded is not None and (saved is not None or not spec.keep_model):
-        model = _load_model(saved) if spec.keep_model else None
+        model = load_model(saved) if spec.keep_model else None
         return Record(spec.name, recorded, read_epoch_log(folder), True, folder, spec.definition, saved, model)
     resuming = prepare_run_folder(folder, spec.force)
     if spec.fresh_session:
@@ -316,10 +314,13 @@ def run(spec: RunSpec) -> Record:
     return Record(spec.name, row, epoch_log, False, folder, spec.definition, model_file, kept)
 
 
-def _load_model(path: Path) -> Any:
-    """A model the runner saved, compiled as it was trained (the suite's custom layers registered first)."""
+def load_model(path: Path, compile: bool = True) -> Any:
+    """A model the runner saved, compiled as it was trained unless ``compile=False``.
+
+    Importing :mod:`utils.layers` registers its fused batch norm, which a fresh kernel needs to read such a model.
+    """
     import keras
 
     from utils import layers  # noqa: F401  (registers FusedBatchNormalization for loading)
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, compile=compile)

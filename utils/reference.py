@@ -1,10 +1,9 @@
-"""Reference results: runs measured by this suite's own code, shipped in ``results/reference/`` (notebook 03).
+"""Reference results: runs measured by this suite's own code, shipped in ``results/reference/`` (03, 05, 08).
 
 A learner's table means more beside the course's figures and a *reference* run of the same notebook, on
 named hardware and precision, with its wall time and library versions. Reference tables are committed CSV
-files (``cifar10_<profile>.csv`` with the columns of ``results/cifar10_experiments.csv``, and
-``cifar10_<profile>_epochs.csv`` with the per-epoch logs), copied only from finished runs by
-``python -m tools.reference``; an experiment not measured yet says so and is never estimated.
+files copied only from finished runs by ``python -m tools.reference`` (``results/reference/README.md`` lists
+them); a figure not measured yet says so and is never estimated.
 """
 
 from __future__ import annotations

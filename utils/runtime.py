@@ -303,13 +303,9 @@ def clear_session_keeping_precision() -> str:
 
 def _layers_with_weights(model: Any) -> list[Any]:
     """Every layer of ``model`` that owns weights, nested models (a ResNet50 backbone) opened up."""
-    found = []
-    for layer in model.layers:
-        if getattr(layer, "layers", None):
-            found.extend(_layers_with_weights(layer))
-        elif layer.weights:
-            found.append(layer)
-    return found
+    from utils import anatomy
+
+    return [layer for layer in anatomy.keras_leaf_layers(model) if layer.weights]
 
 
 def model_precision(model: Any) -> str:
@@ -506,16 +502,9 @@ def untested_versions(installed: dict[str, str], ranges: dict[str, str] | None =
 HEADLESS_ENVIRONMENT_VARIABLE = "CNN_HEADLESS"
 # The one place the repository's address is written down (badges and setup cells must agree; a test checks).
 REPOSITORY_URL = "https://github.com/cnn-course-suite/cnn-notebooks"
-REPOSITORY_BRANCH = "main"
 DRIVE_MOUNT_POINT = Path("/content/drive")
 DRIVE_FOLDER = "MyDrive/cnn-notebooks"
 LONG_RUN_MINUTES = 15.0
-
-
-def colab_badge_target(notebook_name: str) -> str:
-    """The address a notebook's "Open in Colab" badge must link to."""
-    repository = REPOSITORY_URL.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{repository}/blob/{REPOSITORY_BRANCH}/notebooks/{notebook_name}"
 
 
 def running_headless() -> bool:

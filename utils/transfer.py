@@ -339,31 +339,30 @@ def trainability(layer_or_model: Any) -> dict[str, int]:
 
     Layers count by their ``trainable`` flag (weightless ones too); "frozen" weights include BN's moving statistics.
     """
-    layers = [layer for layer in getattr(layer_or_model, "layers", [layer_or_model])]
+    layers = list(getattr(layer_or_model, "layers", [layer_or_model]))
+    return _trainability(layers, layer_or_model.trainable_weights, layer_or_model.non_trainable_weights)
+
+
+def _trainability(layers: Sequence[Any], trainable_weights: Sequence[Any], frozen_weights: Sequence[Any],
+                  ) -> dict[str, int]:
+    """Layers, weight tensors and parameters that train and that are frozen, counted."""
     trainable_layers = sum(1 for layer in layers if layer.trainable)
     return {
         "layers": len(layers),
         "layers_trainable": trainable_layers,
         "layers_frozen": len(layers) - trainable_layers,
-        "weights_trainable": len(layer_or_model.trainable_weights),
-        "weights_frozen": len(layer_or_model.non_trainable_weights),
-        "params_trainable": parameter_count(layer_or_model.trainable_weights),
-        "params_frozen": parameter_count(layer_or_model.non_trainable_weights),
+        "weights_trainable": len(trainable_weights),
+        "weights_frozen": len(frozen_weights),
+        "params_trainable": parameter_count(trainable_weights),
+        "params_frozen": parameter_count(frozen_weights),
     }
 
 
 def trainability_table(model: Any, backbone: Any) -> pd.DataFrame:
     """One row each for the backbone, the new head and the whole model (see :func:`trainability`)."""
     head_layers = [layer for layer in model.layers if layer is not backbone and layer.weights]
-    head = {
-        "layers": len(head_layers),
-        "layers_trainable": sum(1 for layer in head_layers if layer.trainable),
-        "layers_frozen": sum(1 for layer in head_layers if not layer.trainable),
-        "weights_trainable": sum(len(layer.trainable_weights) for layer in head_layers),
-        "weights_frozen": sum(len(layer.non_trainable_weights) for layer in head_layers),
-        "params_trainable": sum(parameter_count(layer.trainable_weights) for layer in head_layers),
-        "params_frozen": sum(parameter_count(layer.non_trainable_weights) for layer in head_layers),
-    }
+    head = _trainability(head_layers, [weight for layer in head_layers for weight in layer.trainable_weights],
+                         [weight for layer in head_layers for weight in layer.non_trainable_weights])
     whole = trainability(model)
     whole["layers"] = len(backbone.layers) + len(head_layers)
     whole["layers_trainable"] = trainability(backbone)["layers_trainable"] + head["layers_trainable"]

@@ -430,12 +430,10 @@ def embed(extractor, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return features.reshape(len(features), -1).astype("float32")
 
 
-def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int = 5,
-                       metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
-    """Indices and distances of each query's ``k`` closest database rows (closest first).
+def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and Euclidean distances of each query's ``k`` closest database rows (closest first).
 
-    ``metric``: ``"euclidean"`` or ``"cosine"`` (1 - similarity); items are flattened, so raw images give
-    pixel-space neighbours.
+    Items are flattened, so raw images give pixel-space neighbours.
     """
     queries = np.asarray(queries, "float64").reshape(len(queries), -1)
     database = np.asarray(database, "float64").reshape(len(database), -1)
@@ -444,15 +442,8 @@ def nearest_neighbours(queries: np.ndarray, database: np.ndarray, k: int = 5,
                          f"{database.shape[1]}; embed both with the same extractor.")
     if not 1 <= k <= len(database):
         raise ValueError(f"k must be between 1 and the database size {len(database)}, got {k}.")
-    if metric == "euclidean":
-        squared = ((queries ** 2).sum(1)[:, None] - 2 * queries @ database.T + (database ** 2).sum(1)[None, :])
-        distances = np.sqrt(np.maximum(squared, 0))
-    elif metric == "cosine":
-        normalised_queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        normalised_database = database / np.maximum(np.linalg.norm(database, axis=1, keepdims=True), 1e-12)
-        distances = 1 - normalised_queries @ normalised_database.T
-    else:
-        raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}.")
+    squared = ((queries ** 2).sum(1)[:, None] - 2 * queries @ database.T + (database ** 2).sum(1)[None, :])
+    distances = np.sqrt(np.maximum(squared, 0))
     order = np.argsort(distances, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(distances, order, axis=1)
 

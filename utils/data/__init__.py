@@ -18,7 +18,7 @@ from utils.data.image_files import (
 )
 from utils.data.loaders import load_cifar10, load_fashion_mnist, load_flowers, load_image_folder, load_mnist
 from utils.data.pipelines import (
-    decode_errors_explained, default_augmentation, explain_decode_failure, make_file_pipeline, make_pipeline,
+    default_augmentation, explain_decode_failure, make_file_pipeline, make_pipeline,
 )
 from utils.data.records import (
     CIFAR10_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, FLOWER_CLASS_NAMES, MNIST_CLASS_NAMES, DataFormatError,
@@ -38,11 +38,11 @@ __all__ = [
     "SYNTHETIC_TEST_PER_CLASS", "SYNTHETIC_TRAIN_PER_CLASS", "VALIDATION_PROTOCOLS",
     "DataFormatError", "DatasetNotFoundError", "FileDataset", "FlowerSplits", "ImageDataset", "ImageDecodeError",
     "SkippedFile", "Splits",
-    "check_image_files", "check_images_and_labels", "dataset_from_npz", "decode_errors_explained",
-    "decode_image_files", "default_augmentation", "download", "explain_decode_failure", "extract_archive",
-    "fingerprint_file_contents", "fingerprint_files", "image_file_problem", "list_image_folder", "load_cifar10",
-    "load_fashion_mnist", "load_flowers", "load_image_folder", "load_mnist", "make_file_pipeline", "make_pipeline",
-    "make_splits", "md5_of", "offline_requested", "read_cifar10_batches", "read_cifar10_image_folders", "read_idx",
-    "read_image_folder", "read_images", "search_roots", "split_flowers", "stratified_split", "stratified_subsample",
-    "synthetic_flowers", "synthetic_image_dataset", "synthetic_images", "synthetic_requested",
+    "check_image_files", "check_images_and_labels", "dataset_from_npz", "decode_image_files", "default_augmentation",
+    "download", "explain_decode_failure", "extract_archive", "fingerprint_file_contents", "fingerprint_files",
+    "image_file_problem", "list_image_folder", "load_cifar10", "load_fashion_mnist", "load_flowers",
+    "load_image_folder", "load_mnist", "make_file_pipeline", "make_pipeline", "make_splits", "md5_of",
+    "offline_requested", "read_cifar10_batches", "read_cifar10_image_folders", "read_idx", "read_image_folder",
+    "read_images", "search_roots", "split_flowers", "stratified_split", "stratified_subsample", "synthetic_flowers",
+    "synthetic_image_dataset", "synthetic_images", "synthetic_requested",
 ]

@@ -104,7 +104,6 @@ def load_fashion_mnist() -> ImageDataset:
                             False, _download_fashion_mnist)
 
 
-
 def load_cifar10(trust_unverified_pickles: bool = False) -> ImageDataset:
     """CIFAR-10: 50,000 training and 10,000 test colour images of 32x32 pixels, 10 classes.
 
@@ -127,8 +126,6 @@ def load_cifar10(trust_unverified_pickles: bool = False) -> ImageDataset:
     except ConnectionError as problem:
         raise not_found("CIFAR-10", looked_at, str(problem)) from None
     return read_cifar10_batches(extracted / "cifar-10-batches-py", trust_unverified=True)
-
-
 
 
 def load_image_folder(folder: str | Path, name: str | None = None) -> FileDataset:

@@ -4,14 +4,13 @@
 on disk after the loaders' check, or come from your own list of paths; TensorFlow then stops ``fit`` with
 ``InvalidArgumentError: jpeg::Uncompress failed`` and no file name. So file pipelines remember their paths,
 and :func:`explain_decode_failure` turns such an error into one :class:`ImageDecodeError` paragraph naming
-the file and the fix (automatically in a notebook, elsewhere inside ``with decode_errors_explained():``).
+the file and the fix (shown in place of the traceback in a notebook).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,18 +70,6 @@ def explain_decode_failure(error: BaseException) -> ImageDecodeError | None:
         f"the ones that do not decode.")
 
 
-@contextmanager
-def decode_errors_explained() -> Iterator[None]:
-    """Inside this block, a TensorFlow image-decoding error becomes one :class:`ImageDecodeError` paragraph."""
-    try:
-        yield
-    except Exception as error:
-        explained = explain_decode_failure(error)
-        if explained is None:
-            raise
-        raise explained from None
-
-
 def _explain_in_notebook(shell: Any, error_type: type, error: BaseException, traceback: Any,
                          tb_offset: int | None = None) -> list[str]:
     """IPython exception handler: our paragraph for decode failures, the usual traceback otherwise (it shows both)."""
@@ -133,12 +120,11 @@ def make_pipeline(
     augmentation: Callable[..., Any] | None = None,
     cache: bool = True,
     seed: int = runtime.DEFAULT_SEED,
-    scale: bool = True,
 ) -> Any:
-    """A tf.data pipeline from uint8 arrays: cache, shuffle (training), batch, scale, prefetch.
+    """A tf.data pipeline from uint8 arrays: cache, shuffle (training), batch, scale to [0, 1], prefetch.
 
-    Images stay uint8 until after batching (small cache, vectorised conversion); ``scale`` gives [0, 1],
-    ``num_classes`` one-hot labels, ``augmentation`` runs for training only; ``(N, H, W)`` gets a channel axis.
+    Images stay uint8 until after batching (small cache, vectorised conversion); ``num_classes`` gives one-hot
+    labels, ``augmentation`` runs for training only; ``(N, H, W)`` gets a channel axis.
     """
     import tensorflow as tf
 
@@ -150,9 +136,7 @@ def make_pipeline(
     dataset = _cache_shuffle_batch(dataset, len(labels), batch_size, cache=cache, training=training, seed=seed)
 
     def prepare(batch_images: Any, batch_labels: Any) -> tuple[Any, Any]:
-        batch_images = tf.cast(batch_images, tf.float32)
-        if scale:
-            batch_images = batch_images / 255.0
+        batch_images = tf.cast(batch_images, tf.float32) / 255.0
         if training and augmentation is not None:
             batch_images = augmentation(batch_images, training=True)
         if num_classes:

@@ -34,14 +34,7 @@ def offline_requested() -> bool:
 
 def search_roots() -> list[Path]:
     """Folders searched for datasets, in order: ``CNN_DATA_DIR`` then the cache folder."""
-    roots = [runtime.data_dir(), runtime.cache_dir()]
-    unique: list[Path] = []
-    for root in roots:
-        if root not in unique:
-            unique.append(root)
-    return unique
-
-
+    return list(dict.fromkeys([runtime.data_dir(), runtime.cache_dir()]))  # once, when both are the same folder
 
 
 def not_found(dataset: str, looked_at: Sequence[str], download_problem: str) -> DatasetNotFoundError:
