@@ -327,13 +327,14 @@ def plot_curves(summary: pd.DataFrame, reference_summary: pd.DataFrame | None = 
                                 layout="constrained")
     colours = dict(zip(ARMS, ("tab:blue", "tab:orange", "tab:green", "tab:grey")))
     for ax, target in zip(axes[0], targets):
-        for table, hollow in ((summary, False), (reference_summary, True)):
+        for table, hollow in ((reference_summary, True), (summary, False)):  # this run on top, in full
             if table is None or table.empty:
                 continue
             for arm, points in table[table["target"] == target].groupby("arm", sort=False):
                 points = points.sort_values("images_per_class")
                 ax.errorbar(points["images_per_class"], points["mean"], yerr=points["spread"], capsize=3,
-                            marker="o", color=colours[arm], linestyle=":" if hollow else "-",
+                            marker="o", markersize=9 if hollow else 5, color=colours[arm],
+                            linestyle=":" if hollow else "-",
                             markerfacecolor="white" if hollow else colours[arm],
                             label=f"{arm} ({'reference run' if hollow else 'this run'})")
         floor = summary.loc[summary["target"] == target, "majority_share"].iloc[0]

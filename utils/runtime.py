@@ -104,7 +104,7 @@ PROFILE_DESCRIPTIONS: dict[str, str] = {
     "full": "the course's own data sizes, epochs and batch sizes; hours on a CPU, minutes on a GPU",
 }
 PROFILE_NAMES = ("quick", "lesson", "full")
-NOTHING_TRAINED_DESCRIPTION = "this notebook trains nothing, so its numbers are the same in every profile"
+NOTHING_TRAINED_DESCRIPTION = "this notebook trains nothing: the profile only decides how much is measured"
 
 
 def gpu_names() -> list[str]:

@@ -128,6 +128,12 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
+def home_relative(path: Path) -> str:
+    """``path`` with the home folder written ``~``, as a published copy prints it (so a banner's box stays aligned)."""
+    home, text = str(Path.home()), str(path)
+    return "~" + text[len(home):] if text == home or text.startswith(home + "/") else text
+
+
 def keras_cache_candidates() -> list[Path]:
     """Where Keras keeps downloaded application weights: ``keras_home()/models``, then ``/tmp/.keras/models``.
 
@@ -244,7 +250,7 @@ def load_backbone(
     cached = find_cached_imagenet_weights()
     if cached is None and data.offline_requested():
         attempts.append(
-            f"no cached copy in {', '.join(str(p.parent) for p in keras_cache_candidates())} "
+            f"no cached copy in {', '.join(home_relative(p.parent) for p in keras_cache_candidates())} "
             "and downloads are switched off (CNN_OFFLINE=1)"
         )
     elif cached is None:
