@@ -525,6 +525,20 @@ def test_marginal_step_time_falls_back_to_the_long_fit_when_the_difference_is_no
     assert runtime.marginal_seconds_per_step(fit_steps, 4, 8, repeats=1) == pytest.approx(0.2 / 8, rel=0.5)
 
 
+def test_one_disturbed_timing_pair_does_not_inflate_the_step_time():
+    """Three pairs of fits, 4 extra steps costing 40 ms; another program slows one long fit by 120 ms."""
+    long_fits = []
+
+    def fit_steps(count: int) -> None:
+        if count == 8:
+            long_fits.append(count)
+        disturbed = count == 8 and len(long_fits) == 3  # the warm-up, then the second timed long fit
+        time.sleep((0.08 if count == 8 else 0.04) + (0.12 if disturbed else 0.0))
+
+    seconds = runtime.marginal_seconds_per_step(fit_steps, 4, 8, repeats=3)
+    assert seconds == pytest.approx(0.04 / 4, rel=0.5), f"{seconds:.4f} s per step"
+
+
 def test_old_results_without_replicas_are_migrated_and_reused(own_outputs):
     splits = tiny_splits()
     first = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")

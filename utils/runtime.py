@@ -581,7 +581,8 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
     One short fit divided by its steps charges every step with the fit's start-up, several times too much when
     a step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit. After an untimed warm-up,
     ``long`` grows (up to ``limit``) until the extra steps take ``min_extra_seconds``; of ``repeats`` timed
-    pairs the median difference is kept, or their spread if larger. When neither is positive, the longest fit
+    pairs the median difference is kept, so one pair disturbed by another program cannot inflate it (a plan
+    from an inflated step time leaves most of a budget unused). When it is not positive, the longest fit
     divided by its steps: an upper bound, never a claim that a step is free.
     """
     import time
@@ -599,7 +600,7 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
         long = min(limit, short + 2 * (long - short))
     pairs = [(seconds_for(long), seconds_for(short)) for _ in range(repeats)]
     differences = sorted(longer - shorter for longer, shorter in pairs)
-    marginal = max(differences[len(differences) // 2], differences[-1] - differences[0])
+    marginal = differences[len(differences) // 2]
     if marginal > 0:
         return marginal / (long - short)
     return max(longer for longer, _ in pairs) / long
