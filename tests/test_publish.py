@@ -117,6 +117,11 @@ def test_machine_folders_become_relative_names() -> None:
     assert publish.find_absolute_paths(notebook) == []
 
 
+def test_kerass_fallback_folder_is_the_same_everywhere_but_other_temporary_paths_are_not() -> None:
+    notebook = notebook_with(code("x", printed("no cached copy in /tmp/.keras/models; wrote /tmp/run7/a.csv\n")))
+    assert publish.find_absolute_paths(notebook) == [(0, "/tmp/run7/a.csv")]
+
+
 def test_machine_paths_cover_the_project_and_its_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "my data"))
     replacements = publish.machine_paths()
@@ -290,3 +295,35 @@ def test_publishing_a_tiny_notebook_end_to_end(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(publish.ExecutedCopyError, match='regenerate it with `make publish ONLY="10" PROFILE=quick`'):
         publish.check_executed_copies(tmp_path / "executed")
     assert publish.main(["--sync-markdown", "--only", "10"]) == 1  # a code change is refused
+
+
+# The committed copies -----------------------------------------------------------------------------------------
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_executed_copies_are_complete_and_current() -> None:
+    """Every numbered notebook has a copy in executed/: same cells, valid, no error, no path, in budget, HTML-able.
+
+    A failure names the notebook and the command that regenerates its copy.
+    """
+    publish.check_executed_copies(PROJECT_ROOT / "executed", PROJECT_ROOT / "notebooks", require_all=True)
+
+
+def test_the_committed_copies_were_run_in_the_lesson_profile_from_a_clean_commit() -> None:
+    for path in sorted((PROJECT_ROOT / "executed").glob("[0-9][0-9]_*.ipynb")):
+        recorded = publish.read_provenance(nbformat.read(path, as_version=4))
+        assert recorded["profile"] == "lesson", path.name
+        assert not recorded["uncommitted_changes"], f"{path.name} was run from a tree with uncommitted changes"
+        assert recorded["precision"] in {"float32", "mixed_bfloat16", "mixed_float16"}, path.name
+
+
+def test_the_readme_links_each_copy_with_the_date_and_commit_of_its_run() -> None:
+    readme_lines = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    for path in sorted((PROJECT_ROOT / "executed").glob("[0-9][0-9]_*.ipynb")):
+        recorded = publish.read_provenance(nbformat.read(path, as_version=4))
+        rows = [line for line in readme_lines if line.startswith("|") and f"(executed/{path.name})" in line]
+        assert rows, f"README.md's notebook table has no 'read it run' link to executed/{path.name}"
+        assert recorded["commit"][:7] in rows[0] and recorded["date"][:10] in rows[0], (
+            f"README.md's row for {path.name} does not give its run's commit {recorded['commit'][:7]} and date "
+            f"{recorded['date'][:10]}")

@@ -116,3 +116,15 @@ def test_the_browser_check_report_names_each_problem():
     assert clean.passed and clean.line().startswith("ok")
     assert not broken.passed
     assert "1 image(s) without a size" in broken.line() and "https://example.com/x.png" in broken.line()
+
+
+def test_the_site_builds_from_the_committed_copies(tmp_path: Path):
+    """What `make site` builds: the index and one page per notebook, none fetching from the web."""
+    root = Path(__file__).resolve().parents[1]
+    written = site.build_site(root / "executed", root / "README.md", tmp_path)
+    notebooks = sorted(path.stem for path in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(path.stem for path in written) == sorted([*notebooks, "index"])
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{name}.html"' in index for name in notebooks)
+    for path in written:
+        assert not re.search(r'<(?:img|script|link)\b[^>]*\b(?:src|href)="https?://', path.read_text(encoding="utf-8"))

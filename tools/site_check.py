@@ -44,7 +44,8 @@ class PageReport:
     def line(self) -> str:
         """One line for the report: the page, its images and any problem."""
         if self.passed:
-            return f"ok    {self.page}: {self.images} images, all sized; no request left the machine"
+            return (f"ok    {self.page}: {self.images} image{'' if self.images == 1 else 's'}, all sized; "
+                    "no request left the machine")
         problems = [self.load_error] if self.load_error else []
         if self.images_without_size:
             problems.append(f"{len(self.images_without_size)} image(s) without a size "
