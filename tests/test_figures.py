@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from utils import anatomy, images, models, plotting  # noqa: E402
+from utils import anatomy, experiments, images, models, plotting  # noqa: E402
 
 
 def text_boxes(figure: plt.Figure) -> list[tuple[str, object]]:
@@ -66,6 +66,9 @@ FIGURES = {
     "confusion matrix": lambda: plotting.plot_confusion_matrix(
         np.arange(10), np.arange(10), [f"class {index}" for index in range(10)], title="test set"),
     "layer costs": lambda: anatomy.plot_layer_costs(anatomy.layer_table(models.vgg_spec(16)), title="VGG16 costs"),
+    "CIFAR-10 contrast curves, one experiment missing": lambda: experiments.plot_contrast_curves(
+        {name: {"accuracy": [0.3, 0.45, 0.55], "val_accuracy": [0.35, 0.44, 0.5]}
+         for name in experiments.EXPERIMENTS if name != "VII"}, title="lesson reference: 3 epochs"),
     "matrices": lambda: images.show_matrices(
         [np.arange(36).reshape(6, 6), np.ones((3, 3)), np.arange(16).reshape(4, 4) - 8],
         ["6 x 6 image", "filter", "4 x 4 output"]),

@@ -907,7 +907,7 @@ def plot_comparison(table: pd.DataFrame, validation_label: str = "val"):
     axis.set_ylim(0, 1)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    axis.set_title("CIFAR-10 experiments: the course, the reference run and this run")
+    axis.set_title("CIFAR-10 experiments: the course, the reference runs and this run")
     return figure
 
 
