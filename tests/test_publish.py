@@ -117,11 +117,6 @@ def test_machine_folders_become_relative_names() -> None:
     assert publish.find_absolute_paths(notebook) == []
 
 
-def test_kerass_fallback_folder_is_the_same_everywhere_but_other_temporary_paths_are_not() -> None:
-    notebook = notebook_with(code("x", printed("no cached copy in /tmp/.keras/models; wrote /tmp/run7/a.csv\n")))
-    assert publish.find_absolute_paths(notebook) == [(0, "/tmp/run7/a.csv")]
-
-
 def test_machine_paths_cover_the_project_and_its_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CNN_DATA_DIR", str(tmp_path / "my data"))
     replacements = publish.machine_paths()

@@ -657,3 +657,8 @@ def test_pretrained_weights_are_at_hand_only_with_a_file_or_a_download_that_work
     assert not transfer.pretrained_weights_at_hand("imagenet")
     monkeypatch.setattr(transfer, "download_imagenet_weights", lambda: weights_file)
     assert transfer.pretrained_weights_at_hand("imagenet")
+
+
+def test_banner_folders_name_no_folder_of_the_machine_that_ran_it():
+    assert transfer.folder_label(Path.home() / ".keras" / "models") == "~/.keras/models"
+    assert transfer.folder_label(Path("/tmp/.keras/models")) == "Keras's temp-folder fallback"

@@ -62,9 +62,6 @@ ABSOLUTE_PATH = re.compile(
     r"(?<![\w.~:/-])/(?:home|tmp|work|root|Users|content|mnt|var|opt|srv|usr|private|scratch)/[^\s'\"<>)\]]*"
     r"|\b[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\s'\"<>]*")
 PRECISION_LINE = re.compile(r"^Precision: (\S+)")
-# Folders that are the same on every machine, so a reader's copy may name them: Keras falls back to
-# /tmp/.keras when the home folder is not writable (notebook 05 lists it among the weights caches it searched).
-SAME_ON_EVERY_MACHINE = ("/tmp/.keras",)
 
 
 class PublishError(RuntimeError):
@@ -262,8 +259,7 @@ def _searchable_texts(notebook: Any) -> Iterator[tuple[int | None, str]]:
 def find_absolute_paths(notebook: Any) -> list[tuple[int | None, str]]:
     """(cell index, path) for every absolute machine path left in the notebook (images are not searched)."""
     return [(index, match.group(0)) for index, text in _searchable_texts(notebook)
-            for match in ABSOLUTE_PATH.finditer(text)
-            if not match.group(0).startswith(SAME_ON_EVERY_MACHINE)]
+            for match in ABSOLUTE_PATH.finditer(text)]
 
 
 def describe_paths(found: list[tuple[int | None, str]]) -> str:

@@ -128,10 +128,15 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
-def home_relative(path: Path) -> str:
-    """``path`` with the home folder written ``~``, as a published copy prints it (so a banner's box stays aligned)."""
+def folder_label(path: Path) -> str:
+    """``path`` as any reader's machine names it: the home folder as ``~``, Keras's fallback as the temp folder's.
+
+    A banner printed this way stays aligned, and a published copy names no folder of the machine that ran it.
+    """
     home, text = str(Path.home()), str(path)
-    return "~" + text[len(home):] if text == home or text.startswith(home + "/") else text
+    if text == home or text.startswith(home + "/"):
+        return "~" + text[len(home):]
+    return "Keras's temp-folder fallback" if text.startswith("/tmp/.keras") else text
 
 
 def keras_cache_candidates() -> list[Path]:
@@ -250,7 +255,7 @@ def load_backbone(
     cached = find_cached_imagenet_weights()
     if cached is None and data.offline_requested():
         attempts.append(
-            f"no cached copy in {', '.join(home_relative(p.parent) for p in keras_cache_candidates())} "
+            f"no cached copy in {', '.join(folder_label(p.parent) for p in keras_cache_candidates())} "
             "and downloads are switched off (CNN_OFFLINE=1)"
         )
     elif cached is None:
