@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -29,8 +30,6 @@ TABLE_HEADING = "## The notebooks"
 PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }
 table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; vertical-align: top; }
-nav.site-nav { font-family: system-ui, sans-serif; padding: 0.6rem 1rem; background: #f4f4f4; }
-nav.site-nav a { margin-right: 1.5rem; }
 """
 
 
@@ -103,12 +102,7 @@ def with_navigation(page_html: str, bar: str) -> str:
 def readme_table(readme_text: str, readme_path: Path) -> str:
     """The markdown table under the README's ``## The notebooks`` heading."""
     _, found, after = readme_text.partition(TABLE_HEADING + "\n")
-    rows = [line for line in after.lstrip("\n").splitlines()]
-    table = []
-    for line in rows:
-        if not line.startswith("|"):
-            break
-        table.append(line)
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), after.lstrip("\n").splitlines()))
     if not found or len(table) < 3:
         raise SiteError(f"{readme_path} has no notebook table under '{TABLE_HEADING}', which the site's index "
                         "page is built from: put the table (a header row, a separator and a row per notebook) "
