@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from page_code import page_definitions
 from utils import anatomy, course
 from utils.anatomy import (
     Conv2DSpec,
@@ -104,31 +106,35 @@ def test_study_notes_exercise_parameters_and_memory():
     assert [row.activation_bytes for row in rows] == [6_000_000, 3_000_000, 1_520_000]
 
 
+def notebook_memory() -> dict:
+    """Notebook 04's training-memory estimate, as its page writes it."""
+    return page_definitions("04", ["VALUE_BYTES", "TrainingMemory", "training_memory"], anatomy=anatomy)
+
+
 def test_training_memory_adds_up_by_hand():
+    training_memory = notebook_memory()["training_memory"]
     spec = ModelSpec("tiny", (4, 4, 1), (Conv2DSpec(2, 3), FlattenSpec(), DenseSpec(3)))
     # conv: (9 + 1) * 2 = 20 parameters, output 2x2x2 = 8 values; dense: (8 + 1) * 3 = 27, 3 values.
-    memory = anatomy.training_memory(spec, batch_size=10, precision="float32", optimizer_slots=2)
+    memory = training_memory(spec, batch_size=10, precision="float32", optimizer_slots=2)
     assert memory.parameter_bytes == 47 * 4
     assert memory.gradient_bytes == 47 * 4
     assert memory.optimizer_state_bytes == 2 * 47 * 4
     assert memory.input_bytes == 16 * 4 * 10
     assert memory.activation_bytes == (8 + 3) * 4 * 10  # the Flatten view is not counted twice
     assert memory.total_bytes == 47 * 4 * 4 + 16 * 40 + 11 * 40
-    half = anatomy.training_memory(spec, batch_size=10, precision="float16", optimizer_slots=2)
+    half = training_memory(spec, batch_size=10, precision="float16", optimizer_slots=2)
     assert half.total_bytes * 2 == memory.total_bytes
-    mixed = anatomy.training_memory(spec, batch_size=10, precision="mixed_float16")
+    mixed = training_memory(spec, batch_size=10, precision="mixed_float16")
     assert mixed.parameter_bytes == 47 * 4 and mixed.activation_bytes == 11 * 2 * 10
 
 
-def test_training_memory_table_grows_with_batch_size():
-    table = anatomy.training_memory_table(vgg_spec(16))
-    assert list(table["batch_size"]) == [32, 32, 256, 256]
-    assert list(table["precision"]) == ["float32", "float16", "float32", "float16"]
-    float32 = table[table["precision"] == "float32"].set_index("batch_size")
-    assert float32.loc[256, "activations_mib"] == pytest.approx(8 * float32.loc[32, "activations_mib"])
-    assert float32.loc[32, "parameters_mib"] == pytest.approx(course.VGG16_PARAMETERS * 4 / 1024**2)
-    with pytest.raises(ValueError, match="precision"):
-        anatomy.training_memory(vgg_spec(16), 32, precision="int8")
+def test_training_memory_grows_with_batch_size():
+    training_memory = notebook_memory()["training_memory"]
+    small, large = (training_memory(vgg_spec(16), batch_size, "float32") for batch_size in (32, 256))
+    assert large.activation_bytes == 8 * small.activation_bytes
+    assert small.parameter_bytes == large.parameter_bytes == course.VGG16_PARAMETERS * 4
+    with pytest.raises(KeyError, match="int8"):
+        training_memory(vgg_spec(16), 32, precision="int8")
 
 
 def test_bad_layer_orders_give_clear_errors():
@@ -163,7 +169,10 @@ def test_plot_layer_costs_draws_one_bar_per_weighted_layer():
     import matplotlib
 
     matplotlib.use("Agg")
-    figure = anatomy.plot_layer_costs(anatomy.layer_table(vgg_spec(16)), title="VGG16")
+    import matplotlib.pyplot as plt
+
+    plot_layer_costs = page_definitions("04", ["plot_layer_costs"], plt=plt, pd=pd)["plot_layer_costs"]
+    figure = plot_layer_costs(anatomy.layer_table(vgg_spec(16)), title="VGG16")
     top, bottom = figure.axes
     assert len(top.patches) == len(bottom.patches) == 16
     assert max(patch.get_height() for patch in top.patches) == pytest.approx(102_764_544 / 1e6)

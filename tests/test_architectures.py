@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from utils import anatomy, architectures, conv, course
+from page_code import page_definitions
+from utils import anatomy, architectures, conv, course, runtime
 
 
 def tiny_mixed_model():
@@ -88,23 +90,41 @@ def test_depth_definitions_on_a_residual_block():
     assert architectures.longest_path_depth(model) == 3
 
 
+def notebook_06(*names: str, **namespace) -> dict:
+    """Functions notebook 06 writes on its page (its building blocks), defined for a test."""
+    import keras
+    from keras import layers
+
+    return page_definitions("06", list(names), keras=keras, layers=layers, pd=pd, architectures=architectures,
+                            runtime=runtime, **namespace)
+
+
+def notebook_figures() -> dict:
+    """Notebook 06's plotting functions as its page writes them."""
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    return notebook_06("keep_labels_apart", "plot_accuracy_vs_operations", "plot_time_vs_batch_size",
+                       "plot_time_vs_operations", plt=plt, ticker=ticker)
+
+
 def test_course_depthwise_separable_example_by_formula_and_by_layers():
-    # The formula side (utils.conv) is tested in test_conv.py; here the built blocks must agree with it.
+    # The formula side (utils.conv) is tested in test_conv.py; here notebook 06's blocks must agree with it.
+    build_block = notebook_06("build_block")["build_block"]
     shape, out_channels = (6, 6, 3), 5
-    plain = architectures.build_block("plain", shape, out_channels, 3, padding="valid")
-    separable = architectures.build_block("depthwise_separable", shape, out_channels, 3, padding="valid")
+    plain = build_block("plain", shape, out_channels, 3, padding="valid")
+    separable = build_block("depthwise_separable", shape, out_channels, 3, padding="valid")
     formula = conv.depthwise_separable_multiplies(4, 4, 3, 3, 5)
     assert architectures.count_macs(plain) == formula.plain == course.DEPTHWISE_PLAIN_MULTIPLIES
     assert architectures.count_macs(separable) == formula.total == course.DEPTHWISE_SEPARABLE_MULTIPLIES
-    assert architectures.block_formula_macs("depthwise_separable", shape, out_channels, 3, padding="valid") == 672
-    assert architectures.block_formula_macs("plain", shape, out_channels, 3, padding="valid") == 2_160
+    with pytest.raises(ValueError, match="bottleneck_channels"):
+        build_block("bottleneck", shape, out_channels)
 
 
 def test_course_inception_bottleneck_block_matches_the_formula():
     formula = conv.bottleneck_multiplies(28, 28, 5, 192, 16, 32)
-    block = architectures.build_block("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16)
+    block = notebook_06("build_block")["build_block"]("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16)
     assert architectures.count_macs(block) == formula.total
-    assert architectures.block_formula_macs("bottleneck", (28, 28, 192), 32, 5, bottleneck_channels=16) == formula.total
     assert round(formula.total / 1e6, 1) == course.BOTTLENECK_TOTAL_MULTIPLIES_MILLIONS_ABOUT
 
 
@@ -122,10 +142,10 @@ def test_course_figures_used_by_notebook_06_are_the_course_texts():
 
 def test_bottleneck_block_of_the_exercise_by_hand():
     # Notebook 06's exercise: 1x1 from 192 to 64 channels, then 3x3 to 256, on 28x28, "same" padding.
-    block = architectures.build_block("bottleneck", (28, 28, 192), 256, 3, bottleneck_channels=64)
+    block = notebook_06("build_block")["build_block"]("bottleneck", (28, 28, 192), 256, 3, bottleneck_channels=64)
     by_hand = 28 * 28 * 64 * 192 + 28 * 28 * 256 * 3 * 3 * 64
     assert architectures.count_macs(block) == by_hand == 125_239_296
-    assert architectures.block_formula_macs("bottleneck", (28, 28, 192), 256, 3, bottleneck_channels=64) == by_hand
+    assert conv.bottleneck_multiplies(28, 28, 3, 192, 64, 256).total == by_hand
 
 
 def test_activation_and_weight_memory_by_hand():
@@ -139,17 +159,17 @@ def test_activation_and_weight_memory_by_hand():
     assert architectures.weights_megabytes(model) == pytest.approx((3 * 3 * 2 + 2 + 72 * 3 + 3) * 4 / 2**20)
 
 
-def test_compare_building_blocks_table():
-    table = architectures.compare_building_blocks((8, 8, 16), 32, 3, bottleneck_channels=4,
-                                                  batch_size=2, repeats=1, warmup=1)
-    assert list(table["block"]) == list(architectures.BLOCK_KINDS)
-    assert (table["macs_formula"] == table["macs_counted"]).all()
+def test_notebook_06_measures_its_three_blocks():
+    page = notebook_06("build_block", "measure_blocks", repeats=1, warmup=1)
+    table = page["measure_blocks"]({"plain": 1, "depthwise_separable": 2, "bottleneck": 3}, batch_size=2)
+    assert list(table["block"]) == ["plain", "depthwise_separable", "bottleneck"]
+    assert list(table["macs_formula"]) == [1, 2, 3]  # passed through as given
     assert (table["macs_counted"] == table["macs_profiler"]).all()
     by_block = table.set_index("block")
-    assert by_block.loc["plain", "parameters"] == 3 * 3 * 16 * 32
-    assert by_block.loc["depthwise_separable", "parameters"] == 3 * 3 * 16 + 16 * 32
-    assert by_block.loc["bottleneck", "parameters"] == 16 * 4 + 3 * 3 * 4 * 32
-    assert by_block.loc["depthwise_separable", "macs_vs_plain"] == pytest.approx(1 / 32 + 1 / 9)
+    assert by_block.loc["plain", "parameters"] == 3 * 3 * 192 * 256
+    assert by_block.loc["depthwise_separable", "parameters"] == 3 * 3 * 192 + 192 * 256
+    assert by_block.loc["bottleneck", "parameters"] == 192 * 64 + 3 * 3 * 64 * 256
+    assert by_block.loc["depthwise_separable", "macs_vs_plain"] == pytest.approx(1 / 256 + 1 / 9)
     assert np.isfinite(table["ms_per_image"]).all() and (table["ms_per_image"] > 0).all()
 
 
@@ -202,12 +222,17 @@ def test_comparison_plots_draw_one_mark_per_model():
                             "parameters": [3e6, 2.5e7], "ms_per_image_batch1": [20.0, 90.0]})
     timings = pd.DataFrame({"model": ["A", "A", "B", "B"], "batch_size": [1, 8, 1, 8],
                             "ms_per_image": [20.0, 15.0, 90.0, 80.0]})
-    bubbles = architectures.plot_accuracy_vs_operations(summary)
+    import matplotlib.pyplot as plt
+
+    page = notebook_figures()
+    figure, (bubbles, lines, points) = plt.subplots(1, 3)
+    page["plot_accuracy_vs_operations"](summary, bubbles)
     assert len(bubbles.collections[0].get_offsets()) == 2
-    lines = architectures.plot_time_vs_batch_size(timings)
+    page["plot_time_vs_batch_size"](timings, lines)
     assert [line.get_label() for line in lines.get_lines()] == ["A", "B"]
-    points = architectures.plot_time_vs_operations(summary, 1)
+    page["plot_time_vs_operations"](summary, 1, points)
     assert len(points.collections[0].get_offsets()) == 2
+    plt.close(figure)
 
 
 def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models():
@@ -224,8 +249,9 @@ def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models(
                             "macs_per_image": [giga_macs[name] * 1e9 for name in names],
                             "ms_per_image_batch1": [90.0, 30.0, 45.0, 8.0, 25.0, 10.0]})
     figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
-    architectures.plot_accuracy_vs_operations(summary, ax=left)
-    architectures.plot_time_vs_operations(summary, 1, ax=right)
+    page = notebook_figures()
+    page["plot_accuracy_vs_operations"](summary, left)
+    page["plot_time_vs_operations"](summary, 1, right)
     figure.tight_layout()
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from page_code import page_definitions
 from tools import reference as reference_tools
-from utils import data, fast_cifar, recording, reference, results, runtime
+from utils import course, data, fast_cifar, recording, reference, results, runtime
 
 TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
 
@@ -678,10 +679,30 @@ def test_shipped_ablation_compares_each_row_with_its_own_full_recipe():
     assert table.loc["Keras batch-norm defaults (not ported)", "change_points"] == pytest.approx(-50.0)
     assert table.loc[fast_cifar.NO_TTA, "change_points"] == pytest.approx(-1.0)  # the full run, without TTA
     assert table.loc[fast_cifar.FULL_RECIPE, "change_points"] == 0
-    # 11 table rows in the real file come from 10 shipped rows: "no TTA" is the full run read again.
+    # "no TTA" is the full run read again, so the table has one row more than it has sources.
     assert table["source_row"].nunique() == len(table) - 1 == 5
     assert fast_cifar.describe_rows(table) == ("5 shipped rows; hardware AMD EPYC (2 cores), precision mixed_bfloat16, "
                                                "budget 3 min, seed 42")
+
+
+def test_an_ingredient_the_clocked_setting_lacks_may_come_from_a_run_of_the_same_epochs_without_a_clock():
+    alike = {"epochs": 5, "widths": "64x128x128", "train_images": 45000, "data_fingerprint": "ec0a"}
+    rows = shipped_rows().assign(**alike)
+    no_clock = {**rows.iloc[3].to_dict(), "time_budget_seconds": float("nan"), "train_seconds": 343.0}  # like the base
+    rows = pd.concat([rows, pd.DataFrame([
+        {**no_clock, "name": "plain momentum, not Nesterov", "val_accuracy": 0.58},
+        {**no_clock, "name": "ReLU instead of GELU", "val_accuracy": 0.59, "epochs": 4, "epochs_done": 4.0},  # other plan
+        {**no_clock, "name": "no label smoothing", "val_accuracy": 0.99},  # the clocked row of this ingredient wins
+    ])], ignore_index=True)
+    table = fast_cifar.shipped_ablation_table(rows)
+    assert "ReLU instead of GELU" not in table.index
+    assert table.loc["no label smoothing", "val_accuracy"] == 0.61
+    assert table.loc["plain momentum, not Nesterov", "change_points"] == pytest.approx(-2.0)
+    assert table.loc["plain momentum, not Nesterov", "compared_on"] == "same 5 epochs, no clock"
+    assert table.loc["no label smoothing", "compared_on"] == "same 3-min clock"
+    assert "budget 3 min / no clock" in fast_cifar.describe_rows(table)
+    rows.loc[(rows["name"] == "modern") & (rows["time_budget_seconds"] == 180), "stopped_by_budget"] = True
+    assert "plain momentum, not Nesterov" not in fast_cifar.shipped_ablation_table(rows).index  # base cut short
 
 
 def test_ingredient_costs_rank_costliest_first_without_the_full_or_course_rows():
@@ -696,6 +717,14 @@ def test_ingredient_costs_rank_costliest_first_without_the_full_or_course_rows()
     assert "noise_points" not in fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(shipped_rows())).columns
 
 
+def notebook_figures() -> dict:
+    """Notebook 08's figures against training time, as its page writes them."""
+    import matplotlib.pyplot as plt
+
+    return page_definitions("08", ["finish_time_axes", "plot_accuracy_against_time", "plot_same_clock_race"], plt=plt,
+                            pd=pd, course=course)
+
+
 def test_same_clock_race_pairs_the_recipes_at_each_budget_and_seed():
     race = fast_cifar.same_clock_race(shipped_rows())
     assert race[["budget_minutes", "recipe", "val_accuracy"]].values.tolist() == [
@@ -704,8 +733,8 @@ def test_same_clock_race_pairs_the_recipes_at_each_budget_and_seed():
     summary = fast_cifar.race_summary(race)
     assert summary["modern lead (points)"].tolist() == pytest.approx([10.0, 10.0])
     assert fast_cifar.describe_rows(race).startswith("4 shipped rows") and "budget 3 min / 10 min" in fast_cifar.describe_rows(race)
-    assert fast_cifar.plot_same_clock_race(race, target=0.84).get_lines()[0].get_xdata().tolist() == pytest.approx(
-        [170 / 60, 530 / 60])  # final points of the runs, nothing in between
+    axes = notebook_figures()["plot_same_clock_race"](race, 0.84)
+    assert axes.get_lines()[0].get_xdata().tolist() == pytest.approx([170 / 60, 530 / 60])  # whole runs' final points
 
 
 def test_reference_headline_key_numbers_and_verdicts_come_from_the_rows():
@@ -744,7 +773,8 @@ def test_shipped_reference_file_gives_the_ablation_and_race_it_is_documented_for
     if rows.empty:
         pytest.skip("no lesson reference rows shipped")
     table = fast_cifar.shipped_ablation_table(rows)
-    assert len(table) == 11 and table["source_row"].nunique() == 10
+    assert len(table) == 13 and table["source_row"].nunique() == 12  # "no TTA" reads the full run again
+    assert (table["compared_on"] == "same 5 epochs, no clock").sum() == 2  # two rows from a slower machine
     assert fast_cifar.ingredient_costs(table).index[0] == "Keras batch-norm defaults (not ported)"
     assert len(fast_cifar.race_summary(fast_cifar.same_clock_race(rows))) >= 1
 
@@ -765,8 +795,8 @@ def test_the_course_target_line_says_it_is_a_test_figure_from_50_epochs_on_50000
     race = fast_cifar.same_clock_race(shipped_rows())
     curves = pd.DataFrame({"recipe": ["modern"] * 2, "epoch": [1, 2], "training_minutes": [0.5, 1.0],
                            "val_accuracy": [0.4, 0.5]})
-    for ax in (fast_cifar.plot_same_clock_race(race, target=0.84),
-               fast_cifar.plot_accuracy_against_time(curves, target=0.84)):
+    page = notebook_figures()
+    for ax in (page["plot_same_clock_race"](race, 0.84), page["plot_accuracy_against_time"](curves, 0.84)):
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
         assert "course's best: 84% test accuracy (test set used as validation), 50 epochs on 50,000 images" in labels
         plt.close(ax.figure)

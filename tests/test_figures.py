@@ -9,9 +9,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from utils import anatomy, experiments, images, models, plotting  # noqa: E402
+from page_code import page_definitions  # noqa: E402
+from utils import anatomy, experiments, models, plotting  # noqa: E402
 
 
 def text_boxes(figure: plt.Figure) -> list[tuple[str, object]]:
@@ -49,6 +51,25 @@ def image_titles_clear_of_images(figure: plt.Figure) -> bool:
     return True
 
 
+def notebook_08_time_plots() -> dict:
+    """Notebook 08's plots against training time, as its page writes them."""
+    from utils import course
+
+    return page_definitions("08", ["finish_time_axes", "plot_accuracy_against_time", "plot_same_clock_race"], plt=plt,
+                            pd=pd, course=course)
+
+
+def race_rows() -> pd.DataFrame:
+    """A shipped-race-like table: each recipe at the 3- and 10-minute budgets."""
+    return pd.DataFrame({"recipe": ["modern", "course (experiment VI)"] * 2, "budget_minutes": [3, 3, 10, 10],
+                         "train_seconds": [170, 178, 530, 590], "val_accuracy": [0.86, 0.69, 0.89, 0.80]})
+
+
+def notebook_01_matrices(*arguments, **options) -> plt.Figure:
+    """Notebook 01's matrix drawing, as its page writes it."""
+    return page_definitions("01", ["show_matrices"], plt=plt, plotting=plotting)["show_matrices"](*arguments, **options)
+
+
 FIGURES = {
     "image grid with suptitle and long titles": lambda: plotting.show_image_grid(
         [np.zeros((28, 28), np.uint8)] * 12,
@@ -65,11 +86,16 @@ FIGURES = {
         title="/home/someone/runs: curves"),
     "confusion matrix": lambda: plotting.plot_confusion_matrix(
         np.arange(10), np.arange(10), [f"class {index}" for index in range(10)], title="test set"),
-    "layer costs": lambda: anatomy.plot_layer_costs(anatomy.layer_table(models.vgg_spec(16)), title="VGG16 costs"),
+    "layer costs": lambda: page_definitions("04", ["plot_layer_costs"], plt=plt, pd=pd)["plot_layer_costs"](
+        anatomy.layer_table(models.vgg_spec(16)), title="VGG16 costs"),
     "CIFAR-10 contrast curves, one experiment missing": lambda: experiments.plot_contrast_curves(
         {name: {"accuracy": [0.3, 0.45, 0.55], "val_accuracy": [0.35, 0.44, 0.5]}
          for name in experiments.EXPERIMENTS if name != "VII"}, title="lesson reference: 3 epochs"),
-    "matrices": lambda: images.show_matrices(
+    "08: accuracy against time": lambda: notebook_08_time_plots()["plot_accuracy_against_time"](pd.DataFrame(
+        {"recipe": ["modern"] * 3 + ["course"] * 3, "training_minutes": [1, 2, 3] * 2,
+         "val_accuracy": [0.6, 0.75, 0.85, 0.4, 0.5, 0.6]}), 0.84).figure,
+    "08: the shipped race": lambda: notebook_08_time_plots()["plot_same_clock_race"](race_rows(), 0.84).figure,
+    "matrices": lambda: notebook_01_matrices(
         [np.arange(36).reshape(6, 6), np.ones((3, 3)), np.arange(16).reshape(4, 4) - 8],
         ["6 x 6 image", "filter", "4 x 4 output"]),
 }
@@ -82,8 +108,25 @@ def test_no_overlapping_text_and_no_machine_paths(name: str) -> None:
         assert not overlapping_text(figure), overlapping_text(figure)
         assert image_titles_clear_of_images(figure)
         assert not any("/work/" in text or "/home/" in text for text, _ in text_boxes(figure))
+        assert not legends_over_labels(figure), legends_over_labels(figure)
     finally:
         plt.close(figure)
+
+
+def legends_over_labels(figure: plt.Figure) -> list[str]:
+    """Axis labels and tick labels that a legend (placed anywhere, also outside its axes) covers."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    covered = []
+    for axis in figure.axes:
+        legend = axis.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        texts = [axis.xaxis.label, axis.yaxis.label, *axis.get_xticklabels(), *axis.get_yticklabels()]
+        covered += [text.get_text() for text in texts
+                    if text.get_visible() and text.get_text() and box.overlaps(text.get_window_extent(renderer))]
+    return covered
 
 
 def blank_bands_between_rows(figure: plt.Figure) -> list[float]:
@@ -167,7 +210,7 @@ def test_small_images_are_framed_so_white_pixels_show() -> None:
 
 
 def test_one_grey_convention_zero_is_black() -> None:
-    figure = images.show_matrices([np.array([[0, 9]])])
+    figure = notebook_01_matrices([np.array([[0, 9]])], [""])
     try:
         shown = figure.axes[0].images[0]
         assert shown.get_cmap().name == "gray" and shown.norm.vmin == 0

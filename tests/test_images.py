@@ -1,4 +1,4 @@
-"""Tests for utils.images: channel order, grayscale, resizing, normalisation and the figure helpers."""
+"""Tests for utils.images (channel order, grayscale, normalisation) and the image code notebooks 00 and 01 write."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from utils import images
+from page_code import page_definitions
+from utils import images, plotting
 
 RANDOM = np.random.default_rng(3)
 
@@ -27,7 +28,10 @@ def test_sample_photo_is_a_uint8_rgb_cat(photo):
 
 
 def test_reading_like_opencv_gives_bgr(tmp_path, photo):
-    path = images.write_image(tmp_path / "cat.png", photo)
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    Image.fromarray(photo).save(path)
     np.testing.assert_array_equal(images.read_image_rgb(path), photo)
     np.testing.assert_array_equal(images.read_image_like_opencv(path), photo[..., ::-1])
 
@@ -45,20 +49,6 @@ def test_grayscale_uses_luma_weights(photo):
         images.to_grayscale(photo, (1, 1, 1))
 
 
-def test_resize_keeps_dtype_and_range():
-    digit = np.zeros((28, 28), dtype=np.uint8)
-    digit[6:22, 12:16] = 255  # a vertical stroke
-    small = images.resize_image(digit, (18, 18))
-    assert small.shape == (18, 18) and small.dtype == np.uint8
-    assert small.max() > 200 and small[0].max() == 0  # stroke survives, empty border stays empty
-    colour = RANDOM.integers(0, 256, size=(10, 12, 3), dtype=np.uint8)
-    assert images.resize_image(colour, (5, 6)).shape == (5, 6, 3)
-    floats = RANDOM.random((8, 8)).astype(np.float32)
-    assert images.resize_image(floats, (4, 4)).dtype == np.float32
-    with pytest.raises(ValueError, match="height, width"):
-        images.resize_image(digit, (0, 5))
-
-
 def test_normalise_to_unit_range():
     pixels = np.array([0, 51, 255], dtype=np.uint8)
     scaled = images.normalise_to_unit_range(pixels)
@@ -72,28 +62,28 @@ def test_normalise_to_unit_range():
         images.normalise_to_unit_range(np.array([-1, 3]))
 
 
-def test_describe_and_matrix_text():
+def test_notebook_00_describes_arrays_and_prints_matrices():
+    page = page_definitions("00", ["describe_array", "matrix_text"], Any=object)
     array = np.array([[0, 255], [7, 18]], dtype=np.uint8)
-    assert images.describe_array(array) == {"shape": (2, 2), "dtype": "uint8", "min": 0, "max": 255, "channels": 1}
-    assert images.matrix_text(array) == "  0 255\n  7  18"
-    assert images.describe_array(np.zeros((4, 4, 3)))["channels"] == 3
-    with pytest.raises(ValueError, match="2D"):
-        images.matrix_text(np.zeros((2, 2, 3)))
+    assert page["describe_array"](array) == {"shape": (2, 2), "dtype": "uint8", "min": 0, "max": 255, "channels": 1}
+    assert page["matrix_text"](array) == "  0 255\n  7  18"
+    assert page["describe_array"](np.zeros((4, 4, 3)))["channels"] == 3
 
 
-def test_single_channel_views(photo):
-    red, green, blue = images.single_channel_views(photo)
-    np.testing.assert_array_equal(red[..., 0], photo[..., 0])
-    assert red[..., 1:].max() == 0 and green[..., [0, 2]].max() == 0 and blue[..., :2].max() == 0
+def show_matrices(*arguments, **options):
+    """Notebook 01's matrix drawing, as its page writes it."""
+    import matplotlib.pyplot as plt
+
+    return page_definitions("01", ["show_matrices"], plt=plt, plotting=plotting)["show_matrices"](*arguments, **options)
 
 
 def test_matrix_figures_write_every_number_and_share_scales_on_request():
     import matplotlib.pyplot as plt
 
-    figure = images.show_matrices([np.eye(3), 2 * np.eye(2)], ["a", "b"])
+    figure = show_matrices([np.eye(3), 2 * np.eye(2)], ["a", "b"])
     assert len(figure.axes) == 2 and len(figure.axes[0].texts) == 9
     assert figure.axes[0].images[0].get_clim() == (0, 1)
     plt.close(figure)
-    figure = images.show_matrices([np.eye(3), 2 * np.eye(2)], shared_scale=True)
+    figure = show_matrices([np.eye(3), 2 * np.eye(2)], ["a", "b"], shared_scale=True)
     assert figure.axes[0].images[0].get_clim() == (0, 2)
     plt.close(figure)

@@ -98,9 +98,3 @@ def test_softmax_stays_float32_under_mixed_precision():
 def test_compare_with_keras_refuses_different_networks():
     with pytest.raises(ValueError, match="do not describe the same network"):
         anatomy.compare_with_keras(models.mnist_cnn_spec(), models.build_from_spec(models.cifar_style_spec()))
-
-
-def test_text_cnn_has_the_textbook_parameter_count() -> None:
-    model = models.build_text_cnn()
-    assert model.count_params() == course.TEXT_CNN_PARAMETERS
-    assert model.get_layer("conv2").output.shape[1:] == ((500 - 7 + 1) // 5 - 7 + 1, 32)

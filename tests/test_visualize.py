@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import types
+
 import numpy as np
 import pytest
 
+from page_code import page_definitions
 from utils import visualize
 
 
@@ -75,7 +79,8 @@ def test_every_technique_works_on_a_sequential_model_grown_with_add():
     images = random_images(2, 16)
     assert visualize.last_convolution_layer(model).name == "last"
     assert set(visualize.activation_maps(model, images)) == {"first", "last"}
-    ascent = visualize.maximize_activation(model, filter_index=[0, 1], steps=10)
+    page = notebook_ascent(model)
+    ascent = page["maximize_activation"](*page["filter_objective"](model.get_layer("last")), [0, 1], ["0", "1"], steps=10)
     assert (ascent.objective[-1] > ascent.objective[0]).all()
     assert visualize.embed(visualize.feature_extractor(model), images).shape == (2, 8)
 
@@ -105,44 +110,56 @@ def test_first_layer_filters_and_activation_maps():
         visualize.activation_maps(model, random_images(1, 32), ["nope"])
 
 
-@pytest.mark.parametrize("target", [{"filter_index": 2}, {"class_index": 1}])
-def test_gradient_ascent_raises_its_objective(target):
-    model = tiny_sequential()
-    result = visualize.maximize_activation(model, steps=25, seed=3, **target)
-    assert result.image.shape == (16, 16, 3)
-    assert np.isfinite(result.image).all()
-    assert result.image.min() >= 0 and result.image.max() <= 1
-    assert result.objective.shape == (26, 1)
-    assert result.objective[-1, 0] > result.objective[0, 0]
+def notebook_ascent(model) -> dict:
+    """Notebook 07's gradient ascent, as written on its page, for ``model``."""
+    import keras
+    import tensorflow as tf
+
+    return page_definitions("07", ["AscentResult", "blur", "filter_objective", "maximize_activation"], keras=keras,
+                            tf=tf, model=model, graph=visualize.symbolic_graph(model))
 
 
-def test_gradient_ascent_optimises_several_targets_in_one_batch():
+@pytest.mark.parametrize("target", ["filter", "class"])
+def test_the_notebooks_gradient_ascent_raises_its_objective(target):
+    import tensorflow as tf
+
     model = tiny_sequential()
-    result = visualize.maximize_activation(model, filter_index=[0, 3, 5], steps=20, seed=1)
-    assert result.images.shape == (3, 16, 16, 3)
-    assert result.targets == ["conv_b filter 0", "conv_b filter 3", "conv_b filter 5"]
+    page = notebook_ascent(model)
+    tapped = (page["filter_objective"](model.get_layer("conv_b")) if target == "filter" else
+              (page["graph"].outputs["logits"], lambda scores: tf.cast(scores, tf.float32)))
+    result = page["maximize_activation"](*tapped, [2, 0, 1], ["a", "b", "c"], steps=25, seed=3)
+    assert result.images.shape == (3, 16, 16, 3) and np.isfinite(result.images).all()
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    assert result.objective.shape == (26, 3)
     assert (result.objective[-1] > result.objective[0]).all()
-    classes = visualize.maximize_activation(model, class_index=[0, 1, 2], steps=20, seed=1)
-    # Each image ends up scoring its own class higher than it started.
-    assert (classes.objective[-1] > classes.objective[0]).all()
 
 
-def test_gradient_ascent_rejects_a_missing_filter():
-    with pytest.raises(ValueError, match="filter_index"):
-        visualize.maximize_activation(tiny_sequential(), filter_index=99, steps=1)
-    with pytest.raises(ValueError, match="class_index"):
-        visualize.maximize_activation(tiny_sequential(), class_index=[0, 3], steps=1)
+def test_the_notebooks_ascent_reads_a_relu_filter_before_its_relu_and_class_scores_before_the_softmax():
+    import keras
+    import tensorflow as tf
+
+    model = tiny_sequential()
+    page = notebook_ascent(model)
+    tapped, to_values = page["filter_objective"](model.get_layer("conv_b"))
+    assert tapped is page["graph"].layer_inputs["conv_b"]  # conv_b has a ReLU: its input is tapped
+    images = random_images(2, 16)
+    after_relu = keras.Model(model.inputs, model.get_layer("conv_b").output)  # the layer's output: never negative
+    values = np.asarray(to_values(page["graph"].model(tapped)(images)))
+    assert values.shape == (2, 6) and values.min() < 0 <= np.asarray(after_relu(images)).min()
+    ascent = page["maximize_activation"](page["graph"].outputs["logits"], lambda scores: tf.cast(scores, tf.float32),
+                                         [1], ["class 1"], steps=0)
+    logits = keras.Model(model.inputs, model.get_layer("logits").output)(ascent.images, training=False)
+    assert np.allclose(ascent.objective[-1], np.asarray(logits)[:, 1], atol=1e-6)
 
 
-def test_nearest_neighbours_are_the_closest_rows():
+def test_the_notebooks_nearest_neighbours_are_the_closest_rows():
+    nearest_neighbours = page_definitions("07", ["nearest_neighbours"])["nearest_neighbours"]
     database = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
     queries = np.array([[0.9, 0.1], [0.0, 0.0]])
-    indices, distances = visualize.nearest_neighbours(queries, database, k=2)
+    indices, distances = nearest_neighbours(queries, database, k=2)
     np.testing.assert_array_equal(indices, [[1, 0], [0, 1]])
     assert distances[1, 0] == pytest.approx(0.0)
     assert np.all(np.diff(distances, axis=1) >= 0)
-    agreement = visualize.neighbour_label_agreement(indices, np.array([1, 0]), np.array([0, 1, 0, 1]))
-    assert agreement == pytest.approx(0.5)
 
 
 def test_feature_extractor_gives_penultimate_vectors():
@@ -154,20 +171,33 @@ def test_feature_extractor_gives_penultimate_vectors():
 
 
 def test_eight_bit_storage_erases_sub_level_steps_and_keeps_whole_levels():
+    to_8bit = page_definitions("07", ["to_8bit"])["to_8bit"]
     levels = np.array([[10, 128, 250]], dtype=np.uint8)
     images = levels.astype("float32") / 255.0
-    assert np.array_equal(visualize.to_8bit(images), levels)
-    assert np.array_equal(visualize.to_8bit(images + 0.4 / 255), levels)  # below half a level: gone
-    assert np.array_equal(visualize.to_8bit(images + 1 / 255).astype(int) - levels, np.ones((1, 3), int))
-    assert visualize.to_8bit(np.array([1.2, -0.1])).tolist() == [255, 0]
+    assert np.array_equal(to_8bit(images), levels)
+    assert np.array_equal(to_8bit(images + 0.4 / 255), levels)  # below half a level: gone
+    assert np.array_equal(to_8bit(images + 1 / 255).astype(int) - levels, np.ones((1, 3), int))
+    assert to_8bit(np.array([1.2, -0.1])).tolist() == [255, 0]
+
+
+def notebook_figures(**namespace) -> dict:
+    """Notebook 07's figure functions as its page writes them, with the globals they read."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    names = ["AdversarialExamples", "plot_activation_maps", "overlay_heatmap", "plot_grad_cam", "plot_adversarial",
+             "plot_neighbours"]
+    return page_definitions("07", names, plt=plt, matplotlib=matplotlib, visualize=visualize, itertools=itertools,
+                            class_names=["airplane", "automobile"], **namespace)
 
 
 def test_grad_cam_figure_keeps_captions_clear_of_the_images():
     import matplotlib.pyplot as plt
 
+    page = notebook_figures()
     images = random_images(4, 16, seed=5)
-    overlays = [image for image in images]
-    figure = visualize.plot_grad_cam(images, overlays, ["true cat\npred dog"] * 4, title="Grad-CAM")
+    overlays = [page["overlay_heatmap"](image, image[..., 0]) for image in images]
+    figure = page["plot_grad_cam"](images, overlays, ["true cat\npred dog"] * 4, title="Grad-CAM")
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     axes = figure.axes
@@ -178,8 +208,8 @@ def test_grad_cam_figure_keeps_captions_clear_of_the_images():
             if other is not axis and axis.title.get_text():
                 assert not caption.overlaps(other.get_window_extent(renderer)), "a caption runs into an image"
     plt.close(figure)
-    with pytest.raises(ValueError, match="as many overlays and titles as images"):
-        visualize.plot_grad_cam(images, overlays[:2], ["a"] * 4)
+    with pytest.raises(ValueError, match="zip"):
+        page["plot_grad_cam"](images, overlays[:2], ["a"] * 4)
 
 
 def _texts_clear(figure) -> list[str]:
@@ -197,23 +227,27 @@ def _texts_clear(figure) -> list[str]:
     return problems
 
 
-def _adversarial_examples(epsilon: float) -> visualize.AdversarialExamples:
+def _adversarial_examples(page: dict, epsilon: float):
     original = random_images(1, 16, seed=3)
     perturbation = np.full_like(original, epsilon)
-    return visualize.AdversarialExamples(original + perturbation, perturbation, epsilon, np.array([0]),
-                                         np.array([1]), np.array([0.93]), np.array([0.71]))
+    return page["AdversarialExamples"](original + perturbation, perturbation, epsilon, np.array([0]), np.array([1]),
+                                       np.array([0.93]), np.array([0.71]))
+
+
+def _neighbours_figure():
+    page = notebook_figures(x_test=random_images(2, 16), y_test=np.array([0, 1]), database=random_images(20, 16, seed=1),
+                            splits=types.SimpleNamespace(y_train=np.arange(20) % 2))
+    return page["plot_neighbours"](np.arange(2), {"feature space": np.arange(10).reshape(2, 5),
+                                                  "pixel space": np.arange(10, 20).reshape(2, 5)})
 
 
 FIGURES = {
-    "activation maps": lambda: visualize.plot_activation_maps(
+    "activation maps": lambda: notebook_figures()["plot_activation_maps"](
         {"conv2d": random_images(1, 30, 8), "conv2d_1": random_images(1, 28, 8), "conv2d_2": random_images(1, 12, 16)},
         channels=8, title="Feature maps, shallow (top) to deep (bottom)"),
-    "adversarial example": lambda: visualize.plot_adversarial(
-        random_images(1, 16, seed=3)[0], _adversarial_examples(2 / 255), ["airplane", "automobile"]),
-    "neighbours": lambda: visualize.plot_neighbours(
-        random_images(2, 16), random_images(20, 16, seed=1),
-        {"feature space": np.arange(10).reshape(2, 5), "pixel space": np.arange(10, 20).reshape(2, 5)},
-        ["airplane", "automobile"], np.arange(20) % 2, np.array([0, 1])),
+    "adversarial example": lambda: (lambda page: page["plot_adversarial"](
+        random_images(1, 16, seed=3)[0], _adversarial_examples(page, 2 / 255)))(notebook_figures()),
+    "neighbours": _neighbours_figure,
 }
 
 
@@ -231,24 +265,11 @@ def test_figures_keep_their_titles_readable(name):
 def test_adversarial_captions_give_whole_levels_and_the_magnification():
     import matplotlib.pyplot as plt
 
-    figure = visualize.plot_adversarial(random_images(1, 16, seed=3)[0], _adversarial_examples(2 / 255),
-                                        ["airplane", "automobile"])
+    page = notebook_figures()
+    figure = page["plot_adversarial"](random_images(1, 16, seed=3)[0], _adversarial_examples(page, 2 / 255))
     try:
         captions = [axis.title.get_text() for axis in figure.axes]
         assert captions[0] == "original: airplane\n(93% sure)" and captions[2] == "adversarial: automobile\n(71% sure)"
         assert "x64" in captions[1] and "2/255" in captions[1]
     finally:
         plt.close(figure)
-
-
-def test_class_scores_are_read_before_the_softmax_layer_and_an_old_softmax_head_is_refused():
-    import keras
-
-    model = tiny_sequential()
-    images = random_images(2, 16)
-    ascent = visualize.maximize_activation(model, class_index=[1], steps=0)
-    logits = keras.Model(model.inputs, model.get_layer("logits").output)(ascent.images, training=False)
-    assert np.allclose(ascent.objective[-1], np.asarray(logits)[:, 1], atol=1e-6)
-    assert visualize.embed(visualize.feature_extractor(model), images).shape == (2, 7 * 7 * 6)  # what enters logits
-    with pytest.raises(ValueError, match="inside its last Dense layer"):
-        visualize.maximize_activation(tiny_functional(), class_index=[0], steps=1)

@@ -3,7 +3,7 @@
 A :class:`ModelSpec` (an input shape and layer specifications such as :class:`Conv2DSpec`) gives, without
 Keras, every layer's output shape, parameter count with its formula, multiply-accumulates (MACs) per image,
 float32 activation memory and receptive field. :func:`compare_with_keras` checks the table against a built
-model, and :func:`training_memory` estimates what training needs. The single-layer formulas are those of
+model (notebook 04 estimates training memory from the same table). The single-layer formulas are those of
 :mod:`utils.conv`; :func:`keras_layer_macs` and :func:`keras_activation_values` apply them to any built Keras
 model (branches, depthwise and separable convolutions), which :mod:`utils.architectures` sums over
 ``keras.applications`` models.
@@ -15,7 +15,7 @@ activations, dropout and batch norm count as zero MACs, negligible beside convol
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -405,84 +405,6 @@ def total_parameters(spec: ModelSpec) -> int:
     return sum(row.parameters for row in analyse(spec))
 
 
-# --- Memory needed to train -----------------------------------------------------------
-
-PRECISIONS: dict[str, tuple[int, int]] = {
-    # name: (bytes per parameter, bytes per activation value)
-    "float32": (4, 4),
-    "float16": (2, 2),
-    "mixed_float16": (4, 2),
-}
-
-
-@dataclass(frozen=True)
-class TrainingMemory:
-    """An estimate of what one training step keeps in memory, split by what it is for."""
-
-    batch_size: int
-    precision: str
-    parameter_bytes: int
-    gradient_bytes: int
-    optimizer_state_bytes: int
-    input_bytes: int
-    activation_bytes: int
-
-    @property
-    def total_bytes(self) -> int:
-        """Everything added up."""
-        return (self.parameter_bytes + self.gradient_bytes + self.optimizer_state_bytes
-                + self.input_bytes + self.activation_bytes)
-
-
-def training_memory(spec: ModelSpec, batch_size: int, precision: str = "float32",
-                    optimizer_slots: int = 0) -> TrainingMemory:
-    """Estimate the memory of one training step on a mini-batch.
-
-    Counted: parameters, one gradient each, ``optimizer_slots`` extra copies (SGD 0, momentum 1, Adam 2), the
-    input batch and every layer's output per image, which backpropagation needs (Flatten shares its input's
-    memory). A lower bound: frameworks keep workspace buffers too. ``"mixed_float16"`` means float32 weights and
-    float16 activations, as Keras's mixed precision.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}.")
-    if batch_size < 1 or optimizer_slots < 0:
-        raise ValueError(f"batch_size must be >= 1 and optimizer_slots >= 0, got {batch_size}, {optimizer_slots}.")
-    parameter_width, activation_width = PRECISIONS[precision]
-    rows = analyse(spec)
-    parameters = sum(row.parameters for row in rows)
-    kept = sum(row.activation_values for row in rows[1:] if row.kind != "flatten")
-    return TrainingMemory(
-        batch_size=batch_size,
-        precision=precision,
-        parameter_bytes=parameters * parameter_width,
-        gradient_bytes=parameters * parameter_width,
-        optimizer_state_bytes=parameters * parameter_width * optimizer_slots,
-        input_bytes=rows[0].activation_values * activation_width * batch_size,
-        activation_bytes=kept * activation_width * batch_size,
-    )
-
-
-def training_memory_table(spec: ModelSpec, batch_sizes: Iterable[int] = (32, 256),
-                          precisions: Iterable[str] = ("float32", "float16"),
-                          optimizer_slots: int = 0) -> pd.DataFrame:
-    """:func:`training_memory` for every batch size and precision, in MiB, one row each."""
-    records = []
-    for batch_size in batch_sizes:
-        for precision in precisions:
-            memory = training_memory(spec, batch_size, precision, optimizer_slots)
-            records.append({
-                "batch_size": batch_size,
-                "precision": precision,
-                "parameters_mib": memory.parameter_bytes / MEBIBYTE,
-                "gradients_mib": memory.gradient_bytes / MEBIBYTE,
-                "optimizer_state_mib": memory.optimizer_state_bytes / MEBIBYTE,
-                "input_mib": memory.input_bytes / MEBIBYTE,
-                "activations_mib": memory.activation_bytes / MEBIBYTE,
-                "total_mib": memory.total_bytes / MEBIBYTE,
-            })
-    return pd.DataFrame.from_records(records)
-
-
 # --- The same table from a built Keras model ------------------------------------------
 
 
@@ -634,32 +556,3 @@ def keras_activation_values(model: Any) -> int:
         except (AttributeError, ValueError):
             continue
     return total_values
-
-
-# --- A picture of where the parameters and the compute are ----------------------------
-
-
-def plot_layer_costs(table: pd.DataFrame, title: str = "") -> Any:
-    """Two bar charts over the layers of a :func:`layer_table`: parameters and multiply-accumulates.
-
-    Only weight-owning layers, in order, so the contrast is plain: a VGG's parameters sit in its final dense
-    layers while its compute is spread over the convolutions.
-    """
-    import matplotlib.pyplot as plt
-
-    weighted = table[table["kind"].isin(["conv", "dense"])]
-    colours = ["tab:blue" if kind == "conv" else "tab:orange" for kind in weighted["kind"]]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 0.5 * len(weighted)), 7), sharex=True,
-                                         layout="constrained")
-    positions = range(len(weighted))
-    top.bar(positions, weighted["parameters"] / 1e6, color=colours)
-    top.set_ylabel("parameters (millions)")
-    bottom.bar(positions, weighted["macs"] / 1e9, color=colours)
-    bottom.set_ylabel("multiply-accumulates\nper image (billions)")
-    bottom.set_xticks(list(positions), weighted["layer"], rotation=60, ha="right")
-    for axis in (top, bottom):
-        axis.grid(axis="y", alpha=0.3)
-    top.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange")],
-               labels=["convolution", "fully connected"])
-    figure.suptitle(title)
-    return figure

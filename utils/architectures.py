@@ -8,8 +8,8 @@ matters for these figures.
 Operations: :func:`count_macs` adds up, over every convolution and Dense layer, output values times the
 multiplications each needs (one MAC = one multiplication plus one addition); biases, batch norm, activations,
 pooling and additions are left out (a few percent). :func:`profiler_macs` checks it independently with
-TensorFlow's graph profiler. The per-layer formulas live in :mod:`utils.conv` and :mod:`utils.anatomy`; the
-building-block comparison uses them too, so formula, layer count and profiler can agree before timing.
+TensorFlow's graph profiler. The per-layer formulas live in :mod:`utils.conv` and :mod:`utils.anatomy`; notebook
+06 builds its three building blocks on the page and checks formula, layer count and profiler agree before timing.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utils import anatomy, conv, runtime
+from utils import anatomy, runtime
 
 # --- Published reference figures ------------------------------------------------------
 
@@ -371,187 +371,6 @@ def profile_application(name: str, batch_sizes: list[int], repeats: int = 5, war
         summary["peak_memory_mb"] = None if peak is None else round(peak, 1)
         summary["memory_method"] = method
     return summary, timings
-
-
-# --- Building blocks: plain vs depthwise-separable vs 1x1-bottlenecked convolution ----
-
-
-BLOCK_KINDS = ("plain", "depthwise_separable", "bottleneck")
-
-
-def build_block(kind: str, input_shape: tuple[int, int, int], output_channels: int,
-                kernel_size: int = 3, bottleneck_channels: int | None = None,
-                padding: str = "same"):
-    """A one-block model of the given kind, without bias or activation (pure multiplications).
-
-    ``plain``: one ``Conv2D``; ``depthwise_separable``: ``DepthwiseConv2D`` then a 1x1 ``Conv2D`` (MobileNet);
-    ``bottleneck``: a 1x1 ``Conv2D`` to ``bottleneck_channels``, then the ``k x k`` one (Inception).
-    """
-    import keras
-    from keras import layers
-
-    if kind not in BLOCK_KINDS:
-        raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
-    inputs = keras.Input(shape=input_shape)
-    if kind == "plain":
-        outputs = layers.Conv2D(output_channels, kernel_size, padding=padding, use_bias=False,
-                                name="conv")(inputs)
-    elif kind == "depthwise_separable":
-        hidden = layers.DepthwiseConv2D(kernel_size, padding=padding, use_bias=False, name="depthwise")(inputs)
-        outputs = layers.Conv2D(output_channels, 1, use_bias=False, name="pointwise")(hidden)
-    else:
-        if not bottleneck_channels:
-            raise ValueError("A bottleneck block needs bottleneck_channels (the width of the 1x1 reduction).")
-        hidden = layers.Conv2D(bottleneck_channels, 1, use_bias=False, name="reduce_1x1")(inputs)
-        outputs = layers.Conv2D(output_channels, kernel_size, padding=padding, use_bias=False,
-                                name="conv")(hidden)
-    return keras.Model(inputs, outputs, name=kind)
-
-
-def block_formula_macs(kind: str, input_shape: tuple[int, int, int], output_channels: int,
-                       kernel_size: int = 3, bottleneck_channels: int | None = None,
-                       padding: str = "same") -> int:
-    """The closed-form MAC count of :func:`build_block`'s block (stride 1), from :mod:`utils.conv`'s formulas."""
-    if kind not in BLOCK_KINDS:
-        raise ValueError(f"kind must be one of {BLOCK_KINDS}, got {kind!r}.")
-    height, width, input_channels = input_shape
-    out_height = anatomy.conv_output_size(height, kernel_size, 1, padding)
-    out_width = anatomy.conv_output_size(width, kernel_size, 1, padding)
-    if kind == "plain":
-        return conv.conv_multiplies(out_height, out_width, kernel_size, input_channels, output_channels)
-    if kind == "depthwise_separable":
-        return conv.depthwise_separable_multiplies(out_height, out_width, kernel_size, input_channels,
-                                                   output_channels).total
-    if not bottleneck_channels:
-        raise ValueError("A bottleneck block needs bottleneck_channels.")
-    # The 1x1 reduction runs on the full input grid, the k x k convolution on the output grid.
-    reduction = conv.conv_multiplies(height, width, 1, input_channels, bottleneck_channels)
-    convolution = conv.conv_multiplies(out_height, out_width, kernel_size, bottleneck_channels, output_channels)
-    return reduction + convolution
-
-
-def compare_building_blocks(input_shape: tuple[int, int, int], output_channels: int,
-                            kernel_size: int = 3, bottleneck_channels: int | None = None,
-                            batch_size: int = 8, repeats: int = 5, warmup: int = 2) -> pd.DataFrame:
-    """Plain vs depthwise-separable vs bottlenecked block on the same input tensor.
-
-    Per block: parameters, MACs by formula, by walking the layers and by the profiler, ratios to the plain
-    block, and the median time per image at ``batch_size``.
-    """
-    bottleneck_channels = bottleneck_channels or max(1, input_shape[-1] // 4)
-    rows = []
-    for kind in BLOCK_KINDS:
-        runtime.clear_session_keeping_precision()
-        block = build_block(kind, input_shape, output_channels, kernel_size, bottleneck_channels)
-        timing = time_inference(block, [batch_size], repeats=repeats, warmup=warmup)[0]
-        rows.append({
-            "block": kind,
-            "parameters": int(block.count_params()),
-            "macs_formula": block_formula_macs(kind, input_shape, output_channels, kernel_size,
-                                               bottleneck_channels),
-            "macs_counted": count_macs(block),
-            "macs_profiler": profiler_macs(block),
-            "ms_per_image": timing.milliseconds_per_image,
-        })
-    table = pd.DataFrame(rows)
-    plain = table.loc[table["block"] == "plain"].iloc[0]
-    table["macs_vs_plain"] = table["macs_counted"] / plain["macs_counted"]
-    table["time_vs_plain"] = table["ms_per_image"] / plain["ms_per_image"]
-    return table
-
-
-# --- Plots in the spirit of Canziani et al. (2017) ------------------------------------
-
-
-def plot_accuracy_vs_operations(table: pd.DataFrame, ax=None, accuracy_column: str = "top1",
-                                operations_column: str = "macs_per_image",
-                                parameters_column: str = "parameters"):
-    """Published top-1 accuracy against measured G-MACs, bubble area proportional to parameters."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 5))[1]
-    data = table.dropna(subset=[accuracy_column, operations_column, parameters_column])
-    giga_macs = data[operations_column] / 1e9
-    millions = data[parameters_column] / 1e6
-    ax.scatter(giga_macs, 100 * data[accuracy_column], s=40 + 12 * millions, alpha=0.5,
-               c=range(len(data)), cmap="tab10", edgecolors="black")
-    labels = [ax.annotate(f"{label}\n{size:.1f} M params", (x, y), textcoords="offset points",
-                          xytext=(6, 6), fontsize=8)
-              for x, y, label, size in zip(giga_macs, 100 * data[accuracy_column], data["model"], millions)]
-    ax.set_xlabel("operations: G multiply-accumulates per image (counted)")
-    ax.set_ylabel("ImageNet top-1 accuracy, % (published)")
-    ax.set_title("Accuracy vs operations (bubble area ~ parameters)")
-    ax.margins(x=0.15, y=0.2)
-    ax.grid(alpha=0.3)
-    _keep_labels_apart(ax, labels)
-    return ax
-
-
-def _keep_labels_apart(ax, labels: list, padding: float = 3.0, tries: int = 12) -> None:
-    """Keep point labels inside the panel and apart: leftwards near the right edge, moved down past earlier ones.
-
-    Models with similar figures would otherwise print their names on top of each other; ``padding`` (pixels)
-    leaves room for a later ``tight_layout``.
-    """
-    ax.figure.draw_without_rendering()  # settle the axis limits, which place the labels
-    renderer = ax.figure.canvas.get_renderer()
-    right_edge = ax.get_window_extent(renderer).x1
-    placed = []
-    for label in labels:
-        if label.get_window_extent(renderer).x1 + padding > right_edge:  # runs out of the panel: write it leftwards
-            label.set_horizontalalignment("right")
-            label.xyann = (-label.xyann[0], label.xyann[1])
-        for _ in range(tries):
-            box = label.get_window_extent(renderer).padded(padding)
-            if not any(box.overlaps(other) for other in placed):
-                break
-            x_offset, y_offset = label.xyann
-            label.xyann = (x_offset, y_offset - box.height * 72 / ax.figure.dpi / 2)
-        placed.append(label.get_window_extent(renderer).padded(padding))
-
-
-def plot_time_vs_batch_size(timings: pd.DataFrame, ax=None):
-    """Milliseconds per image against batch size, one line per model, log-scaled batch axis."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 5))[1]
-    for model_name, rows in timings.groupby("model", sort=False):
-        rows = rows.sort_values("batch_size")
-        ax.plot(rows["batch_size"], rows["ms_per_image"], marker="o", label=model_name)
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    batch_sizes = sorted(timings["batch_size"].unique())
-    ax.set_xticks(batch_sizes, [str(size) for size in batch_sizes])
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("inference time per image (ms, median)")
-    ax.set_title("Time per image vs batch size on this device")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_time_vs_operations(summary: pd.DataFrame, batch_size: int, ax=None):
-    """Measured time per image at one batch size against counted G-MACs, one point per model."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 5))[1]
-    column = f"ms_per_image_batch{batch_size}"
-    giga_macs = summary["macs_per_image"] / 1e9
-    ax.scatter(giga_macs, summary[column], s=40, edgecolors="black")
-    labels = [ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-              for x, y, label in zip(giga_macs, summary[column], summary["model"])]
-    ax.set_xlabel("G multiply-accumulates per image (counted)")
-    ax.set_ylabel(f"ms per image at batch size {batch_size} (median)")
-    ax.set_title("Do operations predict time?")
-    ax.margins(x=0.15, y=0.1)
-    ax.grid(alpha=0.3)
-    _keep_labels_apart(ax, labels)
-    return ax
 
 
 def _main(arguments: list[str]) -> int:

@@ -1,8 +1,7 @@
 """The course's own figures, gathered in one place so notebooks can assert them.
 
-Every constant comes from the course's texts, named after what it measures and grouped by notebook.
-Notebooks check their computed numbers against these (``assert computed == course.SOMETHING``) instead of
-retyping them; ``tests/`` pins the constants themselves.
+Every constant comes from the course's texts, named after what it measures and grouped by notebook. Notebooks
+assert their computed numbers against these instead of retyping them; ``tests/`` pins the constants themselves.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ CIFAR10_EPOCHS_TRAINED_BY_COURSE: dict[str, int] = {
     "I": 50, "II": 50, "III": 50, "IV": 50, "V": 50, "VI": 50, "VII": 5,
 }
 
-# Reported final (train accuracy, "validation" accuracy).  The course validated on
-# the test set, so its "validation" accuracy is really test-set accuracy.
+# Reported final (train, "validation") accuracy; the course validated on the test set, so "validation" is test.
 CIFAR10_COURSE_ACCURACY: dict[str, tuple[float, float]] = {
     "I": (0.84, 0.79),
     "II": (0.98, 0.79),
@@ -122,8 +120,7 @@ TWO_3X3_WEIGHTS, ONE_5X5_WEIGHTS = 18, 25  # one channel in and out
 THREE_3X3_WEIGHTS_PER_C2, ONE_7X7_WEIGHTS_PER_C2 = 27, 49  # C channels in and out: times C^2
 
 # --- A 1D convolutional text model (textbook chapter) -----------------------
-# Embedding(10000, 128) on sequences of 500 tokens, Conv1D(32, 7), MaxPooling1D(5),
-# Conv1D(32, 7), GlobalMaxPooling1D, Dense(1).
+# Embedding(10000, 128) on 500 tokens, Conv1D(32, 7), MaxPooling1D(5), Conv1D(32, 7), GlobalMaxPooling1D, Dense(1).
 TEXT_CNN_VOCABULARY, TEXT_CNN_EMBEDDING_SIZE, TEXT_CNN_SEQUENCE_LENGTH = 10_000, 128, 500
 TEXT_CNN_FILTERS, TEXT_CNN_KERNEL_SIZE, TEXT_CNN_POOL_SIZE = 32, 7, 5
 TEXT_CNN_PARAMETERS = 1_315_937

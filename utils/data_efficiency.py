@@ -10,9 +10,8 @@ against labelled training images per class, in four arms (:data:`ARMS`):
 - ``frozen random init``: the control, a new head on a random network's frozen features.
 
 The *near* target is CIFAR-10's other five classes (same kind of photos, same size); the *far* target is the
-flowers, shrunk to the network's 32 pixels. Every point is one run of the suite's runner
-(:func:`utils.recording.run`), so a rerun reuses it and adds no row. This module holds the bookkeeping; the
-freezing and the fine-tuning model are written out in the notebook.
+flowers, shrunk to the network's 32 pixels. Every point is one run of :func:`utils.recording.run`. This module
+holds the bookkeeping; the freezing and the fine-tuning model are written out in the notebook.
 """
 
 from __future__ import annotations

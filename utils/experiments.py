@@ -168,10 +168,9 @@ def build_cifar_model(
 ):
     """Build the course's CIFAR-10 CNN with the given switches (uncompiled Sequential model).
 
-    Each unit is Conv(f, 3x3, same) -> ReLU -> [BN] -> Conv(f, 3x3, valid) -> ReLU -> [BN] -> MaxPool(2) ->
-    [Dropout(0.25)]; the head is Flatten -> Dense(512) [L2(0.01)] -> ReLU -> Dropout(0.5) -> logits -> softmax,
-    both float32 so mixed precision stays safe. Batch norm is :func:`utils.layers.batch_normalization` unless
-    ``batch_norm_layer`` replaces it (the benchmark passes ``keras.layers.BatchNormalization``).
+    Each unit is two 3x3 convs (same, then valid) and a 2x2 max pool; the switches are :class:`Experiment`'s. The
+    logits and softmax are float32 so mixed precision stays safe; ``batch_norm_layer`` replaces
+    :func:`utils.layers.batch_normalization` (the benchmark passes ``keras.layers.BatchNormalization``).
     """
     import keras
     from keras import layers
@@ -228,8 +227,7 @@ def parameter_counts() -> pd.DataFrame:
 def compile_like_course(model, steps_per_execution: int = 1):
     """Compile with the course's recipe: plain SGD at 0.01, categorical cross-entropy, accuracy.
 
-    ``steps_per_execution`` > 1 helps GPUs without changing the maths; XLA is off because it made this model
-    several times slower on a CPU.
+    ``steps_per_execution`` > 1 helps GPUs without changing the maths; XLA is off: it made this model slower on a CPU.
     """
     import keras
 
@@ -363,11 +361,10 @@ def experiment_spec(
 ) -> recording.RunSpec:
     """The runner's spec for one experiment: its run key, build, fit and evaluate.
 
-    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels); see :data:`RUN_KEY_COLUMNS` for
-    what makes a run the same. Notebook 03 replaces ``build`` and ``fit`` with its own Keras code for experiment
-    III (``dataclasses.replace``); the key, and so the recorded row, stay this spec's. ``callbacks`` are extra
-    Keras callbacks (tests simulate an interruption with one); ``precision`` (a Keras dtype policy) is applied
-    first, None keeps the policy in force.
+    ``splits`` is a :class:`utils.data.Splits` (uint8 images, integer labels); :data:`RUN_KEY_COLUMNS` says what
+    makes a run the same. Notebook 03 replaces ``build`` and ``fit`` with its own Keras code for experiment III
+    (``dataclasses.replace``); the key, and so the recorded row, stay this spec's. ``precision`` (a Keras dtype
+    policy) is applied first; None keeps the policy in force.
     """
     import keras
 
@@ -412,8 +409,7 @@ def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int,
                               steps_per_execution: int | None = None) -> float:
     """Minutes the training of ``names`` (each for ``seeds`` seeds) should take on this machine.
 
-    Each experiment is timed on the real pipeline, because they differ several-fold in cost; validation and
-    testing come on top.
+    Each experiment is timed on the real pipeline (their costs differ several-fold); validation and testing come on top.
     """
     train = experiment_pipelines(splits, batch_size, seed=0)[0]
     shape, classes = tuple(splits.x_train.shape[1:]), len(splits.class_names)
@@ -424,10 +420,7 @@ def estimate_training_minutes(names: Sequence[str], splits: Any, *, epochs: int,
 def estimate_experiment_minutes(name: str, train: Any, epochs: int, runs: int = 1,
                                 steps_per_execution: int | None = None,
                                 input_shape: tuple[int, ...] = (32, 32, 3), num_classes: int = 10) -> float:
-    """Minutes ``runs`` trainings of experiment ``name`` for ``epochs`` epochs of ``train`` should take here.
-
-    The probe is compiled as :func:`run_experiment` compiles (course SGD, no XLA, the run's ``steps_per_execution``).
-    """
+    """Minutes ``runs`` trainings of experiment ``name`` for ``epochs`` epochs of ``train`` should take here."""
     import keras
 
     model = build_experiment_model(name, num_classes=num_classes, input_shape=input_shape)
@@ -482,10 +475,7 @@ def run_experiments(
     epochs: int,
     **options: Any,
 ) -> list[recording.Record]:
-    """Run (or reuse) every experiment in ``names`` for every seed, one after the other.
-
-    ``options`` go to :func:`run_experiment`.
-    """
+    """Run (or reuse) every experiment in ``names`` for every seed; ``options`` go to :func:`run_experiment`."""
     outcomes = []
     seeds = list(seeds)
     for name in names:
@@ -500,8 +490,7 @@ def run_experiments(
 
 # --- Comparing runs -----------------------------------------------------------------
 
-# The questions the course's experiments answer, as (question, baseline, variant) pairs:
-# each variant differs from its baseline in exactly one switch.
+# The course's questions as (question, baseline, variant): each variant differs from its baseline in one switch.
 CONTRASTS: tuple[tuple[str, str, str], ...] = (
     ("conv dropout (with BN)", "II", "III"),
     ("batch norm (with dropout)", "I", "III"),
@@ -560,10 +549,7 @@ def standard_errors(summary: pd.DataFrame, rows: pd.DataFrame,
 
 
 def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Ours vs the course, one row per experiment: train and validation accuracy, gaps, differences.
-
-    ``gap`` is train minus validation accuracy (overfitting); ours are means over seeds.
-    """
+    """Ours (means over seeds) vs the course, per experiment: accuracies, train-validation gaps, differences."""
     summary = summarise_seeds(rows)
     table = pd.DataFrame({
         "seeds": summary["seeds"],
@@ -740,10 +726,7 @@ def side_by_side_table(references: dict[str, pd.DataFrame], run_rows: pd.DataFra
 
 
 def fidelity_table(reference_rows: pd.DataFrame) -> pd.DataFrame:
-    """Each measured reference experiment beside the course: differences and whether within 2 points.
-
-    Only experiments in ``reference_rows`` appear; nothing is estimated for the others.
-    """
+    """Each measured reference experiment beside the course (none estimated): differences, whether within 2 points."""
     if reference_rows.empty:
         return pd.DataFrame()
     table = side_by_side_table({"reference": reference_rows}).dropna(subset=["reference val"])

@@ -959,33 +959,6 @@ def _with_change_points(entries: list[dict[str, Any]], base_accuracy: float) -> 
     return table
 
 
-def _finish_time_axes(ax: Any, target: float | None, ylabel: str) -> Any:
-    """The course's best as a landmark line, the labels, legend and grid of a plot against training time.
-
-    The course's 84% is test accuracy (test used as validation) after 50 epochs on 50,000 images: on a
-    holdout-validation axis a landmark, not a like-for-like point, and its legend entry says so.
-    """
-    if target is not None:
-        ax.axhline(100 * target, color="grey", linestyle="--",
-                   label=(f"course's best: {target:.0%} test accuracy (test set used as validation), "
-                          f"{course.CIFAR10_EPOCHS} epochs on {course.CIFAR10_TRAIN_IMAGES:,} images"))
-    ax.set_xlabel("training time (minutes, validation passes excluded)")
-    ax.set_ylabel(ylabel)
-    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.18), fontsize=8)  # below the axes: hides no point
-    ax.grid(alpha=0.3)
-    return ax
-
-
-def plot_accuracy_against_time(curves: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
-    """Validation accuracy after each epoch against cumulative training minutes, one line per recipe."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for label, curve in curves.groupby("recipe", sort=False):
-        ax.plot(curve["training_minutes"], 100 * curve["val_accuracy"], marker="o", label=label)
-    return _finish_time_axes(ax, target, "validation accuracy (%, no TTA)")
-
-
 # --- Reference rows: measured runs shipped in results/reference/ ------------------------------------------
 
 
@@ -1039,7 +1012,9 @@ def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
 
     The quick profile's one-epoch ablation is noise, so every profile shows the maintainers': the setting
     (budget, seed, precision, hardware) with most ablation rows, its latest ``modern`` row as the full recipe,
-    and its course row for context. ``source_row`` is the row's index in ``rows``. Empty when there is none.
+    and its course row for context. An ingredient that setting lacks may come from a run without a clock for
+    exactly the full recipe's planned epochs (:func:`_epoch_matched`); ``compared_on`` says which. ``source_row``
+    is the row's index in ``rows``. Empty when there is none.
     """
     empty = pd.DataFrame(columns=["val_accuracy", "change_points"]).rename_axis("recipe")
     if "name" not in rows.columns:
@@ -1053,17 +1028,42 @@ def shipped_ablation_table(rows: pd.DataFrame) -> pd.DataFrame:
     setting = dict(zip(REFERENCE_SETTING, max(with_base, key=lambda chosen: counts[chosen])))
     chosen = _in_setting(rows, setting)
     base = _named(chosen, "modern").iloc[-1]
+    clock = f"same {float(setting['time_budget_seconds']) / 60:g}-min clock"
 
-    def entry(recipe: str, row: pd.Series, accuracy_column: str = "val_accuracy") -> dict[str, Any]:
+    def entry(recipe: str, row: pd.Series, accuracy_column: str = "val_accuracy", on: str = clock) -> dict[str, Any]:
+        measured = {**setting, "time_budget_seconds": np.nan} if on != clock else setting
         return {**_ablation_entry(recipe, row, accuracy_column), "val_images": int(row["val_images"]),
-                "stopped_by_budget": str(row["stopped_by_budget"]) == "True", **setting, "source_row": row.name}
+                "stopped_by_budget": str(row["stopped_by_budget"]) == "True", **measured, "compared_on": on,
+                "source_row": row.name}
 
     entries = [entry(FULL_RECIPE, base), entry(NO_TTA, base, "val_accuracy_no_tta")]
-    entries += [entry(name, _named(chosen, name).iloc[-1]) for name in ABLATIONS if not _named(chosen, name).empty]
+    matched = _epoch_matched(rows, base)
+    for name in ABLATIONS:
+        if not _named(chosen, name).empty:
+            entries.append(entry(name, _named(chosen, name).iloc[-1]))
+        elif not _named(matched, name).empty:
+            entries.append(entry(name, _named(matched, name).iloc[-1], on=f"same {int(base['epochs'])} epochs, no clock"))
     course_rows = _named(chosen, course_recipe().name)
     if not course_rows.empty:
         entries.append(entry(course_recipe().name, course_rows.iloc[-1]))
     return _with_change_points(entries, float(base["val_accuracy"]))
+
+
+def _epoch_matched(rows: pd.DataFrame, base: pd.Series) -> pd.DataFrame:
+    """Ablation rows trained without a clock for the planned epochs of ``base``, with its seed, precision and width.
+
+    Training is deterministic, so such a row reads what the same run on ``base``'s machine would have read, provided
+    it would have finished there too: only a ``base`` that used its whole plan (not stopped by its budget) qualifies.
+    A slower machine can then add an ingredient the budgeted setting lacks; the row's seconds are that machine's.
+    """
+    alike = ("epochs", "seed", "precision", "widths", "train_images", "val_images", "data_fingerprint")
+    if str(base["stopped_by_budget"]) == "True" or not {*alike, "time_budget_seconds"} <= set(rows.columns):
+        return rows.iloc[0:0]
+    unclocked = pd.to_numeric(rows["time_budget_seconds"], errors="coerce").isna()  # empty, or "none" in results/
+    same = unclocked & rows["name"].astype(str).isin(list(ABLATIONS))
+    for column in alike:
+        same &= rows[column].astype(str) == str(base[column])
+    return rows[same & (rows["epochs_done"].astype(float) == float(base["epochs"]))]
 
 
 def ingredient_costs(table: pd.DataFrame, validation_images: int | None = None) -> pd.DataFrame:
@@ -1097,8 +1097,14 @@ def describe_rows(table: pd.DataFrame) -> str:
         return NOT_MEASURED
     count = table["source_row"].nunique() if "source_row" in table.columns else len(table)
     return (f"{count} shipped rows; hardware {_joined(table['hardware'])}, precision {_joined(table['precision'])}, "
-            f"budget {_joined(table['time_budget_seconds'], lambda seconds: f'{float(seconds) / 60:g} min')}, "
+            f"budget {_joined(table['time_budget_seconds'], _budget_text)}, "
             f"seed {_joined(table['seed'], lambda seed: str(int(seed)))}")
+
+
+def _budget_text(seconds: Any) -> str:
+    """A run's budget for people: ``3 min``, or ``no clock`` for a run trained for its planned epochs."""
+    seconds = pd.to_numeric(seconds, errors="coerce")
+    return "no clock" if pd.isna(seconds) else f"{float(seconds) / 60:g} min"
 
 
 def reference_label(rows: pd.DataFrame) -> str:
@@ -1150,24 +1156,6 @@ def race_summary(race: pd.DataFrame) -> pd.DataFrame:
                         "modern epochs done": modern["epochs_done"], "course epochs done": rival["epochs_done"],
                         "modern train s": modern["train_seconds"], "course train s": rival["train_seconds"]})
     return pd.DataFrame(summary).set_index(["budget (minutes)", "seed"]) if summary else pd.DataFrame()
-
-
-def plot_same_clock_race(race: pd.DataFrame, target: float | None = None, ax: Any = None) -> Any:
-    """Final validation accuracy against training minutes, one point per run of :func:`same_clock_race`.
-
-    Shipped rows have no per-epoch log: each point is a whole run, joined by a dotted line, never a curve.
-    """
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for recipe, runs in race.groupby("recipe", sort=False):
-        runs = runs.sort_values("train_seconds")
-        ax.plot(runs["train_seconds"] / 60, 100 * runs["val_accuracy"], marker="o", linestyle=":", label=recipe)
-        for _, run in runs.iterrows():
-            ax.annotate(f"{run['budget_minutes']:g}-min run", (run["train_seconds"] / 60, 100 * run["val_accuracy"]),
-                        textcoords="offset points", xytext=(6, 6), fontsize=8)
-    ax.margins(x=0.12, y=0.12)
-    return _finish_time_axes(ax, target, "validation accuracy at the end of the run (%)")
 
 
 def reference_headline(rows: pd.DataFrame) -> pd.DataFrame:

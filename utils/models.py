@@ -173,23 +173,3 @@ def build_from_spec(spec: ModelSpec, kernel_initializer: str = "glorot_uniform")
 def build_vgg(depth: int = 16, kernel_initializer: str = "glorot_uniform", **spec_options: Any) -> Any:
     """VGG-``depth`` built from :func:`vgg_spec` (about 0.5 GB of float32 weights for VGG-16; free it after use)."""
     return build_from_spec(vgg_spec(depth, **spec_options), kernel_initializer=kernel_initializer)
-
-
-def build_text_cnn(vocabulary: int = 10_000, embedding_size: int = 128, sequence_length: int = 500,
-                   filters: int = 32, kernel_size: int = 7, pool_size: int = 5) -> Any:
-    """The textbook's 1D convolutional text model as an uncompiled Keras model.
-
-    Embedding -> Conv1D -> MaxPooling1D -> Conv1D -> GlobalMaxPooling1D -> Dense(1): the sliding window along
-    a sequence of word vectors; the textbook's sizes (1,315,937 parameters).
-    """
-    import keras
-
-    return keras.Sequential([
-        keras.Input(shape=(sequence_length,), dtype="int32", name="tokens"),
-        keras.layers.Embedding(vocabulary, embedding_size, name="embedding"),
-        keras.layers.Conv1D(filters, kernel_size, activation="relu", name="conv1"),
-        keras.layers.MaxPooling1D(pool_size, name="pool"),
-        keras.layers.Conv1D(filters, kernel_size, activation="relu", name="conv2"),
-        keras.layers.GlobalMaxPooling1D(name="global_pool"),
-        keras.layers.Dense(1, name="output"),
-    ], name="text_cnn")

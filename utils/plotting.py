@@ -70,7 +70,7 @@ def plot_learning_curves(
             axis.axvline(epoch + 0.5, color="grey", linestyle=":")
             axis.annotate(label, (epoch + 0.5, axis.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
         axis.set_xlabel("epoch")
-        if longest <= 12:  # every epoch gets its tick; one or two epochs no longer read 0.945-1.05
+        if longest <= 12:  # every epoch gets its tick, so one or two epochs do not read 0.945-1.05
             axis.set_xticks(range(1, longest + 1))
         else:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers

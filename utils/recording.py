@@ -4,8 +4,7 @@ A notebook only says *what* it trains; :func:`run` does the rest in one order fr
 run key (:func:`run_key`) holds every setting that changes a result, and a recorded row with the same key
 *is* that run and is reused: nothing is keyed by name alone, so a bfloat16 or batch-64 run never picks up a
 float32 batch-32 row. The run folder under ``runs/<table>/`` keeps a checkpoint and the per-epoch log
-(``epochs.json``) after every epoch, so an interrupted run resumes and curves are drawn without retraining;
-rows are written atomically through :mod:`utils.results`.
+(``epochs.json``) after every epoch, so an interrupted run resumes and curves are drawn without retraining.
 """
 
 from __future__ import annotations

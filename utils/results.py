@@ -34,8 +34,8 @@ def read_results(name: str) -> pd.DataFrame:
 def write_text_atomically(write: Callable[[Any], None], path: Path) -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then move it into place (atomically).
 
-Readers see the old file or the new one, never half; if ``write`` fails, ``path`` is untouched.
-"""
+    Readers see the old file or the new one, never half; if ``write`` fails, ``path`` is untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

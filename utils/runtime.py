@@ -1,10 +1,8 @@
 """Run-time set-up shared by every notebook: profiles, seeds, precision, devices and paths.
 
-A *profile* says how much work a notebook does: ``quick`` is a smoke test (its accuracies are noise),
-``lesson`` is sized by measurement for a CPU, ``full`` uses the course's own settings and is meant for a GPU.
-It comes from the notebook's ``PROFILE`` parameter, else ``CNN_PROFILE``, else ``full`` with a GPU and
-``lesson`` without; the choice and its reason are always printed, so nobody mistakes a smoke test for the
-course's numbers. The precision is chosen from the hardware (:func:`choose_precision`).
+A *profile* (``quick``, ``lesson``, ``full``) says how much work a notebook does. It and the precision come from
+the notebook's parameter, else the environment, else the hardware, and are always printed with the reason, so
+nobody mistakes a smoke test for the course's numbers.
 """
 
 from __future__ import annotations
@@ -27,17 +25,15 @@ T = TypeVar("T")
 TENSORFLOW_LOG_LEVEL_VARIABLE = "CNN_TF_LOG_LEVEL"
 
 
-# TensorFlow's C++ core logs errors only; it reads the variable once, on first import, hence at this module's
-# import. ``CNN_TF_LOG_LEVEL=0`` brings every log line back.
+# TensorFlow's C++ core logs errors only (``CNN_TF_LOG_LEVEL=0``: all); set at import, as TF reads it just once.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE, "3")
 
 
 def import_tensorflow() -> Any:
     """Import TensorFlow once, without the C++ start-up lines it writes straight to the terminal.
 
-    Those lines (oneDNN notice, CUDA driver search) come before any log level applies, so standard error goes
-    to a temporary file during the import and is printed only if the import fails. Setting
-    ``CNN_TF_LOG_LEVEL`` turns this off.
+    Those lines (oneDNN notice, CUDA driver search) come before any log level applies, so standard error is
+    captured during the import and shown only if it fails; setting ``CNN_TF_LOG_LEVEL`` turns this off.
     """
     if "tensorflow" in sys.modules or os.environ.get(TENSORFLOW_LOG_LEVEL_VARIABLE):
         import tensorflow
@@ -170,7 +166,7 @@ def in_colab() -> bool:
 
 
 def _cpuinfo_values(field_name: str, cpuinfo_text: str | None = None) -> list[str]:
-    """The non-empty values of ``field_name`` in ``/proc/cpuinfo`` (none where it does not exist); tests fake the text."""
+    """The non-empty values of ``field_name`` in ``/proc/cpuinfo`` (or ``cpuinfo_text``); none if it is missing."""
     if cpuinfo_text is None:
         try:
             cpuinfo_text = Path("/proc/cpuinfo").read_text()
@@ -257,8 +253,7 @@ def choose_precision(
 ) -> Precision:
     """Pick the fastest safe precision for this machine, or the one asked for.
 
-    In order: ``requested``, ``CNN_PRECISION``, ``float32`` when ``allow_mixed=False``, ``mixed_float16`` on a GPU,
-    ``mixed_bfloat16`` on a CPU with AMX-BF16 or AVX512-BF16, else ``float32``. An unknown name raises ``ValueError``.
+    ``allow_mixed=False`` gives float32 unless a precision is asked for; an unknown name raises ``ValueError``.
     """
     asked = _asked_for(requested, "PRECISION", PRECISION_ENVIRONMENT_VARIABLE)
     if asked:
@@ -374,7 +369,7 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where downloads and decoded-array caches go: ``CNN_CACHE_DIR`` or ``data/`` (the data folder may be read-only)."""
+    """Where downloads and decoded caches go: ``CNN_CACHE_DIR`` or ``data/`` (the data folder may be read-only)."""
     return _folder_from_environment("CNN_CACHE_DIR", project_root() / "data")
 
 
@@ -406,8 +401,7 @@ REPORT_WIDTH = 110  # characters per line of the setup report: no side-scrolling
 def joined_in_lines(items: Sequence[str], width: int, separator: str = "  ") -> list[str]:
     """``items`` joined by ``separator`` into lines of at most ``width`` characters, never splitting an item.
 
-    A word wrapper would cut "hardware=Intel(R) Xeon(R) Processor (2 cores)" in the middle; an item longer than
-    ``width`` gets a line of its own.
+    A word wrapper would cut "hardware=Intel(R) Xeon(R) Processor (2 cores)" in two; a longer item gets its own line.
     """
     lines: list[str] = []
     for item in items:
@@ -437,7 +431,7 @@ def setup_notebook(
     if keep_on_drive:
         print(keep_outputs_on_drive())
     import_tensorflow()  # before Keras imports it, so its start-up lines stay out of the notebook
-# Our tf.data pipelines shuffle themselves; Keras's warning about fit()'s shuffle=True only distracts.
+    # Our tf.data pipelines shuffle themselves; Keras's warning about fit()'s shuffle=True only distracts.
     warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
     chosen = resolve_profile(profile)
     set_seed(seed)
@@ -579,11 +573,10 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
     """Seconds one more training step costs: ``fit_steps(long)`` minus ``fit_steps(short)``, per extra step.
 
     One short fit divided by its steps charges every step with the fit's start-up, several times too much when
-    a step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit. After an untimed warm-up,
-    ``long`` grows (up to ``limit``) until the extra steps take ``min_extra_seconds``; of ``repeats`` timed
-    pairs the median difference is kept, so one pair disturbed by another program cannot inflate it (a plan
-    from an inflated step time leaves most of a budget unused). When it is not positive, the longest fit
-    divided by its steps: an upper bound, never a claim that a step is free.
+    a step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit; ``long`` grows (up to
+    ``limit``) until the extra steps take ``min_extra_seconds``. The median of ``repeats`` pairs is kept, so one
+    pair slowed by another program cannot inflate the estimate (and leave most of a budget unused). If it is not
+    positive, the longest fit divided by its steps: an upper bound, never a claim that a step is free.
     """
     import time
 
@@ -613,11 +606,10 @@ def estimate_training_minutes(
 ) -> float:
     """Minutes that ``runs`` trainings of ``epochs`` epochs on ``pipeline`` should take, measured here.
 
-    Times an untrained copy of ``model`` (``model`` is not touched), compiled as the run compiles, and keeps the
-    marginal cost of a step (:func:`marginal_seconds_per_step`), so start-up and shuffle-buffer refills are not
-    charged to every step. ``loss`` defaults to the model's own. Validation comes on top: a lower bound.
-    ``batches_per_epoch`` lets a small probe ``pipeline`` stand in for a big one (a pipeline that decodes a whole
-    photo set would decode all of it before its first probe step).
+    Times an untrained copy of ``model``, compiled as the run compiles, by the marginal cost of a step
+    (:func:`marginal_seconds_per_step`), so start-up and shuffle-buffer refills are not charged to every step.
+    Validation comes on top: a lower bound. ``batches_per_epoch`` lets a small probe ``pipeline`` stand in for a
+    big one (a pipeline decoding a whole photo set would decode all of it before its first probe step).
     """
     import keras
 

@@ -113,7 +113,7 @@ class WeightsChoice:
 def _wrap_banner_line(line: str, width: int) -> list[str]:
     """``line`` broken into pieces of at most ``width`` characters, continuations indented under its text.
 
-    The banner quotes paths and error messages of any length; unwrapped, the box grew wider than a notebook view.
+    The banner quotes paths and error messages of any length; unwrapped, the box would outgrow a notebook view.
     """
     indent = " " * (len(line) - len(line.lstrip(" -")))
     return textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
@@ -140,10 +140,7 @@ def folder_label(path: Path) -> str:
 
 
 def keras_cache_candidates() -> list[Path]:
-    """Where Keras keeps downloaded application weights: ``keras_home()/models``, then ``/tmp/.keras/models``.
-
-    ``get_file`` falls back to ``/tmp/.keras`` when the home folder is not writable.
-    """
+    """Where Keras caches the weights: ``keras_home()/models``, or ``/tmp/.keras/models`` if home is not writable."""
     return [keras_home() / "models" / IMAGENET_WEIGHTS_FILE, Path("/tmp/.keras/models") / IMAGENET_WEIGHTS_FILE]
 
 
@@ -459,10 +456,10 @@ def class_balance(splits: data.FlowerSplits) -> pd.DataFrame:
 
 def make_flower_pipelines(splits: data.FlowerSplits, image_size: int, batch_size: int, augmentation: Any,
                           seed: int = runtime.DEFAULT_SEED) -> dict[str, Any]:
-    """tf.data pipelines with ResNet50's preprocessing: ``train`` (augmented, shuffled) and ``train_eval``,
-    ``validation``, ``test`` (unshuffled, no augmentation).
+    """tf.data pipelines with ResNet50's preprocessing: ``train`` (augmented, shuffled) and three plain ones.
 
-    ``train_eval`` is not cached: at 224x224 a second in-memory copy would cost gigabytes for two reads.
+    ``train_eval``, ``validation`` and ``test`` are unshuffled and unaugmented; ``train_eval`` is not cached: at
+    224x224 a second in-memory copy would cost gigabytes for two reads.
     """
     import keras
 
@@ -504,10 +501,9 @@ def run_experiment(number: int, model: Any, pipelines: dict[str, Any], *, epochs
                    frozen_layer_count: int = COURSE_FROZEN_LAYER_COUNT) -> Any:
     """Compile ``model`` with Adam, fit it and measure its accuracies: experiment 1 or 2, through the one runner.
 
-    ``model`` is the notebook's own, frozen by hand, so the session is kept (``fresh_session=False``); the
-    trained model comes back also when the run is reused. ``settings`` identify the data and head, ``choice``
-    the weights really loaded (its label is in the key and name); experiment 2 passes experiment 1's record as
-    ``after``, the run it continues from.
+    ``model`` is the notebook's own, frozen by hand, so the session is kept; the trained model comes back also
+    when the run is reused. ``settings`` identify the data and head, ``choice`` the weights really loaded (its
+    label is in the key and name); experiment 2 passes experiment 1's record as ``after``.
     """
     from utils import recording
 

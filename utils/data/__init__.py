@@ -1,11 +1,9 @@
 """Datasets for the notebooks: local copies first, then the standard download.
 
-``from utils import data`` gives everything below, from ``loaders`` (the ``load_*`` functions), ``records``
-(what they return and raise), ``sources`` (environment switches, folders, downloads), ``formats`` (IDX,
-``.npz``, CIFAR-10 pickles), ``image_files`` (the full-decode check), ``synthetic``, ``splits`` and
-``pipelines`` (tf.data). Arrays come back as uint8 images and int64 labels (:class:`ImageDataset`), photos
-as file paths decoded on the fly (:class:`FileDataset`); files that are not complete images are skipped and
-listed by ``describe()``, and a dataset not found raises :class:`DatasetNotFoundError` saying where it looked.
+``from utils import data`` gives every name of the submodules below. Arrays come back as uint8 images and int64
+labels (:class:`ImageDataset`), photos as file paths decoded on the fly (:class:`FileDataset`); files that are
+not complete images are skipped and listed by ``describe()``, and a dataset not found raises
+:class:`DatasetNotFoundError` saying where it looked.
 """
 
 from utils.data.formats import (

@@ -17,8 +17,7 @@ import numpy as np
 from utils.data.records import CIFAR10_CLASS_NAMES, DataFormatError, ImageDataset
 from utils.data.sources import md5_of
 
-# Published MD5 checksums of the official pickled CIFAR-10 batches; a pickle is
-# only unpickled when it matches, because unpickling runs arbitrary code.
+# Published MD5s of the official CIFAR-10 batches: a pickle is unpickled only if it matches (unpickling runs code).
 CIFAR10_BATCH_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
     "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",

@@ -51,8 +51,7 @@ def not_found(dataset: str, looked_at: Sequence[str], download_problem: str) -> 
 def download(file_name: str, url: str, sha256: str | None = None, extract: bool = False) -> Path:
     """Download ``url`` into the cache folder (with Keras's progress bar) and return the path.
 
-    Raises ``ConnectionError`` with the reason when offline or the transfer fails,
-    so loaders can turn it into one clear :class:`DatasetNotFoundError`.
+    Offline or failing, it raises ``ConnectionError`` with the reason; loaders make it a :class:`DatasetNotFoundError`.
     """
     if offline_requested():
         raise ConnectionError("Downloads are switched off (CNN_OFFLINE=1).")
