@@ -101,11 +101,12 @@ def notebook_06(*names: str, **namespace) -> dict:
 
 def notebook_figures() -> dict:
     """Notebook 06's plotting functions as its page writes them."""
+    import matplotlib
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
     return notebook_06("keep_labels_apart", "plot_accuracy_vs_operations", "plot_time_vs_batch_size",
-                       "plot_time_vs_operations", plt=plt, ticker=ticker)
+                       "plot_time_vs_operations", plt=plt, ticker=ticker, matplotlib=matplotlib)
 
 
 def test_course_depthwise_separable_example_by_formula_and_by_layers():
@@ -237,6 +238,7 @@ def test_comparison_plots_draw_one_mark_per_model():
 
 def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models():
     """The six models of the full profile, with their published figures: no two labels may overlap."""
+    import matplotlib
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -257,7 +259,8 @@ def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models(
     renderer = figure.canvas.get_renderer()
     try:
         for axis in (left, right):
-            boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in axis.texts]
+            boxes = [(text.get_text(), matplotlib.text.Text.get_window_extent(text, renderer))  # the words only
+                     for text in axis.texts]
             assert len(boxes) == len(names)
             clashes = [(first, second) for index, (first, box) in enumerate(boxes)
                        for second, other in boxes[index + 1:] if box.overlaps(other)]

@@ -748,7 +748,7 @@ def test_reference_headline_key_numbers_and_verdicts_come_from_the_rows():
     race = fast_cifar.same_clock_race(rows)
     numbers = fast_cifar.key_numbers(0.84, race, headline, costs, label)
     assert numbers["ingredient whose removal cost most (validation)"] == "Keras batch-norm defaults (not ported) (-50.00 points)"
-    assert numbers["course's recipe, validation after 10 min (seed 42)"] == "70.00% (5.00 epochs)"
+    assert numbers["course's recipe, validation within 10 min (seed 42)"] == "70.00% (5.00 epochs)"
     assert numbers["modern recipe, test within 10 min (2 seed(s))"].startswith("82.00% ± 1.41%")
     assert numbers["measured by"] == label
     smoke = fast_cifar.key_numbers(0.84, race, headline, costs, "this run", verdicts=False)

@@ -1190,7 +1190,7 @@ def key_numbers(course_accuracy: float, race: pd.DataFrame, headline: pd.DataFra
     numbers = {"course's best test accuracy (experiment VI, 50 epochs)": f"{course_accuracy:.0%}"}
     for _, run in race.iterrows():
         recipe = "course's recipe" if run["recipe"] == course_name else "modern recipe"
-        numbers[f"{recipe}, validation after {run['budget_minutes']:g} min (seed {run['seed']})"] = (
+        numbers[f"{recipe}, validation within {run['budget_minutes']:g} min (seed {run['seed']})"] = (
             f"{run['val_accuracy']:.2%} ({run['epochs_done']:.2f} epochs)")
     for minutes, row in headline.iterrows():
         numbers[f"modern recipe, test within {minutes:g} min ({int(row['runs'])} seed(s))"] = _mean_and_spread(row)
