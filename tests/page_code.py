@@ -40,3 +40,23 @@ def page_definitions(notebook_prefix: str, names: list[str], **namespace: Any) -
     for name in names:  # in the order given, so a class is defined before a function that annotates with it
         exec(compile(ast.Module([found[name]], type_ignores=[]), str(path), "exec"), scope)
     return scope
+
+
+def show_matrices(*arguments: Any, **options: Any) -> Any:
+    """Notebook 01's matrix drawing, as its page writes it (used by more than one test file)."""
+    import matplotlib.pyplot as plt
+
+    from utils import plotting
+
+    return page_definitions("01", ["show_matrices"], plt=plt, plotting=plotting)["show_matrices"](*arguments, **options)
+
+
+def notebook_08_time_plots() -> dict[str, Any]:
+    """Notebook 08's plots against training time, as its page writes them (used by more than one test file)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from utils import course
+
+    return page_definitions("08", ["finish_time_axes", "plot_accuracy_against_time", "plot_same_clock_race"], plt=plt,
+                            pd=pd, course=course)

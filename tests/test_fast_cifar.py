@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from page_code import page_definitions
+from page_code import notebook_08_time_plots
 from tools import reference as reference_tools
-from utils import course, data, fast_cifar, recording, reference, results, runtime
+from utils import data, fast_cifar, recording, reference, results, runtime
 
 TINY = fast_cifar.modern_recipe(name="tiny", widths=(4, 8, 8), epochs=2, batch_size=16)
 
@@ -717,14 +717,6 @@ def test_ingredient_costs_rank_costliest_first_without_the_full_or_course_rows()
     assert "noise_points" not in fast_cifar.ingredient_costs(fast_cifar.shipped_ablation_table(shipped_rows())).columns
 
 
-def notebook_figures() -> dict:
-    """Notebook 08's figures against training time, as its page writes them."""
-    import matplotlib.pyplot as plt
-
-    return page_definitions("08", ["finish_time_axes", "plot_accuracy_against_time", "plot_same_clock_race"], plt=plt,
-                            pd=pd, course=course)
-
-
 def test_same_clock_race_pairs_the_recipes_at_each_budget_and_seed():
     race = fast_cifar.same_clock_race(shipped_rows())
     assert race[["budget_minutes", "recipe", "val_accuracy"]].values.tolist() == [
@@ -733,7 +725,7 @@ def test_same_clock_race_pairs_the_recipes_at_each_budget_and_seed():
     summary = fast_cifar.race_summary(race)
     assert summary["modern lead (points)"].tolist() == pytest.approx([10.0, 10.0])
     assert fast_cifar.describe_rows(race).startswith("4 shipped rows") and "budget 3 min / 10 min" in fast_cifar.describe_rows(race)
-    axes = notebook_figures()["plot_same_clock_race"](race, 0.84)
+    axes = notebook_08_time_plots()["plot_same_clock_race"](race, 0.84)
     assert axes.get_lines()[0].get_xdata().tolist() == pytest.approx([170 / 60, 530 / 60])  # whole runs' final points
 
 
@@ -795,7 +787,7 @@ def test_the_course_target_line_says_it_is_a_test_figure_from_50_epochs_on_50000
     race = fast_cifar.same_clock_race(shipped_rows())
     curves = pd.DataFrame({"recipe": ["modern"] * 2, "epoch": [1, 2], "training_minutes": [0.5, 1.0],
                            "val_accuracy": [0.4, 0.5]})
-    page = notebook_figures()
+    page = notebook_08_time_plots()
     for ax in (page["plot_same_clock_race"](race, 0.84), page["plot_accuracy_against_time"](curves, 0.84)):
         labels = [text.get_text() for text in ax.get_legend().get_texts()]
         assert "course's best: 84% test accuracy (test set used as validation), 50 epochs on 50,000 images" in labels

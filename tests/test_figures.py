@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from page_code import page_definitions  # noqa: E402
+from page_code import notebook_08_time_plots, page_definitions, show_matrices  # noqa: E402
 from utils import anatomy, experiments, models, plotting  # noqa: E402
 
 
@@ -51,23 +51,10 @@ def image_titles_clear_of_images(figure: plt.Figure) -> bool:
     return True
 
 
-def notebook_08_time_plots() -> dict:
-    """Notebook 08's plots against training time, as its page writes them."""
-    from utils import course
-
-    return page_definitions("08", ["finish_time_axes", "plot_accuracy_against_time", "plot_same_clock_race"], plt=plt,
-                            pd=pd, course=course)
-
-
 def race_rows() -> pd.DataFrame:
     """A shipped-race-like table: each recipe at the 3- and 10-minute budgets."""
     return pd.DataFrame({"recipe": ["modern", "course (experiment VI)"] * 2, "budget_minutes": [3, 3, 10, 10],
                          "train_seconds": [170, 178, 530, 590], "val_accuracy": [0.86, 0.69, 0.89, 0.80]})
-
-
-def notebook_01_matrices(*arguments, **options) -> plt.Figure:
-    """Notebook 01's matrix drawing, as its page writes it."""
-    return page_definitions("01", ["show_matrices"], plt=plt, plotting=plotting)["show_matrices"](*arguments, **options)
 
 
 FIGURES = {
@@ -95,7 +82,7 @@ FIGURES = {
         {"recipe": ["modern"] * 3 + ["course"] * 3, "training_minutes": [1, 2, 3] * 2,
          "val_accuracy": [0.6, 0.75, 0.85, 0.4, 0.5, 0.6]}), 0.84).figure,
     "08: the shipped race": lambda: notebook_08_time_plots()["plot_same_clock_race"](race_rows(), 0.84).figure,
-    "matrices": lambda: notebook_01_matrices(
+    "matrices": lambda: show_matrices(
         [np.arange(36).reshape(6, 6), np.ones((3, 3)), np.arange(16).reshape(4, 4) - 8],
         ["6 x 6 image", "filter", "4 x 4 output"]),
 }
@@ -210,7 +197,7 @@ def test_small_images_are_framed_so_white_pixels_show() -> None:
 
 
 def test_one_grey_convention_zero_is_black() -> None:
-    figure = notebook_01_matrices([np.array([[0, 9]])], [""])
+    figure = show_matrices([np.array([[0, 9]])], [""])
     try:
         shown = figure.axes[0].images[0]
         assert shown.get_cmap().name == "gray" and shown.norm.vmin == 0

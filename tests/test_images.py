@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from page_code import page_definitions
-from utils import images, plotting
+from page_code import page_definitions, show_matrices
+from utils import images
 
 RANDOM = np.random.default_rng(3)
 
@@ -68,13 +68,6 @@ def test_notebook_00_describes_arrays_and_prints_matrices():
     assert page["describe_array"](array) == {"shape": (2, 2), "dtype": "uint8", "min": 0, "max": 255, "channels": 1}
     assert page["matrix_text"](array) == "  0 255\n  7  18"
     assert page["describe_array"](np.zeros((4, 4, 3)))["channels"] == 3
-
-
-def show_matrices(*arguments, **options):
-    """Notebook 01's matrix drawing, as its page writes it."""
-    import matplotlib.pyplot as plt
-
-    return page_definitions("01", ["show_matrices"], plt=plt, plotting=plotting)["show_matrices"](*arguments, **options)
 
 
 def test_matrix_figures_write_every_number_and_share_scales_on_request():
