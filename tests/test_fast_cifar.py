@@ -387,7 +387,118 @@ def test_tta_averages_the_predictions_of_the_flipped_and_shifted_views():
     assert np.allclose(fast_cifar.predict_with_tta(model, images, flip=True, shift_pixels=1), expected, atol=1e-6)
 
 
+def test_airbench_tta_weighs_the_logits_a_quarter_per_unshifted_view_and_an_eighth_per_shifted_one():
+    assert list(fast_cifar.airbench_view_weights(6, 1)) == [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
+    assert list(fast_cifar.airbench_view_weights(2, 0)) == [0.5, 0.5]
+    assert list(fast_cifar.airbench_view_weights(3, 1)) == [0.5, 0.25, 0.25]  # no flip: the image, two shifts
+    generator = np.random.default_rng(5)
+    logits = generator.normal(scale=4.0, size=(6, 500, 10))  # six views of 500 images
+    probabilities = [keras.ops.convert_to_numpy(keras.ops.softmax(view)) for view in logits]
+    by_logits = np.tensordot(fast_cifar.airbench_view_weights(6, 1), logits, axes=1)  # what airbench computes
+    combined = fast_cifar.combine_views(probabilities, "logits", shift_pixels=1)
+    assert np.array_equal(np.argmax(combined, axis=1), np.argmax(by_logits, axis=1))
+    by_mean = fast_cifar.combine_views(probabilities)
+    assert not np.array_equal(np.argmax(by_mean, axis=1), np.argmax(by_logits, axis=1))  # the two ways differ
+    with pytest.raises(ValueError, match="logits"):
+        fast_cifar.combine_views(probabilities, "votes")
+
+
+def momentum_trajectory(optimizer: keras.optimizers.Optimizer, rates: list[float]) -> list[float]:
+    """A weight's values under ``optimizer`` with gradient 1, 2, 3, ... and the learning rate set per step."""
+    weight = keras.Variable(np.zeros(1, dtype=np.float32))
+    values = []
+    for step, rate in enumerate(rates, start=1):
+        optimizer.learning_rate = rate
+        optimizer.apply_gradients([(keras.ops.full((1,), float(step)), weight)])
+        values.append(float(keras.ops.convert_to_numpy(weight)[0]))
+    return values
+
+
+def test_pytorch_momentum_form_matches_keras_at_a_constant_rate_and_rescales_the_past_when_it_changes():
+    def both(rates: list[float]) -> tuple[list[float], list[float]]:
+        return (momentum_trajectory(keras.optimizers.SGD(0.1, momentum=0.85, nesterov=True), rates),
+                momentum_trajectory(fast_cifar.TorchFormSGD(0.1, momentum=0.85, nesterov=True), rates))
+
+    keras_form, torch_form = both([0.1] * 5)
+    assert np.allclose(keras_form, torch_form, rtol=1e-6)
+    changing = [0.1, 0.2, 0.4, 0.8]
+    keras_form, torch_form = both(changing)
+    velocity, weight, by_hand = 0.0, 0.0, []  # PyTorch: v = m v + g; w -= lr (g + m v)
+    for gradient, rate in zip([1.0, 2.0, 3.0, 4.0], changing):
+        velocity = 0.85 * velocity + gradient
+        weight -= rate * (gradient + 0.85 * velocity)
+        by_hand.append(weight)
+    assert np.allclose(torch_form, by_hand, rtol=1e-5)
+    assert not np.allclose(keras_form, torch_form, rtol=1e-3)  # the forms differ once the rate moves
+    recipe = TINY.changed(momentum_form="pytorch")
+    model = fast_cifar.compile_recipe(fast_cifar.build_network(recipe, tiny_splits().x_train), recipe, 3)
+    assert isinstance(model.optimizer, fast_cifar.TorchFormSGD)
+    with pytest.raises(ValueError, match="momentum_form"):
+        TINY.changed(momentum_form="adam")
+
+
 # --- network -------------------------------------------------------------------------------------
+
+
+def test_airbench_details_are_off_by_default_and_built_as_airbench_has_them_when_asked():
+    images = tiny_splits().x_train
+    default = fast_cifar.build_network(TINY, images)
+    assert fast_cifar.WHITENING_BIAS not in [layer.name for layer in default.layers]
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        recipe = TINY.changed(whitening_bias_epochs=3, head_init="pytorch", whitening_dtype="float32")
+        model = fast_cifar.build_network(recipe, images)
+        mixed = fast_cifar.build_network(TINY, images)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    for name in ("normalise", "whiten", fast_cifar.WHITENING_BIAS, "first_act"):
+        assert model.get_layer(name).compute_dtype == "float32"
+    assert mixed.get_layer("whiten").compute_dtype == "bfloat16"
+    assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    fan_in = recipe.widths[-1]
+    head = model.get_layer("logits").get_weights()[0]
+    assert np.abs(head).max() <= 1 / np.sqrt(fan_in) and np.abs(head).max() > 0.8 / np.sqrt(fan_in)
+    glorot = default.get_layer("logits").get_weights()[0]
+    assert np.abs(glorot).max() > 1 / np.sqrt(fan_in)  # Keras's default is wider: the difference is real
+    with pytest.raises(ValueError, match="whitening_bias_epochs"):
+        TINY.changed(whitening=False, whitening_bias_epochs=3)
+    with pytest.raises(ValueError, match="head_init"):
+        TINY.changed(head_init="he")
+
+
+def test_the_whitening_bias_trains_for_its_epochs_then_stays_put_while_the_rest_trains():
+    splits = tiny_splits(64)
+    recipe = TINY.changed(epochs=3, whitening_bias_epochs=2, lookahead=False)
+    batches = fast_cifar.EpochBatches(splits.x_train, splits.y_train, recipe, 10, seed=0)
+    model = fast_cifar.compile_recipe(fast_cifar.build_network(recipe, splits.x_train), recipe, len(batches))
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            seen.append((model.get_layer(fast_cifar.WHITENING_BIAS).get_weights()[0].copy(),
+                         model.get_layer("logits").get_weights()[0].copy()))
+
+    callbacks = fast_cifar.training_callbacks(recipe, batches, fast_cifar.time_budget_callback(None)) + [Snapshot()]
+    model.fit(batches.dataset, epochs=3, verbose=0, callbacks=callbacks)
+    (bias_1, head_1), (bias_2, head_2), (bias_3, head_3) = seen
+    assert np.abs(bias_1).sum() > 0 and not np.array_equal(bias_1, bias_2)  # trains in epochs 1 and 2
+    assert np.array_equal(bias_2, bias_3) and not np.array_equal(head_2, head_3)  # frozen; the rest trains on
+
+
+def test_a_second_jpeg_pass_on_a_moved_grid_damages_afresh_where_an_aligned_one_barely_changes():
+    # Synthetic smooth colour images (a test fixture), compressed once as the shared copy was.
+    rows, columns = np.mgrid[0:32, 0:32]
+    generator = np.random.default_rng(2)
+    images = np.stack([np.stack([128 + 100 * np.sin(rows / (3 + k) + phase) * np.cos(columns / (4 + k))
+                                 for phase in generator.uniform(0, 3, 3)], axis=-1) for k in range(8)])
+    copy = fast_cifar.jpeg_round_trip(np.clip(images, 0, 255).astype(np.uint8), offset=0)
+    aligned = fast_cifar.jpeg_round_trip(copy, offset=0)
+    moved = fast_cifar.jpeg_round_trip(copy)
+    assert moved.shape == copy.shape and moved.dtype == np.uint8
+    from skimage.metrics import peak_signal_noise_ratio
+
+    assert peak_signal_noise_ratio(copy, aligned) > peak_signal_noise_ratio(copy, moved) + 5
 
 
 def test_whitening_kernel_decorrelates_patches_to_unit_variance():
@@ -545,9 +656,12 @@ def test_old_results_without_replicas_are_migrated_and_reused(own_outputs):
     first = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")
     assert first.row["replicas"] == 1 and first.row["hardware"] == runtime.hardware_name()
     path = results.results_path(fast_cifar.RESULTS_TABLE)
-    pd.read_csv(path).drop(columns=["replicas"]).to_csv(path, index=False)  # a table from before the column
+    added_later = ["replicas", "whitening_bias_epochs", "head_init", "whitening_dtype", "momentum_form"]
+    pd.read_csv(path).drop(columns=added_later).to_csv(path, index=False)  # a table from before the columns
     again = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")
-    assert again.reused and list(pd.read_csv(path)["replicas"]) == [1]
+    migrated = pd.read_csv(path)
+    assert again.reused and list(migrated["replicas"]) == [1]
+    assert list(migrated["head_init"]) == ["glorot"] and list(migrated["whitening_bias_epochs"]) == [0]
 
 
 def test_shipped_reference_rows_carry_replicas_and_hardware():
@@ -851,3 +965,60 @@ def test_notebook_08s_race_run_is_run_recipes_run_bit_for_bit(own_outputs):
     drifted = run_race_cell(source.replace("momentum=recipe.momentum,", "momentum=0.9,"), splits)
     assert not all(np.array_equal(ours, theirs) for ours, theirs in zip(saved_weights(drifted), helper_weights))
     keras.backend.clear_session()
+
+
+# --- the audit against airbench94 ---------------------------------------------------------------------
+
+
+def audit_rows(entries: list[tuple[str, int, float, float]]) -> pd.DataFrame:
+    """Audit rows from (name, seed, test accuracy, test accuracy with airbench's TTA), 10,000 test images."""
+    return pd.DataFrame([{"name": name, "seed": seed, "test_accuracy": test, "test_accuracy_airbench_tta": airbench,
+                          "test_images": 10_000} for name, seed, test, airbench in entries])
+
+
+def test_audit_pairs_each_variant_with_the_port_of_the_same_seed_and_says_what_is_not_measured():
+    port, head, data_pass = fast_cifar.PORT_AS_SHIPPED, "PyTorch's initialisation of the head", \
+        "CIFAR-10 JPEG-compressed once more"
+    rows = audit_rows([(port, 42, 0.860, 0.861), (port, 43, 0.850, 0.850), (head, 43, 0.852, 0.853),
+                       (head, 42, 0.861, 0.861), (data_pass, 42, 0.830, 0.831), (data_pass, 43, 0.826, 0.826)])
+    table = fast_cifar.audit_table(rows)
+    assert list(table.loc["linear head's start", ["runs", "change per run (points)", "mean change (points)"]]) == \
+        [2, "+0.10 / +0.20", 0.15]  # seed 42 with seed 42, 43 with 43, whatever the row order
+    assert table.loc["linear head's start", "verdict"] == "within noise"
+    noise = 200 * np.sqrt(2 * 0.855 * 0.145 / 10_000)
+    assert table.loc["data", "noise (points)"] == pytest.approx(noise, abs=0.01)
+    assert table.loc["data", "verdict"] == "lower by 2.70 points (beyond noise)"
+    assert table.loc["whitening layer", "verdict"] == fast_cifar.NOT_MEASURED
+    assert table.loc[fast_cifar.AIRBENCH_TTA, "runs"] == 6  # every network, read both ways
+    assert table.loc[fast_cifar.AIRBENCH_TTA, "mean change (points)"] == pytest.approx(0.05)
+    expected = fast_cifar.expected_on_this_copy(table)
+    assert expected["airbench94 on this copy, expected"] == "91.31% (published 94.01%)"
+    assert "assumes" in expected["how"]
+    nothing = fast_cifar.expected_on_this_copy(fast_cifar.audit_table(rows[rows["name"] != data_pass]))
+    assert list(nothing) == [fast_cifar.NOT_MEASURED]
+
+
+def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
+    rows = fast_cifar.read_audit_reference()
+    assert not rows.empty, "results/reference/fast_cifar_audit_lesson.csv is shipped"
+    names = {variant.name for variant in fast_cifar.AUDIT_VARIANTS}
+    assert set(rows["name"]) <= names and fast_cifar.PORT_AS_SHIPPED in set(rows["name"])
+    assert (rows["epochs"] == fast_cifar.AUDIT_EPOCHS).all() and (rows["epochs_done"] == fast_cifar.AUDIT_EPOCHS).all()
+    assert (rows["time_budget_seconds"].astype(str) == "none").all() and rows["test_accuracy"].notna().all()
+    assert rows["test_accuracy_airbench_tta"].notna().all() and "model_path" not in rows.columns
+    for variant in fast_cifar.AUDIT_VARIANTS:
+        for field, value in variant.changes.items():
+            expected = fast_cifar.key_value(value)
+            for recorded in _named_rows(rows, variant.name)[field]:
+                assert (recorded == expected if isinstance(expected, str) else
+                        float(recorded) == pytest.approx(float(expected))), (variant.name, field, recorded)
+        if variant.precision:
+            assert (_named_rows(rows, variant.name)["precision"] == variant.precision).all()
+    whole = _named_rows(rows, "trained on all 50,000 images")
+    assert (whole["train_images"] == 50_000).all() and (whole["validation_protocol"] == "course").all()
+    again = _named_rows(rows, "CIFAR-10 JPEG-compressed once more")
+    assert again["data_source"].str.contains("JPEG-compressed once more").all()
+
+
+def _named_rows(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    return rows[rows["name"] == name]
