@@ -996,6 +996,13 @@ def test_audit_pairs_each_variant_with_the_port_of_the_same_seed_and_says_what_i
     assert "assumes" in expected["how"]
     nothing = fast_cifar.expected_on_this_copy(fast_cifar.audit_table(rows[rows["name"] != data_pass]))
     assert list(nothing) == [fast_cifar.NOT_MEASURED]
+    shipped = pd.DataFrame({"name": ["modern"] * 2, "evaluate_test": [True, True], "time_budget_seconds": [600.0] * 2,
+                            "test_accuracy": [0.890, 0.894], "seconds": [500.0, 510.0]})
+    frontier = fast_cifar.frontier_table(shipped, table)
+    assert frontier.loc[10.0, "target reached"] == "no"
+    assert frontier.loc[20.0, "target reached"] == fast_cifar.NOT_MEASURED
+    assert frontier.loc[10.0, "airbench93 on this copy, expected"] == "90.30%"  # 93.00% less the 2.70-point data cost
+    assert frontier.loc[10.0, "port minus airbench93 expected (points)"] == "-1.10"  # 89.20% against 90.30%
 
 
 def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
