@@ -1005,6 +1005,14 @@ def test_audit_pairs_each_variant_with_the_port_of_the_same_seed_and_says_what_i
     assert frontier.loc[10.0, "port minus airbench93 expected (points)"] == "-1.10"  # 89.20% against 90.30%
 
 
+def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
+    table = fast_cifar.audit_table(pd.DataFrame())  # what a clone without the audit file reads
+    assert (table["verdict"] == fast_cifar.NOT_MEASURED).all() and (table["runs"] == 0).all()
+    assert list(fast_cifar.expected_on_this_copy(table)) == [fast_cifar.NOT_MEASURED]
+    frontier = fast_cifar.frontier_table(pd.DataFrame(), table)
+    assert (frontier["shipped reference (test)"] == fast_cifar.NOT_MEASURED).all()
+
+
 def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
     rows = fast_cifar.read_audit_reference()
     assert not rows.empty, "results/reference/fast_cifar_audit_lesson.csv is shipped"

@@ -1440,7 +1440,12 @@ def read_audit_reference() -> pd.DataFrame:
 
 
 def _paired_changes(rows: pd.DataFrame, name: str, column: str, base_column: str, base_name: str) -> pd.Series:
-    """Per seed, in points: ``column`` of the rows named ``name`` minus ``base_column`` of ``base_name``'s rows."""
+    """Per seed, in points: ``column`` of the rows named ``name`` minus ``base_column`` of ``base_name``'s rows.
+
+    Empty when either side has no rows (or the table has no such columns: nothing shipped yet).
+    """
+    if not {"name", "seed", column, base_column} <= set(rows.columns):
+        return pd.Series(dtype=float)
     variant = _named(rows, name).drop_duplicates("seed", keep="last").set_index("seed")[column].astype(float)
     base = _named(rows, base_name).drop_duplicates("seed", keep="last").set_index("seed")[base_column].astype(float)
     seeds = sorted(set(variant.index) & set(base.index))
@@ -1480,7 +1485,7 @@ def audit_table(rows: pd.DataFrame) -> pd.DataFrame:
         changes = _paired_changes(rows, variant.name, "test_accuracy", "test_accuracy", PORT_AS_SHIPPED)
         lines.append(_audit_line(variant.difference, variant.name, changes, base, images))
     tta = pd.Series(dtype=float)
-    if "test_accuracy_airbench_tta" in rows.columns:
+    if {"test_accuracy_airbench_tta", "test_accuracy"} <= set(rows.columns):
         measured = rows.dropna(subset=["test_accuracy_airbench_tta"])
         tta = (100 * (measured["test_accuracy_airbench_tta"] - measured["test_accuracy"])).round(2)
     lines.append(_audit_line(AIRBENCH_TTA, "airbench's weighted logits against our mean probabilities, on every "
