@@ -651,6 +651,21 @@ def test_one_disturbed_timing_pair_does_not_inflate_the_step_time():
     assert seconds == pytest.approx(0.04 / 4, rel=0.5), f"{seconds:.4f} s per step"
 
 
+def test_two_disturbed_long_fits_cannot_make_a_step_cost_more_than_a_whole_fits_average():
+    """Three pairs, 4 extra steps costing 40 ms; two long fits slowed by 200 ms: the median pair is disturbed."""
+    long_fits = []
+
+    def fit_steps(count: int) -> None:
+        if count == 8:
+            long_fits.append(count)
+        disturbed = count == 8 and len(long_fits) in (2, 3)  # after the warm-up: the first two timed long fits
+        time.sleep((0.08 if count == 8 else 0.04) + (0.2 if disturbed else 0.0))
+
+    seconds = runtime.marginal_seconds_per_step(fit_steps, 4, 8, repeats=3)
+    assert seconds < 0.2 / 4, f"{seconds:.4f} s per step: the disturbed median was kept"
+    assert seconds == pytest.approx(0.08 / 8, rel=0.5)  # the undisturbed long fit's average step
+
+
 def test_old_results_without_replicas_are_migrated_and_reused(own_outputs):
     splits = tiny_splits()
     first = fast_cifar.run_recipe(TINY.changed(epochs=1), splits, seed=2, profile="quick")
@@ -1003,6 +1018,20 @@ def test_audit_pairs_each_variant_with_the_port_of_the_same_seed_and_says_what_i
     assert frontier.loc[20.0, "target reached"] == fast_cifar.NOT_MEASURED
     assert frontier.loc[10.0, "airbench93 on this copy, expected"] == "90.30%"  # 93.00% less the 2.70-point data cost
     assert frontier.loc[10.0, "port minus airbench93 expected (points)"] == "-1.10"  # 89.20% against 90.30%
+
+
+def test_the_combined_line_reads_its_runs_with_airbench_tta_against_the_ports_own_reading():
+    together = "airbench's details together"
+    variant = next(variant for variant in fast_cifar.AUDIT_VARIANTS if variant.name == together)
+    assert variant.data == fast_cifar.ALL_TRAINING_IMAGES and variant.changes == fast_cifar.AIRBENCH_DETAILS
+    switched = {variant.difference: variant.changes for variant in fast_cifar.AUDIT_VARIANTS[1:]}
+    every_single_switch = {field: value for changes in [switched["whitening layer"], switched["linear head's start"],
+                           switched["precision"], switched["Nesterov momentum under a changing rate"]]
+                           for field, value in changes.items()}
+    assert fast_cifar.AIRBENCH_DETAILS == every_single_switch  # every detail the single lines switch, no more
+    rows = audit_rows([(fast_cifar.PORT_AS_SHIPPED, 42, 0.860, 0.870), (together, 42, 0.865, 0.868)])
+    line = fast_cifar.audit_table(rows).loc["all the details together"]
+    assert line["change per run (points)"] == "+0.80"  # 86.8% with airbench's TTA against the port's 86.0%
 
 
 def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():

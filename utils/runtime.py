@@ -575,8 +575,10 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
     One short fit divided by its steps charges every step with the fit's start-up, several times too much when
     a step takes milliseconds. ``fit_steps(n)`` trains ``n`` steps in a fresh fit; ``long`` grows (up to
     ``limit``) until the extra steps take ``min_extra_seconds``. The median of ``repeats`` pairs is kept, so one
-    pair slowed by another program cannot inflate the estimate (and leave most of a budget unused). If it is not
-    positive, the longest fit divided by its steps: an upper bound, never a claim that a step is free.
+    pair slowed by another program cannot inflate the estimate (and leave most of a budget unused). It is also
+    capped by the quickest long fit divided by its steps: one more step cannot cost more than a whole fit's
+    average step, start-up included, so two disturbed pairs cannot inflate it either. If it is not positive,
+    the longest fit divided by its steps: an upper bound, never a claim that a step is free.
     """
     import time
 
@@ -595,7 +597,7 @@ def marginal_seconds_per_step(fit_steps: Callable[[int], Any], short: int, long:
     differences = sorted(longer - shorter for longer, shorter in pairs)
     marginal = differences[len(differences) // 2]
     if marginal > 0:
-        return marginal / (long - short)
+        return min(marginal / (long - short), min(longer for longer, _ in pairs) / long)
     return max(longer for longer, _ in pairs) / long
 
 
