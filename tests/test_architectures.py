@@ -105,7 +105,7 @@ def notebook_figures() -> dict:
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
-    return notebook_06("keep_labels_apart", "plot_accuracy_vs_operations", "plot_time_vs_batch_size",
+    return notebook_06("marker_boxes", "keep_labels_apart", "plot_accuracy_vs_operations", "plot_time_vs_batch_size",
                        "plot_time_vs_operations", plt=plt, ticker=ticker, matplotlib=matplotlib)
 
 
@@ -265,7 +265,38 @@ def test_comparison_plots_keep_every_label_readable_for_the_full_profile_models(
             clashes = [(first, second) for index, (first, box) in enumerate(boxes)
                        for second, other in boxes[index + 1:] if box.overlaps(other)]
             assert not clashes, clashes
+            markers = axis.collections[0]
+            centres = markers.get_offset_transform().transform(markers.get_offsets())
+            radii = [size ** 0.5 / 2 * figure.dpi / 72 for size in np.broadcast_to(markers.get_sizes(), len(centres))]
+            covered = [(label, names[point]) for index, (label, box) in enumerate(boxes)
+                       for point, ((x, y), radius) in enumerate(zip(centres, radii))
+                       if point != index and box.overlaps(matplotlib.transforms.Bbox.from_extents(
+                           x - radius, y - radius, x + radius, y + radius))]
+            assert not covered, f"labels covering another model's marker: {covered}"
             inside = axis.get_window_extent(renderer)
             assert all(inside.x0 <= box.x0 and box.x1 <= inside.x1 + 1 for _, box in boxes), "a label leaves its panel"
+    finally:
+        plt.close(figure)
+
+
+def test_a_label_is_moved_off_a_neighbouring_models_marker():
+    """Synthetic points: Beta sits where Alpha's label would go, up and to the right of Alpha's point."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    names = ["Alpha", "Beta", "Gamma"]
+    summary = pd.DataFrame({"model": names, "macs_per_image": [1.0e9, 1.25e9, 5e9],
+                            "ms_per_image_batch1": [10.0, 11.5, 50.0]})
+    figure, axis = plt.subplots(figsize=(7, 5))
+    page = notebook_figures()
+    try:
+        page["plot_time_vs_operations"](summary, 1, axis)
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        alpha = matplotlib.text.Text.get_window_extent(axis.texts[0], renderer)
+        beta = page["marker_boxes"](axis, axis.collections[0])[1]
+        assert not alpha.overlaps(beta), "Alpha's label covers Beta's marker"
+        assert axis.texts[0].xyann[1] < 4, "the label was moved down from where it started"
     finally:
         plt.close(figure)
