@@ -61,3 +61,12 @@ def test_the_audit_export_ships_only_real_data_rows_without_machine_paths(own_ou
                                                    "train_seconds": 300.0, "model_path": "/here/model.keras"})
     shipped = pd.read_csv(audit.export_audit(folder))
     assert list(shipped["test_accuracy"]) == [0.86] and "model_path" not in shipped.columns
+
+
+def test_the_epochs_option_reaches_the_recipe_the_variant_trains(monkeypatch):
+    trained = []
+    monkeypatch.setattr(audit.fast_cifar, "run_recipe", lambda recipe, splits, **options: trained.append(recipe)
+                        or (_ for _ in ()).throw(RuntimeError("stop after the recipe is built")))
+    with pytest.raises(RuntimeError, match="stop"):
+        audit.run_variant(variant("airbench's details together"), sorted_dataset(), seed=42, epochs=16)
+    assert trained[0].epochs == 16 and trained[0].whitening_bias_epochs == 3 and trained[0].head_init == "pytorch"

@@ -1034,6 +1034,25 @@ def test_the_combined_line_reads_its_runs_with_airbench_tta_against_the_ports_ow
     assert line["change per run (points)"] == "+0.80"  # 86.8% with airbench's TTA against the port's 86.0%
 
 
+def test_longer_audit_runs_are_kept_out_of_the_audit_and_set_beside_the_shipped_run_of_their_length():
+    together, port = "airbench's details together", fast_cifar.PORT_AS_SHIPPED
+    rows = audit_rows([(port, 42, 0.860, 0.860), (together, 42, 0.865, 0.866), (together, 42, 0.905, 0.910),
+                       (together, 43, 0.900, 0.901)])
+    rows = rows.assign(epochs=[5, 5, 16, 16], train_images=50_000)
+    assert fast_cifar.audit_table(rows).loc["all the details together", "change per run (points)"] == "+0.60"
+    shipped = pd.DataFrame({"name": ["modern"] * 3, "seed": [42, 42, 43], "epochs": [16, 33, 16],
+                            "epochs_done": [16.0, 33.0, 14.5], "test_accuracy": [0.895, 0.903, 0.897],
+                            "train_images": [45_000] * 3})
+    table = fast_cifar.length_matched_table(rows, shipped)
+    assert list(table["seed"]) == [42, 43] and list(table["epochs"]) == [16, 16]
+    first, second = table.iloc[0], table.iloc[1]
+    assert first["variant's test"] == "91.00%"  # read with airbench's TTA, as the combined audit line reads it
+    assert first["port's shipped test"] == "89.50% (45,000 training images)"  # the 16-epoch row, not the 33
+    assert first["change (points)"] == pytest.approx(1.5) and first["verdict"] == "higher by 1.50 points (beyond noise)"
+    assert second["port's shipped test"] == fast_cifar.NOT_MEASURED  # seed 43's shipped run was cut by its clock
+    assert fast_cifar.length_matched_table(rows[rows["epochs"] == 5], shipped).empty
+
+
 def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
     table = fast_cifar.audit_table(pd.DataFrame())  # what a clone without the audit file reads
     assert (table["verdict"] == fast_cifar.NOT_MEASURED).all() and (table["runs"] == 0).all()
@@ -1047,7 +1066,8 @@ def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
     assert not rows.empty, "results/reference/fast_cifar_audit_lesson.csv is shipped"
     names = {variant.name for variant in fast_cifar.AUDIT_VARIANTS}
     assert set(rows["name"]) <= names and fast_cifar.PORT_AS_SHIPPED in set(rows["name"])
-    assert (rows["epochs"] == fast_cifar.AUDIT_EPOCHS).all() and (rows["epochs_done"] == fast_cifar.AUDIT_EPOCHS).all()
+    assert (rows["epochs_done"] == rows["epochs"]).all()  # no clock: every run finished its schedule
+    assert fast_cifar.AUDIT_EPOCHS in set(rows["epochs"])  # longer runs are length-matched extras
     assert (rows["time_budget_seconds"].astype(str) == "none").all() and rows["test_accuracy"].notna().all()
     assert rows["test_accuracy_airbench_tta"].notna().all() and "model_path" not in rows.columns
     for variant in fast_cifar.AUDIT_VARIANTS:

@@ -19,7 +19,9 @@ The variants are :data:`utils.fast_cifar.AUDIT_VARIANTS`; notebook 08 reads the 
 :func:`utils.fast_cifar.audit_table`. Every run goes through :func:`utils.fast_cifar.run_recipe` into
 ``results/fast_cifar_audit.csv`` (a finished run is reused, an interrupted one resumes from its checkpoint)
 and is exported to ``results/reference/fast_cifar_audit_lesson.csv`` as soon as it finishes. ``--seeds 42``
-runs one seed, ``--only NAME ...`` some variants, ``--export-only`` exports what ``results/`` already holds.
+runs one seed, ``--only NAME ...`` some variants, ``--epochs 16`` trains them as long as the shipped 10-minute rows
+(compared with those rows by :func:`utils.fast_cifar.length_matched_table`), ``--export-only`` exports what
+``results/`` already holds.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ def variant_splits(dataset: Any, variant: fast_cifar.AuditVariant, seed: int, va
     return splits
 
 
-def run_variant(variant: fast_cifar.AuditVariant, dataset: Any, seed: int, verbose: int = 2) -> dict[str, Any]:
-    """Train and evaluate one variant with one seed through :func:`utils.fast_cifar.run_recipe`; its row."""
-    recipe = fast_cifar.modern_recipe(name=variant.name, epochs=fast_cifar.AUDIT_EPOCHS, **variant.changes)
+def run_variant(variant: fast_cifar.AuditVariant, dataset: Any, seed: int, verbose: int = 2,
+                epochs: int = fast_cifar.AUDIT_EPOCHS) -> dict[str, Any]:
+    """Train and evaluate one variant with one seed through :func:`utils.fast_cifar.run_recipe`; its row.
+
+    ``epochs`` other than the audit's 5 trains a length-matched run (:func:`utils.fast_cifar.length_matched_table`).
+    """
+    recipe = fast_cifar.modern_recipe(name=variant.name, epochs=epochs, **variant.changes)
     splits = variant_splits(dataset, variant, seed)
     policy = keras.mixed_precision.global_policy().name
     try:
@@ -103,10 +109,12 @@ def chosen_variants(names: Sequence[str] | None) -> list[fast_cifar.AuditVariant
 
 
 def main(arguments: list[str] | None = None) -> int:
-    """Command line: ``python -m tools.audit [--seeds 42 43] [--only NAME ...] [--export-only]``."""
+    """Command line: ``python -m tools.audit [--seeds 42 43] [--only NAME ...] [--epochs 5] [--export-only]``."""
     parser = argparse.ArgumentParser(description="Train notebook 08's port against airbench94's details, export rows.")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(AUDIT_SEEDS))
     parser.add_argument("--only", nargs="+", default=None, help="variant names (default: all)")
+    parser.add_argument("--epochs", type=int, default=fast_cifar.AUDIT_EPOCHS,
+                        help="epochs per run (default: the audit's 5; 16 matches the shipped 10-minute rows)")
     parser.add_argument("--export-only", action="store_true")
     options = parser.parse_args(arguments)
     variants = chosen_variants(options.only)
@@ -117,7 +125,7 @@ def main(arguments: list[str] | None = None) -> int:
         dataset = data.load_cifar10()
         for seed in options.seeds:  # every variant once before any second seed, so a cut session has one of each
             for variant in variants:
-                run_variant(variant, dataset, seed)
+                run_variant(variant, dataset, seed, epochs=options.epochs)
                 print(f"exported to {export_audit()}", flush=True)
     print(f"wrote {export_audit()}")
     return 0

@@ -1445,6 +1445,11 @@ def read_audit_reference() -> pd.DataFrame:
     return reference.read_reference(f"{AUDIT_TABLE}_lesson", required=()).rows
 
 
+def audit_length_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The audit rows of the audit's own length (:data:`AUDIT_EPOCHS`); longer ones are length-matched extras."""
+    return rows[rows["epochs"].astype(float) == AUDIT_EPOCHS] if "epochs" in rows.columns else rows
+
+
 def _paired_changes(rows: pd.DataFrame, name: str, column: str, base_column: str, base_name: str) -> pd.Series:
     """Per seed, in points: ``column`` of the rows named ``name`` minus ``base_column`` of ``base_name``'s rows.
 
@@ -1486,6 +1491,7 @@ def audit_table(rows: pd.DataFrame) -> pd.DataFrame:
     networks, every audit run's, so it needs no training of its own.
     """
     lines = []
+    rows = audit_length_rows(rows)
     base_rows = _named(rows, PORT_AS_SHIPPED)
     base = float(base_rows["test_accuracy"].mean()) if len(base_rows) else float("nan")
     images = int(base_rows["test_images"].iloc[0]) if len(base_rows) else 0
@@ -1499,6 +1505,41 @@ def audit_table(rows: pd.DataFrame) -> pd.DataFrame:
     lines.append(_audit_line(AIRBENCH_TTA, "airbench's weighted logits against our mean probabilities, on every "
                              "audit run's network", tta, base, images))
     return pd.DataFrame(lines).set_index("difference")
+
+
+def length_matched_table(audit_rows: pd.DataFrame, shipped_rows: pd.DataFrame) -> pd.DataFrame:
+    """Audit runs longer than the audit's 5 epochs, each beside the shipped run of the same seed and length.
+
+    ``python -m tools.audit --epochs 16`` trains a variant, with no clock, as long as the shipped 10-minute rows
+    trained; a shipped ``modern`` row that finished all its epochs within its budget ran exactly that schedule, so
+    it is the port's run of the same seed and length. The variant is read as its audit line reads it
+    (``AuditVariant.read_as``). Empty (with its columns) when no longer run is shipped.
+    """
+    columns = ["variant", "epochs", "seed", "variant's test", "port's shipped test", "change (points)",
+               "noise (points)", "verdict"]
+    if audit_rows.empty or "epochs" not in audit_rows.columns:
+        return pd.DataFrame(columns=columns)
+    read_as = {variant.name: variant.read_as for variant in AUDIT_VARIANTS}
+    port = _named(shipped_rows, modern_recipe().name)
+    lines = []
+    for _, row in audit_rows[audit_rows["epochs"].astype(float) != AUDIT_EPOCHS].iterrows():
+        finished = port[(port["seed"] == row["seed"]) & (port["epochs"] == row["epochs"])
+                        & (port["epochs_done"].astype(float) == float(row["epochs"]))].dropna(subset=["test_accuracy"])
+        variant_test = float(row[read_as.get(row["name"], "test_accuracy")])
+        line = {"variant": f"{row['name']} ({int(row['train_images']):,} training images)",
+                "epochs": int(row["epochs"]), "seed": int(row["seed"]), "variant's test": f"{variant_test:.2%}"}
+        if finished.empty:
+            lines.append({**line, "port's shipped test": NOT_MEASURED, "verdict": NOT_MEASURED})
+            continue
+        port_test = float(finished["test_accuracy"].iloc[-1])
+        change = 100 * (variant_test - port_test)
+        noise = 200 * math.sqrt(2 * port_test * (1 - port_test) / int(row["test_images"]))
+        verdict = "within noise" if abs(change) <= noise else \
+            f"{'higher' if change > 0 else 'lower'} by {abs(change):.2f} points (beyond noise)"
+        lines.append({**line, "port's shipped test": f"{port_test:.2%} ({int(finished['train_images'].iloc[-1]):,} "
+                      "training images)", "change (points)": round(change, 2), "noise (points)": round(noise, 2),
+                      "verdict": verdict})
+    return pd.DataFrame(lines, columns=columns)
 
 
 def data_cost(audit: pd.DataFrame) -> float | None:
