@@ -1005,6 +1005,7 @@ def test_audit_pairs_each_variant_with_the_port_of_the_same_seed_and_says_what_i
     assert table.loc["data", "verdict"] == "lower by 2.70 points (beyond noise)"
     assert table.loc["whitening layer", "verdict"] == fast_cifar.NOT_MEASURED
     assert table.loc[fast_cifar.AIRBENCH_TTA, "runs"] == 6  # every network, read both ways
+    assert table.loc[fast_cifar.AIRBENCH_TTA, "change per run (points)"] == "from +0.00 to +0.10"  # 6: the range
     assert table.loc[fast_cifar.AIRBENCH_TTA, "mean change (points)"] == pytest.approx(0.05)
     expected = fast_cifar.expected_on_this_copy(table)
     assert expected["airbench94 on this copy, expected"] == "91.31% (published 94.01%)"

@@ -1463,6 +1463,15 @@ def _paired_changes(rows: pd.DataFrame, name: str, column: str, base_column: str
     return (100 * (variant.loc[seeds] - base.loc[seeds])).round(2)
 
 
+def _changes_text(changes: pd.Series, listed: int = 4) -> str:
+    """Each run's change (``+0.22 / +0.59``), or the range when there are more than ``listed`` runs."""
+    if changes.empty:
+        return "-"
+    if len(changes) > listed:
+        return f"from {changes.min():+.2f} to {changes.max():+.2f}"
+    return " / ".join(f"{value:+.2f}" for value in changes)
+
+
 def _audit_line(difference: str, measured_by: str, changes: pd.Series, base: float, images: int) -> dict[str, Any]:
     """One audit line: the change per run, its mean, the test set's sampling noise and a verdict."""
     noise = 200 * math.sqrt(2 * base * (1 - base) / images) if images else float("nan")
@@ -1474,7 +1483,7 @@ def _audit_line(difference: str, measured_by: str, changes: pd.Series, base: flo
     else:
         verdict = "within noise" + ("" if len(changes) >= 2 else ": one seed so far")
     return {"difference": difference, "measured by": measured_by, "runs": len(changes),
-            "change per run (points)": " / ".join(f"{value:+.2f}" for value in changes) or "-",
+            "change per run (points)": _changes_text(changes),
             "mean change (points)": round(mean, 2), "noise (points)": round(noise, 2), "verdict": verdict}
 
 
