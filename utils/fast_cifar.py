@@ -1472,16 +1472,30 @@ def _changes_text(changes: pd.Series, listed: int = 4) -> str:
     return " / ".join(f"{value:+.2f}" for value in changes)
 
 
+def _noise_points(accuracy: float, images: int) -> float:
+    """Two standard errors, in points, of a difference of two test accuracies near ``accuracy`` (NaN: no images)."""
+    from utils import transfer
+
+    return 200 * transfer.accuracy_noise(accuracy, accuracy, images) if images else float("nan")
+
+
+def _change_verdict(change: float, noise: float) -> str:
+    """"higher/lower by X points (beyond noise)" when a change in points exceeds the noise, else "within noise"."""
+    if abs(change) > noise:
+        return f"{'higher' if change > 0 else 'lower'} by {abs(change):.2f} points (beyond noise)"
+    return "within noise"
+
+
 def _audit_line(difference: str, measured_by: str, changes: pd.Series, base: float, images: int) -> dict[str, Any]:
     """One audit line: the change per run, its mean, the test set's sampling noise and a verdict."""
-    noise = 200 * math.sqrt(2 * base * (1 - base) / images) if images else float("nan")
+    noise = _noise_points(base, images)
     mean = float(changes.mean()) if len(changes) else float("nan")
     if changes.empty:
         verdict = NOT_MEASURED
-    elif abs(mean) > noise:
-        verdict = f"{'higher' if mean > 0 else 'lower'} by {abs(mean):.2f} points (beyond noise)"
     else:
-        verdict = "within noise" + ("" if len(changes) >= 2 else ": one seed so far")
+        verdict = _change_verdict(mean, noise)
+        if verdict == "within noise" and len(changes) < 2:
+            verdict += ": one seed so far"
     return {"difference": difference, "measured by": measured_by, "runs": len(changes),
             "change per run (points)": _changes_text(changes),
             "mean change (points)": round(mean, 2), "noise (points)": round(noise, 2), "verdict": verdict}
@@ -1542,12 +1556,10 @@ def length_matched_table(audit_rows: pd.DataFrame, shipped_rows: pd.DataFrame) -
             continue
         port_test = float(finished["test_accuracy"].iloc[-1])
         change = 100 * (variant_test - port_test)
-        noise = 200 * math.sqrt(2 * port_test * (1 - port_test) / int(row["test_images"]))
-        verdict = "within noise" if abs(change) <= noise else \
-            f"{'higher' if change > 0 else 'lower'} by {abs(change):.2f} points (beyond noise)"
+        noise = _noise_points(port_test, int(row["test_images"]))
         lines.append({**line, "port's shipped test": f"{port_test:.2%} ({int(finished['train_images'].iloc[-1]):,} "
                       "training images)", "change (points)": round(change, 2), "noise (points)": round(noise, 2),
-                      "verdict": verdict})
+                      "verdict": _change_verdict(change, noise)})
     return pd.DataFrame(lines, columns=columns)
 
 
