@@ -70,3 +70,15 @@ def test_the_epochs_option_reaches_the_recipe_the_variant_trains(monkeypatch):
     with pytest.raises(RuntimeError, match="stop"):
         audit.run_variant(variant("airbench's details together"), sorted_dataset(), seed=42, epochs=16)
     assert trained[0].epochs == 16 and trained[0].whitening_bias_epochs == 3 and trained[0].head_init == "pytorch"
+
+
+def test_a_replica_trains_its_own_length_whatever_the_epochs_option(monkeypatch):
+    trained = []
+    monkeypatch.setattr(audit.fast_cifar, "run_recipe", lambda recipe, splits, **options: trained.append(recipe)
+                        or (_ for _ in ()).throw(RuntimeError("stop after the recipe is built")))
+    for name in ("airbench93's own settings", "airbench94's own settings"):
+        with pytest.raises(RuntimeError, match="stop"):
+            audit.run_variant(variant(name), sorted_dataset(), seed=42, epochs=5)
+    assert [recipe.epochs for recipe in trained] == [11, 10]
+    assert [recipe.widths for recipe in trained] == [(64, 128, 128), (64, 256, 256)]
+    assert {recipe.batch_size for recipe in trained} == {1024}

@@ -1052,6 +1052,51 @@ def test_longer_audit_runs_are_kept_out_of_the_audit_and_set_beside_the_shipped_
     assert first["change (points)"] == pytest.approx(1.5) and first["verdict"] == "higher by 1.50 points (beyond noise)"
     assert second["port's shipped test"] == fast_cifar.NOT_MEASURED  # seed 43's shipped run was cut by its clock
     assert fast_cifar.length_matched_table(rows[rows["epochs"] == 5], shipped).empty
+    replica = audit_rows([("airbench93's own settings", 42, 0.90, 0.90)]).assign(epochs=11, train_images=50_000)
+    assert len(fast_cifar.length_matched_table(pd.concat([rows, replica]), shipped)) == 2  # replicas: their own table
+
+
+def replica(name: str) -> fast_cifar.AuditVariant:
+    return next(variant for variant in fast_cifar.AIRBENCH_REPLICAS if variant.name == name)
+
+
+def test_each_replica_is_one_airbench_file_every_setting_its_own():
+    narrow, wide = replica("airbench93's own settings"), replica("airbench94's own settings")
+    for variant, widths, epochs in ((narrow, (64, 128, 128), 11), (wide, (64, 256, 256), 10)):
+        recipe = fast_cifar.modern_recipe(**variant.changes)
+        assert {field: getattr(recipe, field) for field in fast_cifar.AIRBENCH_DETAILS} == fast_cifar.AIRBENCH_DETAILS
+        assert recipe.batch_size == 1024 and recipe.widths == widths and variant.epochs == epochs
+        assert recipe.learning_rate == pytest.approx(11.5 / (1 + 1 / 0.15))  # per example times 1,024
+        assert variant.data == fast_cifar.ALL_TRAINING_IMAGES and variant.read_as == "test_accuracy_airbench_tta"
+    assert (narrow.published, wide.published) == (fast_cifar.AIRBENCH93_ACCURACY, fast_cifar.AIRBENCH94_ACCURACY)
+
+
+def test_the_replica_table_reads_each_replicas_own_length_beside_the_published_figure_and_the_estimate():
+    narrow, wide = "airbench93's own settings", "airbench94's own settings"
+    rows = audit_rows([(fast_cifar.PORT_AS_SHIPPED, 42, 0.860, 0.861), ("CIFAR-10 JPEG-compressed once more", 42,
+                       0.840, 0.841), (narrow, 43, 0.899, 0.902), (narrow, 42, 0.900, 0.906),
+                       (narrow, 42, 0.950, 0.950)]).assign(epochs=[5, 5, 11, 11, 16])
+    audit = fast_cifar.audit_table(rows)  # the data line: one more pass costs 2.00 points
+    table = fast_cifar.replica_table(rows, audit)
+    assert table.loc[narrow, "runs"] == 2  # the 16-epoch row is not airbench93's length
+    assert table.loc[narrow, "test per seed (airbench's TTA)"] == "90.60% (42) / 90.20% (43)"
+    assert table.loc[narrow, "mean test"] == "90.40%"
+    assert table.loc[narrow, "published minus measured (points)"] == pytest.approx(2.60)
+    assert table.loc[narrow, "expected on this copy (second-pass estimate)"] == "91.00%"
+    assert table.loc[narrow, "measured minus expected (points)"] == pytest.approx(-0.60)
+    assert table.loc[wide, "mean test"] == fast_cifar.NOT_MEASURED and table.loc[wide, "runs"] == 0
+    frontier = fast_cifar.frontier_table(pd.DataFrame(), audit, table)
+    assert frontier.loc[10.0, f"{narrow}, on this copy (measured)"] == "90.40%"
+    assert frontier.loc[20.0, f"{wide}, on this copy (measured)"] == fast_cifar.NOT_MEASURED
+    nothing = fast_cifar.replica_table(pd.DataFrame(), fast_cifar.audit_table(pd.DataFrame()))
+    assert (nothing["mean test"] == fast_cifar.NOT_MEASURED).all()
+    verdicts = fast_cifar.replica_verdicts(rows)
+    assert verdicts[0].endswith(f"{narrow}, stays under it at its own length (90.40%)") and "91%" in verdicts[0]
+    wider = pd.concat([rows, audit_rows([(wide, 42, 0.91, 0.915)]).assign(epochs=10)])
+    assert fast_cifar.replica_verdicts(wider)[0].endswith(f"{wide}, reaches it at its own length (91.50%)")
+    assert "stays under" in fast_cifar.replica_verdicts(wider)[1]  # 92% for the 20-minute target
+    assert fast_cifar.replica_verdicts(pd.DataFrame()) == [
+        f"airbench's files replicated on this copy: {fast_cifar.NOT_MEASURED}"]
 
 
 def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
@@ -1065,13 +1110,16 @@ def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
 def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
     rows = fast_cifar.read_audit_reference()
     assert not rows.empty, "results/reference/fast_cifar_audit_lesson.csv is shipped"
-    names = {variant.name for variant in fast_cifar.AUDIT_VARIANTS}
-    assert set(rows["name"]) <= names and fast_cifar.PORT_AS_SHIPPED in set(rows["name"])
+    variants = (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS)
+    assert set(rows["name"]) <= {variant.name for variant in variants}
+    assert fast_cifar.PORT_AS_SHIPPED in set(rows["name"])
     assert (rows["epochs_done"] == rows["epochs"]).all()  # no clock: every run finished its schedule
     assert fast_cifar.AUDIT_EPOCHS in set(rows["epochs"])  # longer runs are length-matched extras
     assert (rows["time_budget_seconds"].astype(str) == "none").all() and rows["test_accuracy"].notna().all()
     assert rows["test_accuracy_airbench_tta"].notna().all() and "model_path" not in rows.columns
-    for variant in fast_cifar.AUDIT_VARIANTS:
+    for variant in variants:
+        if variant.epochs:
+            assert (_named_rows(rows, variant.name)["epochs"] == variant.epochs).all(), variant.name
         for field, value in variant.changes.items():
             expected = fast_cifar.key_value(value)
             for recorded in _named_rows(rows, variant.name)[field]:

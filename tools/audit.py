@@ -15,6 +15,11 @@ same predictions). Two variants change the data rather than the recipe:
   images afresh (:func:`utils.fast_cifar.jpeg_round_trip`), measures what one more dose of that damage
   costs: an estimate of what the first dose cost, which cannot be measured without the original images.
 
+Two more variants, the replicas (:data:`utils.fast_cifar.AIRBENCH_REPLICAS`, run only when named with ``--only``),
+train the port with every setting of one airbench file (airbench93's or airbench94's widths, batch, length and
+details, all 50,000 images), each its own length whatever ``--epochs`` says: what airbench's recipes reach on
+this copy, read by :func:`utils.fast_cifar.replica_table`.
+
 The variants are :data:`utils.fast_cifar.AUDIT_VARIANTS`; notebook 08 reads the rows with
 :func:`utils.fast_cifar.audit_table`. Every run goes through :func:`utils.fast_cifar.run_recipe` into
 ``results/fast_cifar_audit.csv`` (a finished run is reused, an interrupted one resumes from its checkpoint)
@@ -65,7 +70,7 @@ def run_variant(variant: fast_cifar.AuditVariant, dataset: Any, seed: int, verbo
 
     ``epochs`` other than the audit's 5 trains a length-matched run (:func:`utils.fast_cifar.length_matched_table`).
     """
-    recipe = fast_cifar.modern_recipe(name=variant.name, epochs=epochs, **variant.changes)
+    recipe = fast_cifar.modern_recipe(name=variant.name, epochs=variant.epochs or epochs, **variant.changes)
     splits = variant_splits(dataset, variant, seed)
     policy = keras.mixed_precision.global_policy().name
     try:
@@ -101,7 +106,7 @@ def chosen_variants(names: Sequence[str] | None) -> list[fast_cifar.AuditVariant
     """The variants named (all when none), or a ``ValueError`` listing the names there are."""
     if not names:
         return list(fast_cifar.AUDIT_VARIANTS)
-    known = {variant.name: variant for variant in fast_cifar.AUDIT_VARIANTS}
+    known = {variant.name: variant for variant in (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS)}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"Unknown audit variant(s) {unknown}; choose from {list(known)}.")
