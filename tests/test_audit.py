@@ -76,9 +76,9 @@ def test_a_replica_trains_its_own_length_whatever_the_epochs_option(monkeypatch)
     trained = []
     monkeypatch.setattr(audit.fast_cifar, "run_recipe", lambda recipe, splits, **options: trained.append(recipe)
                         or (_ for _ in ()).throw(RuntimeError("stop after the recipe is built")))
-    for name in ("airbench93's own settings", "airbench94's own settings"):
+    for name in ("airbench93's own settings", "airbench94's own settings", "airbench94's settings, 17 epochs"):
         with pytest.raises(RuntimeError, match="stop"):
             audit.run_variant(variant(name), sorted_dataset(), seed=42, epochs=5)
-    assert [recipe.epochs for recipe in trained] == [11, 10]
-    assert [recipe.widths for recipe in trained] == [(64, 128, 128), (64, 256, 256)]
+    assert [recipe.epochs for recipe in trained] == [11, 10, 17]
+    assert [recipe.widths for recipe in trained] == [(64, 128, 128), (64, 256, 256), (64, 256, 256)]
     assert {recipe.batch_size for recipe in trained} == {1024}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from tools import bench
@@ -99,3 +100,33 @@ def test_make_bench_prints_no_tensorflow_start_up_lines(synthetic_data, tmp_path
     log_lines = [line for line in printed if run.TENSORFLOW_LOG_LINE.search(line)]
     assert not log_lines, "\n".join(log_lines)
     assert finished.stdout.strip().splitlines()[-1].startswith("speedup: ")
+
+
+def test_the_widths_benchmark_alternates_both_networks_and_records_and_ships_their_ratio(
+        synthetic_data, tmp_path, monkeypatch, capsys):
+    from utils import fast_cifar, reference
+
+    narrow, wide = bench.widths_recipes()
+    assert (narrow.widths, narrow.batch_size) == ((64, 128, 128), 512)  # the shipped target rows' recipe
+    assert (wide.widths, wide.batch_size, wide.epochs) == ((64, 256, 256), 1024, 10)  # airbench94's replica
+    small = (fast_cifar.modern_recipe(widths=(8, 16, 16), batch_size=32),
+             fast_cifar.modern_recipe(widths=(8, 32, 32), batch_size=64))
+    outcome = bench.benchmark_widths(repeats=2, steps=1, recipes=small)
+    assert len(outcome.narrow_seconds) == len(outcome.wide_seconds) == 2
+    assert (outcome.narrow_widths, outcome.wide_widths) == ("8/16/16", "8/32/32")
+    assert outcome.ratio == pytest.approx(outcome.wide_images_per_second / outcome.narrow_images_per_second)
+    bench.print_widths_projection(outcome)
+    printed = capsys.readouterr().out
+    assert re.search(r"wide over narrow, images per second: \d\.\d{3}", printed) and "round 2:" in printed
+    assert printed.count("epochs of 50,000 images") == 2  # one line per target, from the shipped narrow rows
+    monkeypatch.setattr(reference, "reference_dir", lambda: tmp_path)
+    shipped = bench.record_widths(outcome, ship=True)
+    assert shipped == tmp_path / "fast_cifar_widths.csv"
+    row = pd.read_csv(shipped).iloc[-1]
+    assert row["ratio"] == pytest.approx(outcome.ratio, abs=1e-4) and row["rounds"] == 2
+    assert "synthetic" in row["data_source"].lower() and row["hardware"] and row["precision"]
+    assert fast_cifar.wide_epochs_within(10, pd.DataFrame({"name": ["modern"], "time_budget_seconds": [600],
+                                                           "evaluate_test": [True], "images_per_second": [100.0]}),
+                                         pd.read_csv(shipped)) == pytest.approx(600 * 100 * row["ratio"] / 50_000)
+    assert bench.record_widths(outcome) != shipped  # without ship only the run table grows
+    assert len(pd.read_csv(shipped)) == 1

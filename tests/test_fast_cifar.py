@@ -1099,6 +1099,61 @@ def test_the_replica_table_reads_each_replicas_own_length_beside_the_published_f
         f"airbench's files replicated on this copy: {fast_cifar.NOT_MEASURED}"]
 
 
+def target_rows(images_per_second: tuple[float, float] = (1_000.0, 800.0),
+                tests: tuple[float, float] = (0.89, 0.90)) -> pd.DataFrame:
+    """Shipped ``modern`` test rows at 10 and 20 minutes, with their speeds, plus a 3-minute row that is ignored."""
+    return pd.DataFrame([{"name": "modern", "seed": 42, "time_budget_seconds": seconds, "evaluate_test": True,
+                          "test_accuracy": test, "seconds": seconds, "images_per_second": speed}
+                         for seconds, test, speed in ((600, tests[0], images_per_second[0]),
+                                                      (1200, tests[1], images_per_second[1]),
+                                                      (180, 0.85, 5_000.0))])
+
+
+def test_the_wide_networks_length_per_budget_scales_the_shipped_speed_by_the_largest_measured_ratio():
+    rows, widths = target_rows(), pd.DataFrame({"ratio": [0.40, 0.50]})
+    assert fast_cifar.shipped_images_per_second(10, rows) == pytest.approx(1_000.0)
+    assert fast_cifar.wide_epochs_within(10, rows, widths) == pytest.approx(600 * 1_000 * 0.5 / 50_000)  # 6.0
+    assert fast_cifar.wide_epochs_within(20, rows, widths) == pytest.approx(1_200 * 800 * 0.5 / 50_000)  # 9.6
+    assert fast_cifar.wide_epochs_within(10, rows, pd.DataFrame()) is None  # no ratio shipped: nothing guessed
+    assert fast_cifar.wide_epochs_within(30, rows, widths) is None  # no narrow row at that budget
+    assert fast_cifar.shipped_images_per_second(10, pd.DataFrame()) is None
+
+
+def test_the_ceiling_table_bounds_each_target_with_a_wide_run_at_least_as_long_as_the_budget_allows():
+    wide, longer = fast_cifar.AIRBENCH_REPLICAS[1], fast_cifar.WIDE_AT_20_MINUTES
+    assert longer.changes == wide.changes and longer.epochs > wide.epochs and longer.read_as == wide.read_as
+    audit = audit_rows([(wide.name, 42, 0.905, 0.906), (wide.name, 43, 0.900, 0.902),
+                        (longer.name, 42, 0.910, 0.912)]).assign(epochs=[10, 10, longer.epochs])
+    widths = pd.DataFrame({"ratio": [0.5]})  # 6.0 epochs in 10 minutes, 9.6 in 20: both within the 10-epoch runs
+    table = fast_cifar.ceiling_table(target_rows(), audit, widths)
+    assert list(table["wide 64/256/256: epochs this budget allows"]) == ["6.0", "9.6"]
+    assert table.loc[10.0, "wide, trained at least that long (no clock)"] == "90.40% (10 epochs, 2 seed(s))"
+    assert table.loc[10.0, "narrow 64/128/128, shipped at this budget"] == "89.00% (1 seed(s))"
+    assert list(table["verdict"]) == ["out of reach: both networks stay under (best 90.40%)"] * 2
+    faster = fast_cifar.ceiling_table(target_rows(), audit, pd.DataFrame({"ratio": [0.9]}))  # 19.4 epochs in 20
+    assert faster.loc[10.0, "wide, trained at least that long (no clock)"].startswith(f"91.20% ({longer.epochs} ")
+    assert faster.loc[20.0, "verdict"] == f"not established ({fast_cifar.NOT_MEASURED})"  # no run that long
+    reaching = fast_cifar.ceiling_table(target_rows(), audit.assign(test_accuracy_airbench_tta=0.915), widths)
+    assert reaching.loc[10.0, "verdict"] == "not established: the wide run longer than the budget reaches it"
+    assert reaching.loc[20.0, "verdict"].startswith("out of reach")  # 91.50% is under 92%
+    shipped_reach = fast_cifar.ceiling_table(target_rows(tests=(0.912, 0.93)), audit, widths)
+    assert list(shipped_reach["verdict"]) == ["reached by the shipped rows"] * 2
+    nothing = fast_cifar.ceiling_table(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    assert (nothing["verdict"] == f"not established ({fast_cifar.NOT_MEASURED})").all()
+    assert (nothing["wide 64/256/256: epochs this budget allows"] == fast_cifar.NOT_MEASURED).all()
+
+
+def test_the_shipped_speed_ratio_has_its_measurement_beside_it():
+    widths = fast_cifar.read_widths_benchmark()
+    assert not widths.empty, "results/reference/fast_cifar_widths.csv is shipped (python -m tools.bench ...)"
+    for column in ("hardware", "precision", "tensorflow", "keras", "timestamp", "rounds", "data_source"):
+        assert widths[column].notna().all(), column
+    assert ((widths["ratio"] > 0) & (widths["ratio"] < 1)).all()  # the wide network is the slower one
+    recomputed = (widths["wide_images_per_second"] / widths["narrow_images_per_second"]).round(3)
+    assert list(recomputed) == list(widths["ratio"].round(3))
+    assert (widths["wide_widths"] == "64/256/256").all() and (widths["narrow_widths"] == "64/128/128").all()
+
+
 def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
     table = fast_cifar.audit_table(pd.DataFrame())  # what a clone without the audit file reads
     assert (table["verdict"] == fast_cifar.NOT_MEASURED).all() and (table["runs"] == 0).all()
@@ -1110,7 +1165,7 @@ def test_an_audit_with_no_rows_shipped_says_not_measured_yet_everywhere():
 def test_shipped_audit_rows_are_the_audit_variants_at_their_settings():
     rows = fast_cifar.read_audit_reference()
     assert not rows.empty, "results/reference/fast_cifar_audit_lesson.csv is shipped"
-    variants = (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS)
+    variants = (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS, fast_cifar.WIDE_AT_20_MINUTES)
     assert set(rows["name"]) <= {variant.name for variant in variants}
     assert fast_cifar.PORT_AS_SHIPPED in set(rows["name"])
     assert (rows["epochs_done"] == rows["epochs"]).all()  # no clock: every run finished its schedule

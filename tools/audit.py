@@ -106,7 +106,8 @@ def chosen_variants(names: Sequence[str] | None) -> list[fast_cifar.AuditVariant
     """The variants named (all when none), or a ``ValueError`` listing the names there are."""
     if not names:
         return list(fast_cifar.AUDIT_VARIANTS)
-    known = {variant.name: variant for variant in (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS)}
+    known = {variant.name: variant for variant in (*fast_cifar.AUDIT_VARIANTS, *fast_cifar.AIRBENCH_REPLICAS,
+                                                    fast_cifar.WIDE_AT_20_MINUTES)}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"Unknown audit variant(s) {unknown}; choose from {list(known)}.")

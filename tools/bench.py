@@ -16,6 +16,11 @@ best round is the one least disturbed by other jobs (the reasoning of Python's
 mean over the two experiments of suite over course. The script also projects notebook
 03's training time in the full and lesson profiles from these rates.
 
+``python -m tools.bench fast-cifar-widths`` times notebook 08's two networks the same way (alternating rounds in
+one process): the shipped 10- and 20-minute recipe (64/128/128) and airbench94's replica (64/256/256). Their ratio
+turns the shipped rows' speed into the wide network's epochs per budget on the machine that measured those rows
+(``--ship`` writes ``results/reference/fast_cifar_widths.csv``, read by notebook 08's ceiling table).
+
 Speed is reported, never asserted: a benchmark that fails on a busy machine teaches
 nothing. Each invocation appends one row per experiment to ``results/cifar10_benchmark.csv``.
 """
@@ -27,12 +32,13 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
 from utils import course, runtime
 
-BENCHMARKS = ("cifar10",)
+BENCHMARKS = ("cifar10", "fast-cifar-widths")
 
 
 @dataclass
@@ -196,6 +202,124 @@ def benchmark_cifar10(steps: int = 100, repeats: int = 5, warmup_steps: int = 10
     return outcomes
 
 
+@dataclass
+class WidthsResult:
+    """Seconds per training step of notebook 08's two networks, measured alternately in one process."""
+
+    narrow_batch: int
+    wide_batch: int
+    narrow_widths: str = "64/128/128"
+    wide_widths: str = "64/256/256"
+    data_source: str = ""
+    steps: int = 0
+    narrow_seconds: list[float] = field(default_factory=list)
+    wide_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def narrow_images_per_second(self) -> float:
+        """The narrow recipe's images per second at its median step."""
+        return self.narrow_batch / statistics.median(self.narrow_seconds)
+
+    @property
+    def wide_images_per_second(self) -> float:
+        """The wide recipe's images per second at its median step."""
+        return self.wide_batch / statistics.median(self.wide_seconds)
+
+    @property
+    def ratio(self) -> float:
+        """Wide images per second over narrow: the factor that turns a narrow row's speed into the wide one's."""
+        return self.wide_images_per_second / self.narrow_images_per_second
+
+    @property
+    def fastest_ratio(self) -> float:
+        """The same ratio from each way's fastest round (the rounds least disturbed by other work)."""
+        return (self.wide_batch / min(self.wide_seconds)) / (self.narrow_batch / min(self.narrow_seconds))
+
+
+def widths_recipes() -> tuple[Any, Any]:
+    """The two recipes :func:`benchmark_widths` compares: the shipped target rows' and airbench94's replica."""
+    from utils import fast_cifar
+
+    wide = fast_cifar.AIRBENCH_REPLICAS[1]
+    return (fast_cifar.modern_recipe(),
+            fast_cifar.modern_recipe(name=wide.name, epochs=wide.epochs, **wide.changes))
+
+
+def benchmark_widths(repeats: int = 4, steps: int = 8, recipes: tuple[Any, Any] | None = None) -> WidthsResult:
+    """Time a step of the shipped 10- and 20-minute recipe (64/128/128) and of airbench94's replica (64/256/256).
+
+    The shipped target rows record their images per second on the machine that measured them; the wide network
+    was never trained there. Its speed there is the narrow rows' speed times the ratio measured here, both ways
+    timed by :func:`utils.fast_cifar.measure_seconds_per_step` (marginal step cost, augmentation included) in
+    ABBA order, so a busy machine slows both alike and the ratio survives where the seconds would not.
+    ``recipes`` (narrow, wide) replaces :func:`widths_recipes` (the tests' small stand-ins).
+    """
+    from utils import data, fast_cifar
+
+    if repeats < 1 or steps < 1:
+        raise ValueError(f"repeats and steps must be at least 1 (got {repeats}, {steps}).")
+    narrow, wide = recipes or widths_recipes()
+    splits = data.make_splits(data.load_cifar10(), protocol="course")  # all training images; no validation needed
+    outcome = WidthsResult(narrow.batch_size, wide.batch_size, "/".join(map(str, narrow.widths)),
+                           "/".join(map(str, wide.widths)), splits.source, steps)
+    order = [("narrow", narrow, outcome.narrow_seconds), ("wide", wide, outcome.wide_seconds)]
+    for round_index in range(repeats):
+        for name, recipe, seconds in (order if round_index % 2 == 0 else order[::-1]):
+            seconds.append(fast_cifar.measure_seconds_per_step(recipe, splits, steps=steps, repeats=1))
+        print(f"round {round_index + 1}: narrow {outcome.narrow_seconds[-1]:.3f} s/step "
+              f"(batch {narrow.batch_size}), wide {outcome.wide_seconds[-1]:.3f} s/step "
+              f"(batch {wide.batch_size})", flush=True)
+    return outcome
+
+
+def print_widths_projection(outcome: WidthsResult) -> None:
+    """The wide network's epochs within each target budget on the machine that measured the shipped target rows."""
+    import pandas as pd
+
+    from utils import fast_cifar
+
+    print(f"narrow ({outcome.narrow_widths}, batch {outcome.narrow_batch}): {outcome.narrow_images_per_second:,.1f} "
+          f"images/s; wide ({outcome.wide_widths}, batch {outcome.wide_batch}): "
+          f"{outcome.wide_images_per_second:,.1f} images/s "
+          f"(medians of {len(outcome.wide_seconds)} rounds, this machine: {runtime.hardware_name()})")
+    print(f"wide over narrow, images per second: {outcome.ratio:.3f} (fastest rounds: {outcome.fastest_ratio:.3f})")
+    rows = fast_cifar.read_reference("lesson")
+    for minutes in fast_cifar.FRONTIER_TARGETS:
+        narrow_speed = fast_cifar.shipped_images_per_second(minutes, rows)
+        if narrow_speed is None:
+            print(f"{minutes:g} minutes: no shipped narrow row to scale (not measured)")
+            continue
+        wide_epochs = fast_cifar.wide_epochs_within(minutes, rows, pd.DataFrame({"ratio": [outcome.ratio]}))
+        print(f"{minutes:g} minutes on the machine that measured the shipped rows: narrow {narrow_speed:,.1f} "
+              f"images/s, so the wide network at {narrow_speed * outcome.ratio:,.1f} images/s trains "
+              f"{wide_epochs:.1f} epochs of {fast_cifar.ALL_TRAINING_IMAGE_COUNT:,} images")
+
+
+def record_widths(outcome: WidthsResult, ship: bool = False) -> Path:
+    """Append the measurement to ``results/fast_cifar_widths.csv``; with ``ship``, copy that table's rows to the
+    shipped ``results/reference/fast_cifar_widths.csv`` that notebook 08 reads (:func:`utils.fast_cifar.ceiling_table`).
+    """
+    from utils import fast_cifar, reference, results
+
+    path = results.append_result(fast_cifar.WIDTHS_TABLE, {
+        "narrow_widths": outcome.narrow_widths, "wide_widths": outcome.wide_widths,
+        "narrow_batch_size": outcome.narrow_batch, "wide_batch_size": outcome.wide_batch, "steps": outcome.steps,
+        "rounds": len(outcome.wide_seconds),
+        "narrow_seconds_per_step": round(statistics.median(outcome.narrow_seconds), 4),
+        "wide_seconds_per_step": round(statistics.median(outcome.wide_seconds), 4),
+        "narrow_images_per_second": round(outcome.narrow_images_per_second, 1),
+        "wide_images_per_second": round(outcome.wide_images_per_second, 1),
+        "ratio": round(outcome.ratio, 4), "fastest_ratio": round(outcome.fastest_ratio, 4),
+        "data_source": outcome.data_source, **results.library_versions(),
+    })
+    if not ship:
+        return path
+    shipped = reference.reference_dir() / f"{fast_cifar.WIDTHS_TABLE}.csv"
+    rows = results.read_results(fast_cifar.WIDTHS_TABLE)
+    results.write_text_atomically(lambda handle: rows.to_csv(handle, index=False), shipped)
+    return shipped
+
+
 def geometric_mean_speedup(outcomes: dict[str, BenchmarkResult]) -> float:
     """The geometric mean of each experiment's speedup (suite best over course best)."""
     return statistics.geometric_mean([result.speedup for result in outcomes.values()])
@@ -275,8 +399,16 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="training batches per measurement")
     parser.add_argument("--repeats", type=int, default=5, help="rounds (each times both ways once)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="untimed batches first, per way")
+    parser.add_argument("--ship", action="store_true",
+                        help="fast-cifar-widths only: also write the shipped results/reference/fast_cifar_widths.csv")
     options = parser.parse_args(arguments)
     runtime.import_tensorflow()  # the quiet import the notebooks use: no C++ start-up lines on the terminal
+    if options.benchmark == "fast-cifar-widths":
+        runtime.apply_precision(runtime.choose_precision(gpu_count=len(runtime.gpu_names())).policy)
+        outcome = benchmark_widths(options.repeats)
+        print_widths_projection(outcome)
+        print(f"recorded in {record_widths(outcome, ship=options.ship)}")
+        return 0
     outcomes = benchmark_cifar10(options.steps, options.repeats, options.warmup_steps)
     record(outcomes)
     first = next(iter(outcomes.values()))
