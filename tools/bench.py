@@ -262,9 +262,9 @@ def benchmark_widths(repeats: int = 4, steps: int = 8, recipes: tuple[Any, Any] 
     splits = data.make_splits(data.load_cifar10(), protocol="course")  # all training images; no validation needed
     outcome = WidthsResult(narrow.batch_size, wide.batch_size, "/".join(map(str, narrow.widths)),
                            "/".join(map(str, wide.widths)), splits.source, steps)
-    order = [("narrow", narrow, outcome.narrow_seconds), ("wide", wide, outcome.wide_seconds)]
+    order = [(narrow, outcome.narrow_seconds), (wide, outcome.wide_seconds)]
     for round_index in range(repeats):
-        for name, recipe, seconds in (order if round_index % 2 == 0 else order[::-1]):
+        for recipe, seconds in (order if round_index % 2 == 0 else order[::-1]):
             seconds.append(fast_cifar.measure_seconds_per_step(recipe, splits, steps=steps, repeats=1))
         print(f"round {round_index + 1}: narrow {outcome.narrow_seconds[-1]:.3f} s/step "
               f"(batch {narrow.batch_size}), wide {outcome.wide_seconds[-1]:.3f} s/step "
